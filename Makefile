@@ -1,0 +1,34 @@
+# The two commands: `make serve` and `make test`. Both install into .venv when it is missing or stale.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+VOXLOOP_HOST ?= 127.0.0.1
+VOXLOOP_PORT ?= 8000
+export VOXLOOP_HOST VOXLOOP_PORT
+
+.PHONY: serve test install bench openapi clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/voxloop serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/transcribe.py
+
+# Rewrite the checked-in snapshot of the served OpenAPI schema after an intended API change.
+openapi: $(STAMP)
+	$(BIN)/python -m openapi.snapshot --write
+
+clean:
+	rm -rf $(VENV) .pytest_cache

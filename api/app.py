@@ -1,0 +1,78 @@
+"""The app factory: `create_app(settings)` builds the registry, the model manager, the services and the routes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
+from api.settings import Settings
+from engines.manager import ModelManager
+from engines.registry import EngineRegistry
+from engines.whisper import whisper_specs
+from middleware.access_log import AccessLogMiddleware
+from middleware.auth import ApiKeyMiddleware
+from middleware.limits import BodySizeLimitMiddleware
+from middleware.request_id import RequestIdMiddleware
+from routers import audio_transcriptions, health, models
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """A self-hosted, OpenAI-compatible speech server.
+
+Point any OpenAI client at `http://<host>:<port>/v1`. Errors use OpenAI's body:
+`{"error": {"message", "type", "param", "code"}}`."""
+
+
+def build_registry(settings: Settings) -> EngineRegistry:
+    registry = EngineRegistry(whisper_specs(settings))
+    for alias in OPENAI_ASR_ALIASES:
+        registry.alias("transcription", alias, settings.whisper.default_model)
+    return registry
+
+
+def build_services(settings: Settings) -> Services:
+    registry = build_registry(settings)
+    manager = ModelManager(
+        registry, ttl_seconds=settings.model_ttl_seconds, max_concurrent=settings.max_concurrent_per_model
+    )
+    return Services(
+        settings=settings,
+        registry=registry,
+        manager=manager,
+        transcription=TranscriptionService(registry, manager, settings),
+        started_at=int(time.time()),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.manager.start()
+        try:
+            yield
+        finally:
+            await services.manager.close()
+
+    app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app)
+    for router in (audio_transcriptions.router, models.router, health.router):
+        app.include_router(router)
+
+    # Outermost last: request id -> access log -> auth -> body limit -> app.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,35 @@
+"""What routers may depend on: the per-app services container, as Annotated dependency aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.services.transcription import TranscriptionService
+from api.settings import Settings
+from engines.manager import ModelManager
+from engines.registry import EngineRegistry, EngineSpec
+
+
+@dataclass
+class Services:
+    """Everything one app instance owns. Built by `create_app`; there is no module-level state."""
+
+    settings: Settings
+    registry: EngineRegistry
+    manager: ModelManager
+    transcription: TranscriptionService
+    started_at: int
+
+    def default_specs(self) -> list[EngineSpec]:
+        """The models the server uses when a client names an OpenAI alias."""
+        return [self.registry.resolve(self.settings.whisper.default_model, "transcription")]
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

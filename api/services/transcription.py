@@ -1,0 +1,126 @@
+"""The transcription use case: pick the model, check it can do what was asked, decode, transcribe, stream.
+
+No FastAPI here: the router hands over the parsed request and the uploaded file, and gets back an async stream
+of `TranscriptionInfo` (first) and `Segment`s (renumbered across decode windows), ending with a `TranscriptEnd`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from typing import BinaryIO, Literal
+
+from api.audio import WHISPER_RATE, iter_audio_windows
+from api.errors import InvalidRequestError, ModelNotFoundError
+from api.languages import WHISPER_LANGUAGES
+from api.schemas.transcription import ServerVadChunking, TranscriptionRequest, TranslationRequest
+from api.settings import Settings
+from engines.base import CancelToken, Segment, TranscriberCapabilities, TranscriptionInfo, TranscriptionOptions
+from engines.manager import ModelManager
+from engines.registry import EngineRegistry, EngineSpec, UnknownModel
+
+Task = Literal["transcribe", "translate"]
+OPENAI_ASR_ALIASES = (
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-transcribe",
+)
+
+
+@dataclass(frozen=True)
+class TranscriptEnd:
+    duration: float
+
+
+TranscriptionEvent = TranscriptionInfo | Segment | TranscriptEnd
+
+
+class TranscriptionService:
+    def __init__(self, registry: EngineRegistry, manager: ModelManager, settings: Settings):
+        self._registry = registry
+        self._manager = manager
+        self._settings = settings
+
+    def resolve(self, model: str, task: Task) -> EngineSpec:
+        if task == "translate" and model in OPENAI_ASR_ALIASES:
+            model = self._settings.whisper.translation_model
+        elif model in OPENAI_ASR_ALIASES:
+            model = self._settings.whisper.default_model
+        try:
+            return self._registry.resolve(model, "transcription")
+        except UnknownModel as exc:
+            raise ModelNotFoundError(str(exc), param="model") from exc
+
+    def options(self, request: TranscriptionRequest | TranslationRequest, spec: EngineSpec, task: Task) -> TranscriptionOptions:
+        caps: TranscriberCapabilities = spec.capabilities
+        language = getattr(request, "language", None)
+        if language is not None and language not in WHISPER_LANGUAGES:
+            raise InvalidRequestError(f"'{language}' is not a supported ISO-639-1 language code.", param="language")
+        if language and caps.languages is not None and language not in caps.languages:
+            raise InvalidRequestError(
+                f"The model '{spec.model_id}' only transcribes {', '.join(sorted(caps.languages))}; "
+                f"use a multilingual model (e.g. whisper-base) for '{language}'.",
+                param="language",
+            )
+        if task == "translate" and not caps.translate:
+            raise InvalidRequestError(f"The model '{spec.model_id}' cannot translate.", param="model")
+        granularities = set(getattr(request, "timestamp_granularities", ()))
+        chunking = getattr(request, "chunking_strategy", None)
+        vad = chunking if isinstance(chunking, ServerVadChunking) else ServerVadChunking(type="server_vad")
+        return TranscriptionOptions(
+            task=task,
+            language=language,
+            prompt=request.prompt,
+            temperature=request.temperature,
+            word_timestamps="word" in granularities and request.response_format == "verbose_json",
+            vad_threshold=vad.threshold,
+            # faster-whisper's defaults (160 ms to split, 300 ms of padding) unless the client chose its own.
+            vad_min_silence_ms=vad.silence_duration_ms if isinstance(chunking, ServerVadChunking) else 160,
+            vad_speech_pad_ms=vad.prefix_padding_ms,
+        )
+
+    async def transcribe(
+        self, spec: EngineSpec, options: TranscriptionOptions, file: BinaryIO
+    ) -> AsyncIterator[TranscriptionEvent]:
+        """Yield the info first (after the first window decodes), then segments, then the end marker.
+
+        The model lease is held until the stream is exhausted or closed; closing it early cancels the work.
+        """
+        settings = self._settings
+        async with self._manager.lease(spec) as lease:
+
+            def work() -> Iterator[TranscriptionEvent]:
+                windows = iter_audio_windows(
+                    file,
+                    rate=WHISPER_RATE,
+                    window_seconds=settings.decode_window_seconds,
+                    max_seconds=settings.max_audio_seconds,
+                )
+                next_id, duration, first = 0, 0.0, True
+                language = options.language
+                for window in windows:
+                    # Later windows keep the language of the first: one file, one language.
+                    window_options = options if language is None else _with_language(options, language)
+                    info, segments = lease.engine.transcribe(window, window_options, cancel)
+                    if first:
+                        language, first = info.language, False
+                        yield info
+                    for segment in segments:
+                        yield _renumbered(segment, next_id)
+                        next_id += 1
+                    duration = window.offset + window.duration
+                yield TranscriptEnd(duration=round(duration, 3))
+
+            cancel = CancelToken()
+            async for event in lease.iterate(work, cancel):
+                yield event
+
+
+def _with_language(options: TranscriptionOptions, language: str) -> TranscriptionOptions:
+    return replace(options, language=language)
+
+
+def _renumbered(segment: Segment, new_id: int) -> Segment:
+    return segment if segment.id == new_id else replace(segment, id=new_id)

@@ -1,0 +1,72 @@
+"""voxloop's settings: one pydantic-settings model, read from `VOXLOOP_*` environment variables.
+
+Nested groups use `__` (for example `VOXLOOP_WHISPER__COMPUTE_TYPE=int8`). Nothing else in the code base reads
+the environment: `create_app(settings)` receives this object and passes it down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "VOXLOOP_"
+
+
+class WhisperSettings(BaseModel):
+    """The faster-whisper engine (CTranslate2)."""
+
+    device: str = Field("cpu", description="`cpu`, `cuda` or `auto`.")
+    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16, float32.")
+    cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 choose.")
+    beam_size: int = Field(5, ge=1, le=10, description="Beam size for decoding.")
+    batch_size: int = Field(8, ge=1, le=64, description="Speech chunks decoded together, across concurrent requests.")
+    default_model: str = Field("whisper-tiny.en", description="Model that `whisper-1` and the gpt-4o aliases mean.")
+    translation_model: str = Field("whisper-base", description="Model used for /v1/audio/translations aliases.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra models: id -> local CTranslate2 directory or hub id (e.g. {\"large-v3\": \"/models/lv3\"}).",
+    )
+    allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
+
+
+class Settings(BaseSettings):
+    """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    log_level: str = Field("info", description="Python log level.")
+    api_key: SecretStr | None = Field(None, description="If set, every request needs `Authorization: Bearer <key>`.")
+
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "voxloop", description="Where models assembled from wheels are kept."
+    )
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest accepted request body (413 above).")
+    max_audio_seconds: float = Field(4 * 3600, gt=0, description="Longest accepted audio; longer uploads get a 400.")
+    decode_window_seconds: float = Field(
+        600.0, ge=30, description="Long audio is decoded and transcribed in windows of this length to bound memory."
+    )
+
+    model_ttl_seconds: int = Field(
+        -1, ge=-1, description="Unload a model after this many idle seconds; -1 never, 0 right after each use."
+    )
+    max_concurrent_per_model: int = Field(
+        8, ge=1, description="Requests admitted at once per model; further requests get 429 with Retry-After."
+    )
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
+
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+
+    def warn_unknown_env(self) -> None:
+        """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""
+        known = {f"{ENV_PREFIX}{name}".upper() for name in type(self).model_fields}
+        for key in os.environ:
+            if key.startswith(ENV_PREFIX) and key.split("__")[0] not in known:
+                logger.warning("unknown setting %s (ignored)", key)

@@ -1,0 +1,166 @@
+"""What an engine is: one Protocol per capability, the value types they exchange, and their errors.
+
+Engines are synchronous and may block; the model manager runs them on their own threads. They raise
+`EngineError` subclasses (never HTTP errors), download nothing in `__init__`, and check a cancel token between
+chunks of work.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+
+# --- errors -------------------------------------------------------------------------------------------------
+
+
+class EngineError(Exception):
+    """Base class of everything an engine raises on purpose."""
+
+
+class InvalidAudioError(EngineError):
+    """The input is not decodable audio, or has no audio stream."""
+
+
+class UnsupportedOptionError(EngineError):
+    """The engine cannot honour an option the request set (e.g. a language an English-only model lacks)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+class EngineUnavailableError(EngineError):
+    """The engine's model cannot be loaded here (missing extra, missing weights)."""
+
+
+class EngineOverloadedError(EngineError):
+    """The engine's admission limit is reached."""
+
+
+class CancelledByClient(EngineError):
+    """The caller went away; the engine stopped between chunks."""
+
+
+# --- value types --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioBuffer:
+    """Mono float32 samples in [-1, 1] at `sample_rate`, starting `offset` seconds into the source."""
+
+    samples: np.ndarray
+    sample_rate: int
+    offset: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One transcribed segment, with every field OpenAI's verbose_json has."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    seek: int = 0
+    tokens: tuple[int, ...] = ()
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    words: tuple[Word, ...] = ()
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    duration: float
+    segments: tuple[Segment, ...] = ()
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)
+
+
+@dataclass(frozen=True)
+class TranscriptionOptions:
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 160
+    vad_speech_pad_ms: int = 300
+
+
+@dataclass
+class CancelToken:
+    """Set by the caller when the client goes away; engines check it between chunks."""
+
+    _event: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise CancelledByClient("the request was cancelled")
+
+
+@dataclass(frozen=True)
+class TranscriberCapabilities:
+    languages: frozenset[str] | None  # None: multilingual (any Whisper language)
+    translate: bool
+    word_timestamps: bool
+    diarization: bool = False
+
+
+@dataclass(frozen=True)
+class TranscriptionInfo:
+    language: str
+    duration: float
+
+
+# --- protocols ----------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the model manager needs of any loaded engine."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Transcriber(Engine, Protocol):
+    capabilities: ClassVar[TranscriberCapabilities] | TranscriberCapabilities
+
+    def transcribe(
+        self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        """Start transcribing; segments arrive lazily (for streaming) with times relative to `audio.offset`."""
+        ...

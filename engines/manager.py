@@ -1,0 +1,230 @@
+"""The model manager: lazy loading, leases, idle-TTL unloading, admission limits, and the one async boundary.
+
+`lease(model_id)` is an async context manager: it admits the request (or raises `EngineOverloadedError`), loads
+the model on first use under a per-model lock, counts the reference while the caller holds it, and stamps
+`last_used` on release. A reaper task unloads models idle for longer than the TTL. Engine calls run on the
+model's own thread pool through `call` and `iterate`: nothing else in the code base crosses from async to threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from engines.base import CancelledByClient, CancelToken, Engine, EngineOverloadedError
+from engines.registry import EngineRegistry, EngineSpec
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+LoadState = Literal["not_loaded", "loading", "loaded"]
+_DONE = object()
+
+
+@dataclass
+class _Slot:
+    spec: EngineSpec
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    engine: Engine | None = None
+    executor: ThreadPoolExecutor | None = None
+    loading: bool = False
+    refs: int = 0
+    admitted: int = 0
+    last_used: float = 0.0
+    loaded_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A loaded engine the caller may use until the lease is released."""
+
+    engine: Any
+    spec: EngineSpec
+    executor: ThreadPoolExecutor
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
+
+    async def iterate(self, make: Callable[[], Iterator[T]], cancel: CancelToken, buffer: int = 8) -> AsyncIterator[T]:
+        """Drain an engine iterator on the engine's thread, yielding items here with backpressure.
+
+        The iterator is created and fully consumed inside the worker thread. If the consumer stops early, the
+        token is cancelled and the worker stops at the next item instead of finishing the work.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
+
+        def put(item: Any) -> None:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while True:
+                try:
+                    future.result(timeout=0.1)
+                    return
+                except FutureTimeout:
+                    if cancel.cancelled:
+                        future.cancel()
+                        raise CancelledByClient("consumer went away") from None
+
+        def produce() -> None:
+            try:
+                for item in make():
+                    cancel.raise_if_cancelled()
+                    put(item)
+                put(_DONE)
+            except CancelledByClient:
+                pass
+            except BaseException as exc:  # handed to the consumer, which re-raises it in its own context
+                if not cancel.cancelled:
+                    put(exc)
+
+        worker = loop.run_in_executor(self.executor, produce)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.cancel()
+            while not queue.empty():  # unblock a producer waiting on a full queue
+                queue.get_nowait()
+            await asyncio.shield(worker)
+
+
+class ModelManager:
+    def __init__(
+        self,
+        registry: EngineRegistry,
+        *,
+        ttl_seconds: int = -1,
+        max_concurrent: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.registry = registry
+        self.ttl_seconds = ttl_seconds
+        self.max_concurrent = max_concurrent
+        self._clock = clock
+        self._slots: dict[str, _Slot] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    def _slot(self, spec: EngineSpec) -> _Slot:
+        slot = self._slots.get(spec.model_id)
+        if slot is None:
+            slot = self._slots[spec.model_id] = _Slot(spec)
+        return slot
+
+    def state(self, model_id: str) -> LoadState:
+        slot = self._slots.get(model_id)
+        if slot is None:
+            return "not_loaded"
+        if slot.engine is not None:
+            return "loaded"
+        return "loading" if slot.loading else "not_loaded"
+
+    def in_flight(self, model_id: str) -> int:
+        slot = self._slots.get(model_id)
+        return slot.admitted if slot else 0
+
+    @asynccontextmanager
+    async def lease(self, spec: EngineSpec) -> AsyncIterator[Lease]:
+        slot = self._slot(spec)
+        if slot.admitted >= self.max_concurrent:
+            raise EngineOverloadedError(
+                f"The model '{spec.model_id}' is busy with {slot.admitted} requests; retry shortly."
+            )
+        slot.admitted += 1
+        try:
+            await self._ensure_loaded(slot)
+            assert slot.engine is not None and slot.executor is not None
+            slot.refs += 1
+            try:
+                yield Lease(slot.engine, spec, slot.executor)
+            finally:
+                slot.refs -= 1
+                slot.last_used = self._clock()
+                if self.ttl_seconds == 0 and slot.refs == 0:
+                    await self._unload(slot)
+        finally:
+            slot.admitted -= 1
+
+    async def load(self, spec: EngineSpec) -> None:
+        await self._ensure_loaded(self._slot(spec))
+
+    async def _ensure_loaded(self, slot: _Slot) -> None:
+        if slot.engine is not None:
+            return
+        async with slot.lock:
+            if slot.engine is not None:
+                return
+            slot.loading = True
+            executor = ThreadPoolExecutor(max_workers=slot.spec.workers, thread_name_prefix=slot.spec.model_id)
+            started = time.perf_counter()
+            try:
+                engine = await asyncio.get_running_loop().run_in_executor(executor, slot.spec.factory)
+            except BaseException:
+                executor.shutdown(wait=False)
+                raise
+            finally:
+                slot.loading = False
+            slot.engine, slot.executor = engine, executor
+            slot.loaded_at = slot.last_used = self._clock()
+            logger.info("loaded %s in %.2fs", slot.spec.model_id, time.perf_counter() - started)
+
+    async def unload(self, model_id: str) -> bool:
+        """Unload now if idle. Returns False when the model was not loaded."""
+        slot = self._slots.get(model_id)
+        if slot is None or slot.engine is None:
+            return False
+        await self._unload(slot)
+        return True
+
+    async def _unload(self, slot: _Slot) -> None:
+        async with slot.lock:
+            engine, executor = slot.engine, slot.executor
+            if engine is None or slot.refs > 0:
+                return
+            slot.engine = slot.executor = None
+        await asyncio.get_running_loop().run_in_executor(executor, engine.close)
+        executor.shutdown(wait=False)
+        logger.info("unloaded %s", slot.spec.model_id)
+
+    async def reap_idle(self) -> list[str]:
+        """Unload every model idle for longer than the TTL. Returns the ids unloaded."""
+        if self.ttl_seconds < 0:
+            return []
+        now = self._clock()
+        idle = [
+            s
+            for s in self._slots.values()
+            if s.engine is not None and s.refs == 0 and now - s.last_used >= self.ttl_seconds
+        ]
+        for slot in idle:
+            await self._unload(slot)
+        return [s.spec.model_id for s in idle]
+
+    async def _reap_forever(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.reap_idle()
+            except Exception:
+                logger.exception("idle model reaper failed")
+
+    def start(self) -> None:
+        if self.ttl_seconds > 0 and self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_forever(min(self.ttl_seconds / 2, 30.0)))
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        for slot in list(self._slots.values()):
+            await self._unload(slot)

@@ -1,0 +1,81 @@
+"""Which models exist: one `EngineSpec` per servable model id, with its aliases and how to build it.
+
+Registration imports nothing heavy: a spec's factory imports its library lazily, so a missing optional extra only
+fails (with an install hint) when that model is first used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engines.base import Engine
+
+Capability = Literal["transcription", "speech", "emotion", "vad", "chat"]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    model_id: str
+    capability: Capability
+    factory: Callable[[], Engine]
+    aliases: tuple[str, ...] = ()
+    owned_by: str = "voxloop"
+    description: str = ""
+    # Threads that may call into the engine at once. Engines that batch concurrent calls internally ask for more.
+    workers: int = 1
+    # What the model can do, known before it is loaded, so requests it cannot serve fail fast with a 400.
+    capabilities: Any = None
+    # Cheap check that the weights are present (no loading): None when fine, else what is missing.
+    probe: Callable[[], str | None] | None = None
+
+
+class UnknownModel(LookupError):
+    def __init__(self, model: str, capability: Capability | None, known: Iterable[str]):
+        self.model = model
+        self.capability = capability
+        self.known = sorted(known)
+        what = f"{capability} model" if capability else "model"
+        super().__init__(f"The {what} '{model}' does not exist. Available: {', '.join(self.known) or 'none'}.")
+
+
+class EngineRegistry:
+    """Model ids and aliases to specs. Built once per app from settings; no module state."""
+
+    def __init__(self, specs: Iterable[EngineSpec] = ()):
+        self._specs: dict[str, EngineSpec] = {}
+        self._aliases: dict[tuple[Capability, str], str] = {}
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: EngineSpec) -> None:
+        if spec.model_id in self._specs:
+            raise ValueError(f"model id registered twice: {spec.model_id}")
+        self._specs[spec.model_id] = spec
+        for alias in spec.aliases:
+            self._aliases.setdefault((spec.capability, alias), spec.model_id)
+
+    def alias(self, capability: Capability, alias: str, model_id: str) -> None:
+        """Point an alias (e.g. `whisper-1`) at a model id, replacing an earlier target."""
+        self._aliases[(capability, alias)] = model_id
+
+    def resolve(self, model: str, capability: Capability | None = None) -> EngineSpec:
+        spec = self._specs.get(model)
+        if spec is None and capability is not None:
+            target = self._aliases.get((capability, model))
+            spec = self._specs.get(target) if target else None
+        if spec is None and capability is None:
+            targets = [mid for (cap, a), mid in self._aliases.items() if a == model]
+            spec = self._specs.get(targets[0]) if targets else None
+        if spec is None or (capability is not None and spec.capability != capability):
+            raise UnknownModel(model, capability, self.names(capability))
+        return spec
+
+    def names(self, capability: Capability | None = None) -> list[str]:
+        ids = [s.model_id for s in self._specs.values() if capability in (None, s.capability)]
+        aliases = [a for (cap, a) in self._aliases if capability in (None, cap)]
+        return ids + aliases
+
+    def specs(self, capability: Capability | None = None) -> list[EngineSpec]:
+        return [s for s in self._specs.values() if capability in (None, s.capability)]

@@ -1,0 +1,59 @@
+"""API-key check for HTTP and WebSocket, when a key is configured.
+
+HTTP: `Authorization: Bearer <key>`. WebSocket (browsers cannot set headers): also the subprotocol
+`openai-insecure-api-key.<key>` and `?api_key=<key>`. Keys are compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import AuthenticationError
+
+_OPEN_PATHS = ("/health", "/ready", "/docs", "/openapi.json", "/redoc")
+SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+
+
+def presented_keys(scope: Scope) -> list[str]:
+    headers = dict(scope.get("headers") or [])
+    keys = []
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    if auth.lower().startswith("bearer "):
+        keys.append(auth[7:].strip())
+    if scope["type"] == "websocket":
+        for proto in headers.get(b"sec-websocket-protocol", b"").decode("latin-1").split(","):
+            if proto.strip().startswith(SUBPROTOCOL_PREFIX):
+                keys.append(proto.strip()[len(SUBPROTOCOL_PREFIX) :])
+        keys += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key", [])
+    return keys
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, api_key: str):
+        self.app = app
+        self._key = api_key.encode()
+
+    def _valid(self, scope: Scope) -> bool:
+        return any(hmac.compare_digest(k.encode(), self._key) for k in presented_keys(scope))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(_OPEN_PATHS) or self._valid(scope):
+            await self.app(scope, receive, send)
+            return
+        error = AuthenticationError("Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "invalid api key"})
+            return
+        body = json.dumps(error.body()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

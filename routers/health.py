@@ -1,0 +1,27 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: the default models can be loaded")
+async def ready(services: ServicesDep) -> JSONResponse:
+    problems = {}
+    for spec in services.default_specs():
+        problem = spec.probe() if spec.probe else None
+        if problem:
+            problems[spec.model_id] = problem
+    models = {spec.model_id: services.manager.state(spec.model_id) for spec in services.default_specs()}
+    body = {"status": "ready" if not problems else "not_ready", "models": models, "problems": problems}
+    return JSONResponse(body, status_code=200 if not problems else 503)

@@ -1,0 +1,49 @@
+"""GET/DELETE /v1/models: what this server can serve, whether it is loaded, and unloading on demand."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Services, ServicesDep
+from api.errors import ModelNotFoundError
+from api.schemas.common import ERROR_RESPONSES
+from api.schemas.models import ModelCard, ModelDeleted, ModelList
+from engines.registry import EngineSpec, UnknownModel
+
+router = APIRouter(tags=["models"])
+
+
+def _card(services: Services, spec: EngineSpec) -> ModelCard:
+    return ModelCard(
+        id=spec.model_id,
+        created=services.started_at,
+        owned_by=spec.owned_by,
+        capability=spec.capability,
+        state=services.manager.state(spec.model_id),
+        aliases=list(spec.aliases),
+        description=spec.description,
+    )
+
+
+def _spec_or_404(services: Services, model_id: str) -> EngineSpec:
+    try:
+        return services.registry.resolve(model_id)
+    except UnknownModel as exc:
+        raise ModelNotFoundError(str(exc), param="model") from exc
+
+
+@router.get("/v1/models", response_model=ModelList, responses=ERROR_RESPONSES)
+async def list_models(services: ServicesDep) -> ModelList:
+    return ModelList(data=[_card(services, spec) for spec in services.registry.specs()])
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=ERROR_RESPONSES)
+async def retrieve_model(model_id: str, services: ServicesDep) -> ModelCard:
+    return _card(services, _spec_or_404(services, model_id))
+
+
+@router.delete("/v1/models/{model_id:path}", response_model=ModelDeleted, responses=ERROR_RESPONSES)
+async def unload_model(model_id: str, services: ServicesDep) -> ModelDeleted:
+    """Unload the model's weights now (they load again on next use). `deleted` is false if it was not loaded."""
+    spec = _spec_or_404(services, model_id)
+    return ModelDeleted(id=spec.model_id, deleted=await services.manager.unload(spec.model_id))
