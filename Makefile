@@ -12,7 +12,7 @@ export VOXLOOP_HOST VOXLOOP_PORT
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,funasr]'
 	touch $(STAMP)
 
 install: $(STAMP)
