@@ -174,7 +174,9 @@ async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONRes
 
 
 async def _handle_engine(request: Request, exc: EngineError) -> JSONResponse:
-    return render(api_error_from_engine(exc))
+    services = getattr(request.app.state, "services", None)
+    retry_after = services.settings.retry_after_seconds if services is not None else 1
+    return render(api_error_from_engine(exc, retry_after=retry_after))
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -58,8 +59,9 @@ async def parse_audio_form(request: Request, model: type[M], file_field: str = "
         )
     try:
         form = await request.form(max_files=1, max_fields=64)
-    except MultiPartException as exc:
-        raise InvalidRequestError(f"The multipart body could not be parsed: {exc.message}", param=file_field) from exc
+    except (MultiPartException, HTTPException) as exc:  # Starlette re-raises parser errors as a 400 HTTPException
+        reason = getattr(exc, "message", None) or getattr(exc, "detail", "")
+        raise InvalidRequestError(f"The multipart body could not be parsed: {reason}", param=file_field) from exc
     try:
         parsed = model.model_validate(form_to_dict(form, model, file_field))
     except ValidationError as exc:

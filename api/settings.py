@@ -26,7 +26,10 @@ class WhisperSettings(BaseModel):
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16, float32.")
     cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 choose.")
     beam_size: int = Field(5, ge=1, le=10, description="Beam size for decoding.")
-    batch_size: int = Field(8, ge=1, le=64, description="Speech chunks decoded together, across concurrent requests.")
+    batch_size: int = Field(8, ge=1, le=64, description="Speech chunks of one request decoded together.")
+    parallel_requests: int = Field(
+        4, ge=1, le=64, description="Requests decoded at once; their chunks merge into shared batches."
+    )
     default_model: str = Field("whisper-tiny.en", description="Model that `whisper-1` and the gpt-4o aliases mean.")
     translation_model: str = Field("whisper-base", description="Model used for /v1/audio/translations aliases.")
     models: dict[str, str] = Field(

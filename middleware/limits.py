@@ -13,6 +13,16 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"The request body is larger than the limit of {limit / 1_048_576:.1f} MB.", param="file")
 
 
+_DRAIN_FACTOR = 4
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -24,6 +34,10 @@ class BodySizeLimitMiddleware:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            # Most clients read the answer only after sending the whole body: discard a bounded amount of it so
+            # they see the 413 instead of a reset connection.
+            if int(declared) <= _DRAIN_FACTOR * self.max_bytes:
+                await _drain(receive)
             error = _too_large(self.max_bytes)
             body = json.dumps(error.body()).encode()
             await send(

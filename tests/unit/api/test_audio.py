@@ -1,0 +1,58 @@
+"""Audio decoding: rates, channels, windows of long audio with quiet cuts, and refusals."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from api.audio import decode_audio, iter_audio_windows
+from engines.base import InvalidAudioError
+from tests.support.speech import encode
+
+
+def _tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("fmt", "rate"), [("wav", 8000), ("wav", 44100), ("flac", 48000), ("mp3", 22050), ("ogg", 48000)])
+def test_resampled_to_16k_with_right_duration(fmt: str, rate: int) -> None:
+    audio = decode_audio(io.BytesIO(encode(_tone(2.0, rate), fmt, rate=rate)))
+    assert audio.sample_rate == 16000 and audio.samples.dtype == np.float32
+    assert abs(audio.duration - 2.0) < 0.08
+    assert 0.2 < np.abs(audio.samples).max() <= 0.35
+
+
+def test_stereo_is_averaged_not_summed() -> None:
+    audio = decode_audio(io.BytesIO(encode(_tone(1.0, 16000), "wav", rate=16000, channels=2)))
+    assert np.abs(audio.samples).max() == pytest.approx(0.3, abs=0.01)
+
+
+def test_long_audio_comes_in_windows_cut_at_quiet_points() -> None:
+    rate = 16000
+    # 100 s of tone with 300 ms gaps every 4.3 s (the cut search looks 5 s back): cuts must land in gaps, and
+    # nothing is lost or duplicated.
+    parts = []
+    for _ in range(23):
+        parts += [_tone(4.0, rate), np.zeros(int(0.3 * rate), np.float32)]
+    samples = np.concatenate(parts)
+    windows = list(iter_audio_windows(io.BytesIO(encode(samples, "wav", rate=rate)), window_seconds=30.0))
+    assert len(windows) >= 3
+    assert sum(len(w.samples) for w in windows) == len(samples)
+    for previous, window in zip(windows, windows[1:]):
+        assert window.offset == pytest.approx(previous.offset + previous.duration)
+        assert np.abs(window.samples[:160]).max() < 0.01, "window boundary fell inside the tone"
+    assert all(w.duration <= 35.0 for w in windows)
+
+
+def test_max_duration_refused() -> None:
+    with pytest.raises(InvalidAudioError, match="longer than"):
+        decode_audio(io.BytesIO(encode(_tone(3.0, 16000), "wav", rate=16000)), max_seconds=2.0)
+
+
+@pytest.mark.parametrize("data", [b"", b"RIFF", b"not audio at all" * 20])
+def test_undecodable(data: bytes) -> None:
+    with pytest.raises(InvalidAudioError):
+        decode_audio(io.BytesIO(data))
