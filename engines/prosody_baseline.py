@@ -3,15 +3,11 @@
 No speech-emotion weights ship on PyPI, so the offline default measures what the literature agrees moves with
 emotional arousal, and reads valence from the words:
 
-- arousal, from the audio: loudness of the active frames (dBFS), median pitch and pitch spread (Praat's
-  autocorrelation pitch tracker through `praat-parselmouth`), and speaking rate (syllables per second of active
-  speech: counted in the transcript when there is one, else from loudness peaks, de Jong & Wempe style);
-- valence, from the transcript: VADER's compound sentiment score (`vaderSentiment`, English lexicon and rules);
+- arousal, from the audio: loudness of the active frames (dBFS), median pitch and pitch spread (YIN, in
+  `engines/pitch_yin.py`), and speaking rate (syllables per second of active speech: counted in the transcript when
+  there is one, else from loudness peaks, de Jong & Wempe style);
+- valence, from the transcript: VADER's compound sentiment score (`vaderSentiment`, MIT, English lexicon and rules);
 - labels, from the (valence, arousal) point by the circumplex model (`engines/circumplex.py`).
-
-Why Praat: its autocorrelation method (Boersma 1993) is the reference pitch tracker of phonetics, the wheel is a
-few MB with no dependencies beyond numpy, and it runs at hundreds of times real time on one core; librosa's pyin
-would pull numba, scipy and scikit-learn for a slower tracker.
 
 What it cannot do: it knows nothing of a speaker's normal voice (a naturally loud, high or fast speaker reads as
 aroused), the recording level shifts loudness, anger vs fear vs disgust differ only by where the lexicon puts
@@ -35,6 +31,7 @@ from engines.base import (
     EngineUnavailableError,
 )
 from engines.circumplex import clamp, make_scores, no_speech, scores_from_va
+from engines.pitch_yin import yin
 from engines.registry import EngineSpec
 
 MODEL_ID = "voxloop-prosody-lexicon"
@@ -46,7 +43,6 @@ DYNAMIC_RANGE_DB = 35.0  # frames this far below the loud end of the clip are pa
 MIN_SPEECH_SECONDS = 0.2
 PITCH_FLOOR_HZ = 75.0
 PITCH_CEILING_HZ = 500.0
-PEAK_HALF_WINDOW = 5  # frames: syllable nuclei are at least ~100 ms apart
 PEAK_PROMINENCE_DB = 2.0
 
 # Where arousal is 0: typical conversational speech. Loudness near the -23 dBFS broadcast speech target; pitch at
@@ -118,25 +114,28 @@ def count_syllables(text: str) -> int:
     return total
 
 
-def count_nuclei(levels_db: np.ndarray, active: np.ndarray) -> int:
-    """Syllable nuclei as loudness peaks: a local maximum of the active contour that stands out from its dips."""
+def count_nuclei(levels_db: np.ndarray, speech: np.ndarray) -> int:
+    """Syllable nuclei as loudness peaks in voiced speech (after de Jong & Wempe 2009): two peaks count as two
+    syllables only when the contour dips at least PEAK_PROMINENCE_DB below both between them; else the higher stays.
+    """
     smooth = np.convolve(levels_db, np.ones(3) / 3, mode="same")
-    count = 0
-    for i in np.flatnonzero(active):
-        lo, hi = max(0, i - PEAK_HALF_WINDOW), min(len(smooth), i + PEAK_HALF_WINDOW + 1)
-        window = smooth[lo:hi]
-        if smooth[i] < window.max():
+    kept: list[int] = []
+    for i in range(1, len(smooth) - 1):
+        if not (speech[i] and smooth[i] >= smooth[i - 1] and smooth[i] > smooth[i + 1]):
             continue
-        left, right = smooth[lo : i + 1].min(), smooth[i:hi].min()
-        if smooth[i] - max(left, right) >= PEAK_PROMINENCE_DB:
-            count += 1
-    return count
+        if not kept:
+            kept.append(i)
+            continue
+        j = kept[-1]
+        if min(smooth[i], smooth[j]) - smooth[j : i + 1].min() >= PEAK_PROMINENCE_DB:
+            kept.append(i)
+        elif smooth[i] > smooth[j]:
+            kept[-1] = i
+    return len(kept)
 
 
 def measure(audio: AudioBuffer, transcript: str | None) -> ProsodyFeatures | None:
     """The baseline's acoustic features, or None when there is too little active signal to call it speech."""
-    import parselmouth
-
     levels = frame_levels_db(audio.samples, audio.sample_rate)
     active = active_mask(levels)
     speech_seconds = float(active.sum()) * HOP_SECONDS
@@ -144,19 +143,22 @@ def measure(audio: AudioBuffer, transcript: str | None) -> ProsodyFeatures | Non
         return None
     loudness = 10.0 * math.log10(float(np.mean(10.0 ** (levels[active] / 10.0))))
 
-    sound = parselmouth.Sound(audio.samples.astype(np.float64), sampling_frequency=audio.sample_rate)
-    f0 = sound.to_pitch_ac(time_step=HOP_SECONDS, pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ)
-    voiced = f0.selected_array["frequency"]
-    voiced = voiced[voiced > 0]
+    f0 = yin(audio.samples, audio.sample_rate, fmin=PITCH_FLOOR_HZ, fmax=PITCH_CEILING_HZ, hop_seconds=HOP_SECONDS)
+    f0 = np.pad(f0, (0, max(0, len(active) - len(f0))))[: len(active)]
+    # Only frames the loudness mask calls speech: YIN can lock onto periodic hum in pauses.
+    voiced_speech = active & (f0 > 0)
+    voiced = f0[voiced_speech]
     pitch = spread = None
     if len(voiced) >= 5:
         pitch = float(np.median(voiced))
-        spread = float(np.std(12.0 * np.log2(voiced / pitch)))
+        # Robust spread (IQR / 1.349, in semitones): octave errors of the tracker do not inflate it.
+        low, high = np.percentile(12.0 * np.log2(voiced / pitch), [25, 75])
+        spread = float((high - low) / 1.349)
 
     syllables = count_syllables(transcript) if transcript else 0
     from_text = syllables > 0
     if not from_text:
-        syllables = count_nuclei(levels, active)
+        syllables = count_nuclei(levels, voiced_speech)
     return ProsodyFeatures(
         loudness_db=loudness,
         speech_seconds=speech_seconds,
@@ -188,12 +190,10 @@ class ProsodyLexiconRecognizer:
 
     def __init__(self) -> None:
         try:
-            import parselmouth  # noqa: F401  (fail at load, not on the first request)
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
         except ImportError as exc:
             raise EngineUnavailableError(
-                f"The prosody baseline needs praat-parselmouth and vaderSentiment ({exc.name} is missing): "
-                "pip install praat-parselmouth vaderSentiment"
+                f"The prosody baseline needs vaderSentiment ({exc.name} is missing): pip install vaderSentiment"
             ) from exc
         self._sentiment = SentimentIntensityAnalyzer()
 
@@ -221,8 +221,7 @@ class ProsodyLexiconRecognizer:
 def _probe() -> str | None:
     import importlib.util
 
-    missing = [m for m in ("parselmouth", "vaderSentiment") if importlib.util.find_spec(m) is None]
-    return f"missing packages: {', '.join(missing)}" if missing else None
+    return None if importlib.util.find_spec("vaderSentiment") else "missing package: vaderSentiment"
 
 
 def baseline_spec() -> EngineSpec:
@@ -232,7 +231,7 @@ def baseline_spec() -> EngineSpec:
         ProsodyLexiconRecognizer,
         aliases=("prosody-lexicon",),
         owned_by="voxloop",
-        description="Baseline, not a trained emotion model: arousal from loudness, pitch (Praat) and speaking rate; "
+        description="Baseline, not a trained emotion model: arousal from loudness, pitch (YIN) and speaking rate; "
         "valence from the VADER sentiment lexicon on the Whisper transcript (English); labels by the circumplex model.",
         capabilities=ProsodyLexiconRecognizer.capabilities,
         probe=_probe,
