@@ -51,7 +51,9 @@ class EmotionSettings(BaseModel):
         description="emotion2vec+ models: id -> local directory or hub id. `emotion2vec_plus_{seed,base,large}` "
         "exist by default (hub ids); map one to a local directory to serve it offline.",
     )
-    hub: Literal["hf", "ms"] = Field("hf", description="Hub of the default emotion2vec+ ids: Hugging Face or ModelScope.")
+    hub: Literal["hf", "ms"] = Field(
+        "hf", description="Hub of the default emotion2vec+ ids: Hugging Face or ModelScope."
+    )
     device: str = Field("cpu", description="Torch device for emotion2vec+: `cpu`, `cuda`, `cuda:0`.")
     allow_downloads: bool = Field(False, description="Let hub ids download emotion2vec+ weights (needs a network).")
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero VAD threshold for speech segments.")

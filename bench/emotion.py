@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import logging
 import sys
 import tempfile
@@ -54,7 +55,8 @@ def http_times(url: str, data: bytes, model: str, fmt: str, repeats: int) -> lis
     with httpx.Client(base_url=url, timeout=600) as client:
         for i in range(repeats + 1):
             started = time.perf_counter()
-            r = client.post("/v1/emotion", files={"file": ("clip.wav", data)}, data={"model": model, "response_format": fmt})
+            form = {"model": model, "response_format": fmt}
+            r = client.post("/v1/emotion", files={"file": ("clip.wav", data)}, data=form)
             r.raise_for_status()
             if i:
                 times.append(time.perf_counter() - started)
@@ -94,7 +96,7 @@ def main() -> None:
         if has_funasr:
             from tests.support.tiny_emotion2vec import build
 
-            env["VOXLOOP_EMOTION__EMOTION2VEC"] = '{"emotion2vec_plus_base": "%s"}' % build(Path(tmp) / "e2v")
+            env["VOXLOOP_EMOTION__EMOTION2VEC"] = json.dumps({"emotion2vec_plus_base": str(build(Path(tmp) / "e2v"))})
         with voxloop_server(env) as url:
             for name, (samples, _) in clips.items():
                 data = encode(samples, "wav")

@@ -63,8 +63,9 @@ class Emotion2vecRecognizer:
     def __init__(self, model_ref: str, *, device: str, hub: str, local: bool, allow_downloads: bool):
         if not local and not allow_downloads:
             raise EngineUnavailableError(
-                f"emotion2vec+ '{model_ref}' is a hub id and downloads are off. Put the checkpoint in a directory and "
-                "set VOXLOOP_EMOTION__EMOTION2VEC='{\"<id>\": \"/path\"}', or set VOXLOOP_EMOTION__ALLOW_DOWNLOADS=true."
+                f"emotion2vec+ '{model_ref}' is a hub id and downloads are off. Put the checkpoint in a directory "
+                "and set VOXLOOP_EMOTION__EMOTION2VEC='{\"<id>\": \"/path\"}', or set "
+                "VOXLOOP_EMOTION__ALLOW_DOWNLOADS=true."
             )
         try:
             from funasr import AutoModel
@@ -142,8 +143,8 @@ def emotion2vec_specs(settings: Settings) -> list[EngineSpec]:
                 ),
                 aliases=aliases,
                 owned_by="emotion2vec (weights), FunASR",
-                description=f"emotion2vec+ speech emotion recognition (9 labels) from {'local path' if local else 'hub id'} "
-                f"{ref}. Needs the `funasr` extra.",
+                description=f"emotion2vec+ speech emotion recognition (9 labels) from "
+                f"{'local path' if local else 'hub id'} {ref}. Needs the `funasr` extra.",
                 capabilities=Emotion2vecRecognizer.capabilities,
                 probe=_probe(path, local, es),
             )
