@@ -37,6 +37,9 @@ INSTALL_HINT = "emotion2vec+ needs FunASR and torch: pip install 'voxloop[funasr
 RATE = 16_000
 # The conv front end (kernel 10, stride 5, then six stride-2 layers) needs a few hundred ms to produce a frame.
 MIN_SAMPLES = RATE // 2
+# Self-attention cost grows with the square of the length: longer input is judged in chunks of at most this many
+# seconds and the chunks' scores averaged, weighted by length (emotion2vec+ was trained on utterance-length clips).
+MAX_CHUNK_SECONDS = 30
 
 
 def english_label(token: str) -> str:
@@ -88,6 +91,20 @@ class Emotion2vecRecognizer:
             import soxr
 
             samples = soxr.resample(samples, audio.sample_rate, RATE).astype(np.float32)
+        step = MAX_CHUNK_SECONDS * RATE
+        total: dict[str, float] = dict.fromkeys(EMOTION_LABELS, 0.0)
+        for start in range(0, max(len(samples), 1), step):
+            cancel.raise_if_cancelled()
+            chunk = samples[start : start + step]
+            if start and len(chunk) < MIN_SAMPLES:
+                break  # a sliver at the end adds nothing but noise
+            for label, p in self._classify(chunk).items():
+                total[label] += p * max(len(chunk), 1)
+        scores = normalised(total)
+        valence, arousal = va_from_scores(scores)
+        return make_scores(scores, valence, arousal)
+
+    def _classify(self, samples: np.ndarray) -> dict[str, float]:
         if len(samples) < MIN_SAMPLES:
             samples = np.pad(samples, (0, MIN_SAMPLES - len(samples)))
         try:
@@ -98,9 +115,7 @@ class Emotion2vecRecognizer:
             raise EngineError(f"emotion2vec+ inference failed: {exc}") from exc
         if not results:
             raise EngineError("emotion2vec+ returned no result")
-        scores = scores_from_result(results[0])
-        valence, arousal = va_from_scores(scores)
-        return make_scores(scores, valence, arousal)
+        return scores_from_result(results[0])
 
     def close(self) -> None:
         del self._model

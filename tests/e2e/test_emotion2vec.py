@@ -143,3 +143,22 @@ async def test_in_process_service_and_no_network(e2v_settings: Settings, network
     finally:
         await services.manager.close()
     assert network_calls == [], f"emotion2vec+ reached the network: {network_calls}"
+
+
+def test_long_input_is_judged_in_chunks_and_averaged(tiny_dir: Path) -> None:
+    from engines import emotion2vec
+    from engines.emotion2vec import Emotion2vecRecognizer
+
+    engine = Emotion2vecRecognizer(str(tiny_dir), device="cpu", hub="hf", local=True, allow_downloads=False)
+    rate = 16_000
+    chunk = emotion2vec.MAX_CHUNK_SECONDS * rate
+    a = speech_16k("Hello there, how are you today?")
+    b = speech_16k("I am furious, this is outrageous!")
+    first = np.resize(a, chunk).astype(np.float32)
+    second = np.resize(b, chunk // 2).astype(np.float32)
+    whole = engine.recognize(AudioBuffer(np.concatenate([first, second]), rate), EmotionOptions(), CancelToken())
+    pa = engine.recognize(AudioBuffer(first, rate), EmotionOptions(), CancelToken()).score_map
+    pb = engine.recognize(AudioBuffer(second, rate), EmotionOptions(), CancelToken()).score_map
+    expected = {k: (2 * pa[k] + pb[k]) / 3 for k in EMOTION_LABELS}
+    assert whole.score_map == pytest.approx(expected, abs=1e-4)
+    engine.close()
