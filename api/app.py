@@ -11,10 +11,12 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.services.chat import ChatService
 from api.services.emotion import EmotionService
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.settings import Settings
 from engines.emotion2vec import emotion2vec_specs
+from engines.llama_cpp_chat import llama_cpp_specs
 from engines.manager import ModelManager
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
@@ -23,7 +25,7 @@ from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_emotion, audio_transcriptions, health, models
+from routers import audio_emotion, audio_transcriptions, chat, health, models
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ Point any OpenAI client at `http://<host>:<port>/v1`. Errors use OpenAI's body:
 
 
 def build_registry(settings: Settings) -> EngineRegistry:
-    registry = EngineRegistry(whisper_specs(settings))
+    registry = EngineRegistry([*whisper_specs(settings), *llama_cpp_specs(settings)])
     for alias in OPENAI_ASR_ALIASES:
         registry.alias("transcription", alias, settings.whisper.default_model)
     for spec in (baseline_spec(), *emotion2vec_specs(settings)):
@@ -54,6 +56,7 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         manager=manager,
         transcription=transcription,
+        chat=ChatService(registry, manager, settings),
         emotion=EmotionService(registry, manager, transcription, settings),
         started_at=int(time.time()),
     )
@@ -69,12 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await services.chat.close()
             await services.manager.close()
 
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, audio_emotion.router, models.router, health.router):
+    for router in (audio_transcriptions.router, audio_emotion.router, chat.router, models.router, health.router):
         app.include_router(router)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.

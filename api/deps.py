@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.services.chat import ChatService
 from api.services.emotion import EmotionService
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
@@ -22,12 +23,16 @@ class Services:
     registry: EngineRegistry
     manager: ModelManager
     transcription: TranscriptionService
+    chat: ChatService
     started_at: int
     emotion: EmotionService
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""
-        return [self.registry.resolve(self.settings.whisper.default_model, "transcription")]
+        specs = [self.registry.resolve(self.settings.whisper.default_model, "transcription")]
+        if self.chat.upstream is None:
+            specs += self.registry.specs("chat")
+        return specs
 
 
 def get_services(request: Request) -> Services:

@@ -98,6 +98,12 @@ class UpstreamError(ApiError):
     type = "upstream_error"
 
 
+class GatewayTimeoutError(ApiError):
+    status = 504
+    type = "upstream_error"
+    code = "upstream_timeout"
+
+
 class ServiceUnavailableError(ApiError):
     status = 503
     type = "server_error"

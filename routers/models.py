@@ -34,7 +34,14 @@ def _spec_or_404(services: Services, model_id: str) -> EngineSpec:
 
 @router.get("/v1/models", response_model=ModelList, responses=ERROR_RESPONSES)
 async def list_models(services: ServicesDep) -> ModelList:
-    return ModelList(data=[_card(services, spec) for spec in services.registry.specs()])
+    cards = [_card(services, spec) for spec in services.registry.specs()]
+    for model in await services.chat.upstream_models():  # the upstream LLM's models, as vLLM lists them
+        cards.append(
+            ModelCard(id=str(model["id"]), created=int(model.get("created") or services.started_at),
+                      owned_by=str(model.get("owned_by") or "upstream"), capability="chat", state="loaded",
+                      description=f"served by {services.chat.upstream}")
+        )
+    return ModelList(data=cards)
 
 
 @router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=ERROR_RESPONSES)

@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.warn_unknown_env()
+    # voxloop's own access log carries request ids; uvicorn's would duplicate every line.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_max_size=16 * 1024 * 1024)
+                access_log=False, ws_max_size=16 * 1024 * 1024)
 
 
 if __name__ == "__main__":

