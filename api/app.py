@@ -12,17 +12,20 @@ from fastapi import FastAPI
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.services.chat import ChatService
+from api.services.emotion import EmotionService
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.settings import Settings
-from engines.manager import ModelManager
-from engines.registry import EngineRegistry
+from engines.emotion2vec import emotion2vec_specs
 from engines.llama_cpp_chat import llama_cpp_specs
+from engines.manager import ModelManager
+from engines.prosody_baseline import baseline_spec
+from engines.registry import EngineRegistry
 from engines.whisper import whisper_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_transcriptions, chat, health, models
+from routers import audio_emotion, audio_transcriptions, chat, health, models
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,9 @@ def build_registry(settings: Settings) -> EngineRegistry:
     registry = EngineRegistry([*whisper_specs(settings), *llama_cpp_specs(settings)])
     for alias in OPENAI_ASR_ALIASES:
         registry.alias("transcription", alias, settings.whisper.default_model)
+    for spec in (baseline_spec(), *emotion2vec_specs(settings)):
+        registry.add(spec)
+    registry.alias("emotion", "default", settings.emotion.default_model)
     return registry
 
 
@@ -44,12 +50,14 @@ def build_services(settings: Settings) -> Services:
     manager = ModelManager(
         registry, ttl_seconds=settings.model_ttl_seconds, max_concurrent=settings.max_concurrent_per_model
     )
+    transcription = TranscriptionService(registry, manager, settings)
     return Services(
         settings=settings,
         registry=registry,
         manager=manager,
-        transcription=TranscriptionService(registry, manager, settings),
+        transcription=transcription,
         chat=ChatService(registry, manager, settings),
+        emotion=EmotionService(registry, manager, transcription, settings),
         started_at=int(time.time()),
     )
 
@@ -70,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, chat.router, models.router, health.router):
+    for router in (audio_transcriptions.router, audio_emotion.router, chat.router, models.router, health.router):
         app.include_router(router)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.

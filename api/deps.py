@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.services.chat import ChatService
+from api.services.emotion import EmotionService
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
 from engines.manager import ModelManager
@@ -24,6 +25,7 @@ class Services:
     transcription: TranscriptionService
     chat: ChatService
     started_at: int
+    emotion: EmotionService
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,28 @@ class WhisperSettings(BaseModel):
         description="Extra models: id -> local CTranslate2 directory or hub id (e.g. {\"large-v3\": \"/models/lv3\"}).",
     )
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
+
+
+class EmotionSettings(BaseModel):
+    """/v1/emotion: the embedded prosody + lexicon baseline and emotion2vec+ through FunASR (extra `funasr`)."""
+
+    default_model: str = Field("voxloop-prosody-lexicon", description="Model the `default` alias means.")
+    transcription_model: str = Field(
+        "whisper-tiny.en", description="Transcriber the baseline uses for valence (words) and verbose_json text."
+    )
+    emotion2vec: dict[str, str] = Field(
+        default_factory=dict,
+        description="emotion2vec+ models: id -> local directory or hub id. `emotion2vec_plus_{seed,base,large}` "
+        "exist by default (hub ids); map one to a local directory to serve it offline.",
+    )
+    hub: Literal["hf", "ms"] = Field(
+        "hf", description="Hub of the default emotion2vec+ ids: Hugging Face or ModelScope."
+    )
+    device: str = Field("cpu", description="Torch device for emotion2vec+: `cpu`, `cuda`, `cuda:0`.")
+    allow_downloads: bool = Field(False, description="Let hub ids download emotion2vec+ weights (needs a network).")
+    vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero VAD threshold for speech segments.")
+    min_speech_ms: int = Field(250, ge=0, description="Speech segments shorter than this are ignored.")
+    min_silence_ms: int = Field(500, ge=0, description="Silence that separates two segments.")
 
 
 class Settings(BaseSettings):
@@ -66,6 +89,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
 
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    emotion: EmotionSettings = Field(default_factory=EmotionSettings)
 
     chat_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM to proxy /v1/chat/completions to (e.g. vLLM at http://127.0.0.1:8001/v1). "

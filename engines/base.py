@@ -164,3 +164,63 @@ class Transcriber(Engine, Protocol):
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         """Start transcribing; segments arrive lazily (for streaming) with times relative to `audio.offset`."""
         ...
+
+
+# --- emotion ------------------------------------------------------------------------------------------------
+
+# emotion2vec+'s nine classes, in its token order; every emotion engine reports scores over exactly these.
+EMOTION_LABELS: tuple[str, ...] = (
+    "angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown",
+)
+
+
+@dataclass(frozen=True)
+class EmotionScores:
+    """One emotion estimate: a distribution over `EMOTION_LABELS` plus circumplex valence/arousal in [-1, 1].
+
+    `speech` is False when there was no speech to judge (the label is then `unknown`). `features` carries what
+    an engine measured (e.g. the baseline's loudness, pitch and rate) for verbose responses and debugging.
+    """
+
+    label: str
+    scores: tuple[tuple[str, float], ...]
+    valence: float
+    arousal: float
+    speech: bool = True
+    features: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def score_map(self) -> dict[str, float]:
+        return dict(self.scores)
+
+
+@dataclass(frozen=True)
+class EmotionSegment:
+    """An emotion estimate for one VAD speech segment, times in seconds from the start of the clip."""
+
+    start: float
+    end: float
+    emotion: EmotionScores
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class EmotionOptions:
+    # What was said, for engines that read the words (the lexicon baseline); None when unknown.
+    transcript: str | None = None
+
+
+@dataclass(frozen=True)
+class EmotionCapabilities:
+    labels: tuple[str, ...] = EMOTION_LABELS
+    # True when the engine's valence comes from the words, so the service must transcribe first.
+    uses_transcript: bool = False
+
+
+@runtime_checkable
+class EmotionRecognizer(Engine, Protocol):
+    capabilities: ClassVar[EmotionCapabilities] | EmotionCapabilities
+
+    def recognize(self, audio: AudioBuffer, options: EmotionOptions, cancel: CancelToken) -> EmotionScores:
+        """Judge the whole buffer as one utterance (the service cuts segments itself)."""
+        ...
