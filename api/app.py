@@ -20,7 +20,7 @@ from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_transcriptions, health, models
+from routers import audio_transcriptions, health, models, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, models.router, health.router):
+    for router in (audio_transcriptions.router, models.router, health.router, realtime.router):
         app.include_router(router)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.

@@ -35,6 +35,24 @@ class WhisperSettings(BaseModel):
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
 
 
+class RealtimeSettings(BaseModel):
+    """The Realtime WebSocket (`/v1/realtime`)."""
+
+    default_transcription_model: str | None = Field(
+        None,
+        description="Input transcription a new session starts with (e.g. `whisper-1`); None starts with it off, "
+        "as OpenAI does. Transcription-only sessions always start with it on.",
+    )
+    outbound_queue: int = Field(256, ge=8, description="Server events queued per session before reading pauses.")
+    max_append_chars: int = Field(
+        15 * 1024 * 1024, ge=1024, description="Largest base64 `audio` in one append (OpenAI's limit, 15 MiB)."
+    )
+    max_buffer_seconds: float = Field(900.0, gt=0, description="Longest uncommitted input audio buffer.")
+    partial_interval_seconds: float = Field(
+        0.7, ge=0.2, description="New audio between live re-transcriptions of a turn being spoken."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
@@ -63,6 +81,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
 
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
 
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""
