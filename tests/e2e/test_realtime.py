@@ -8,12 +8,17 @@ the others send audio as fast as the socket takes it. Every server event read is
 from __future__ import annotations
 
 import asyncio
-import audioop
+import warnings
 
 import numpy as np
 import openai
 import pytest
 import soxr
+
+
+with warnings.catch_warnings():  # the reference G.711 codec; deprecated in 3.11, gone in 3.13
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 from tests.support.realtime import Events, b64, speech_bounds_ms, stream_audio, to_pcm16_24k
 from tests.support.speech import PIPER_RATE, silence, speak
@@ -224,3 +229,28 @@ async def test_conversation_items(client: openai.AsyncOpenAI) -> None:
         await conn.conversation.item.truncate(item_id=assistant["item"]["id"], content_index=0, audio_end_ms=200)
         truncated = await events.until("conversation.item.truncated")
         assert truncated["audio_end_ms"] == 200
+
+
+async def test_idle_timeout_and_semantic_vad(client: openai.AsyncOpenAI) -> None:
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        events = Events(conn)
+        await events.until("session.created")
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {
+            "turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}}})
+        await events.until("session.updated")
+        await stream_audio(conn, to_pcm16_24k(silence(5.5)), realtime=False)
+        timeout = await events.until("input_audio_buffer.timeout_triggered")
+        assert abs(timeout["audio_end_ms"] - timeout["audio_start_ms"] - 5000) <= 64
+        committed = await events.until("input_audio_buffer.committed")
+        assert committed["item_id"] == timeout["item_id"]
+
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {
+            "transcription": TRANSCRIPTION, "turn_detection": {"type": "semantic_vad", "eagerness": "high"}}}})
+        updated = await events.until("session.updated")
+        assert updated["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "high"
+        clip = np.concatenate([silence(0.5), speak(SENTENCE_B), silence(2.5)])
+        await stream_audio(conn, to_pcm16_24k(clip), realtime=False)
+        stopped = await events.until("input_audio_buffer.speech_stopped")
+        completed = await events.until("conversation.item.input_audio_transcription.completed")
+        assert completed["item_id"] == stopped["item_id"]
+        assert wer(SENTENCE_B, completed["transcript"]) < 0.25

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import audioop
 import base64
+import warnings
 
 import numpy as np
 import pytest
+
+with warnings.catch_warnings():  # the reference G.711 codec; deprecated in 3.11, gone in 3.13
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 from api.realtime.events import RealtimeProtocolError
 from api.realtime.input_buffer import ALAW, RATE, ULAW, InputAudioBuffer, decode_append
