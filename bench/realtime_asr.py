@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import socket
@@ -129,7 +130,7 @@ async def main() -> None:
             results = await round_of(url, n)
             lat = sorted(r["latency"] for r in results)
             p50 = _median(lat)
-            p90 = lat[int(0.9 * (len(lat) - 1))] if lat else float("nan")
+            p90 = lat[max(0, math.ceil(0.9 * len(lat)) - 1)] if lat else float("nan")
             first = _median([r["first_delta"] for r in results if "first_delta" in r])
             before = _median([r["delta_before_end"] for r in results if "delta_before_end" in r])
             print(f"{n:>8} {len(results):>4} {p50:>11.2f}s {p90:>6.2f}s {first:>13.2f}s {before:>14.2f}s", flush=True)

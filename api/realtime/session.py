@@ -19,6 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
+
 from api.realtime import events as ev
 from api.realtime.conversation import Conversation
 from api.realtime.events import RealtimeProtocolError, new_id, server_event
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 MIN_COMMIT_MS = 100  # OpenAI refuses to commit less than 100 ms of audio
 _IDLE_KEEP_MS = 1000  # audio kept before speech, beyond prefix_padding_ms, while waiting for speech
+SPECULATE_MS = 200  # a pause this long starts the pass that becomes the final transcript if the turn ends here
 
 
 class State(enum.Enum):
@@ -104,6 +107,11 @@ class RealtimeSession:
                 await self.handle(ev.parse_client_event(raw))
             except RealtimeProtocolError as exc:
                 await self.emit(ev.error_event(exc))
+            except Exception:  # a bug handling one event must not take the whole session down
+                logger.exception("realtime event handling failed")
+                await self.emit(ev.error_event(RealtimeProtocolError(
+                    "The server had an error while processing the event.", code="server_error", type_="server_error",
+                )))
 
     async def _writer(self) -> None:
         while True:
@@ -240,8 +248,16 @@ class RealtimeSession:
         for turn_event in self._detector.feed(new):
             await self._on_turn_event(turn_event)
         if self.state is State.SPEAKING and self._transcriber is not None:
-            start = self._turn_start
-            self._transcriber.update(self.buffer.end - start, lambda: self.buffer.samples(start).copy())
+            start, detector = self._turn_start, self._detector
+
+            def paused() -> int | None:
+                pause = self.buffer.end - detector.last_speech_end
+                return detector.last_speech_end if pause >= samples_at(SPECULATE_MS) else None
+
+            def fetch() -> tuple[np.ndarray, int | None]:
+                return self.buffer.samples(start).copy(), paused()
+
+            self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
         elif self.state is State.IDLE:
             keep = samples_at(getattr(self._detector.config, "prefix_padding_ms", 300) + _IDLE_KEEP_MS)
             self.buffer.drop_until(self.buffer.end - keep)
@@ -257,7 +273,7 @@ class RealtimeSession:
             item_id = self._turn_item
             await self.emit(server_event("input_audio_buffer.speech_stopped", audio_end_ms=ms(turn.end),
                                          item_id=item_id))
-            await self._commit_audio(item_id, self._turn_start, turn.end)
+            await self._commit_audio(item_id, self._turn_start, turn.end, speech_end=self._detector.last_speech_end)
         elif turn.kind == "timeout":
             item_id = new_id("item")
             await self.emit(server_event("input_audio_buffer.timeout_triggered", audio_start_ms=ms(turn.start),
@@ -294,7 +310,7 @@ class RealtimeSession:
         item_id = self._turn_item if self.state is State.SPEAKING and self._turn_item else new_id("item")
         await self._commit_audio(item_id, self.buffer.start, self.buffer.end)
 
-    async def _commit_audio(self, item_id: str, start: int, end: int) -> None:
+    async def _commit_audio(self, item_id: str, start: int, end: int, speech_end: int | None = None) -> None:
         samples = self.buffer.samples(start, end).copy()
         transcriber = self._transcriber if item_id == self._turn_item else None
         self._end_turn(keep_transcriber=True)
@@ -307,7 +323,7 @@ class RealtimeSession:
         if transcriber is None:
             transcriber = self._start_transcriber(item_id)
         if transcriber is not None:
-            transcriber.finish(samples)
+            transcriber.finish(samples, speech_end)
 
     def _end_turn(self, keep_transcriber: bool = False) -> None:
         """Leave the current turn: the VAD waits for new speech. The live transcriber is dropped unless kept."""

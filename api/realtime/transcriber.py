@@ -4,8 +4,12 @@ While the user speaks, the growing turn is re-transcribed every `partial_interva
 off to twice the last pass's duration under load), and only words that two consecutive hypotheses agree on are
 sent as deltas ("local agreement"), minus the last word, which the audio may have cut. Deltas are append-only and
 never retracted: when a later hypothesis disagrees with what was sent, nothing more is sent until the end. At the
-end of the turn the whole committed audio is transcribed once more and the rest is sent as a last delta, so the
-deltas always concatenate exactly to `.completed`'s transcript (which starts with what was already sent).
+end of the turn the rest is sent as a last delta, so the deltas always concatenate exactly to `.completed`'s
+transcript (which starts with what was already sent).
+
+The final text comes from one pass over all the turn's speech. When the speaker pauses, a pass starts at once
+(speculatively): if the pause turns out to be the end of the turn, that pass is the final one, and `.completed`
+follows `speech_stopped` without a second pass. Otherwise the committed audio is transcribed at the end.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ MAX_PARTIAL_SECONDS = 30.0  # past this, partial passes would cost more than the
 _WORDS = re.compile(r"\s*\S+")
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+# The turn so far, and the speech end it covers when the speaker has paused (None while speaking).
+Fetch = Callable[[], tuple[np.ndarray, int | None]]
 
 
 def resolve_transcription(services: Any, config: TranscriptionConfig) -> tuple[EngineSpec, TranscriptionOptions]:
@@ -94,22 +100,30 @@ class TurnTranscriber:
         self._interval = partial_interval
         self._sent = ""
         self._previous: list[str] = []
-        self._fetch: Callable[[], np.ndarray] | None = None
+        self._fetch: Fetch | None = None
+        self._covering: dict[int, str] = {}  # speech end -> text of a pass that covered all speech up to it
+        self._final_key: int | None = None
         self._transcribed_samples = 0
         self._wake = asyncio.Event()
         self._final: np.ndarray | None = None
         self.hypothesis = ""  # the newest partial text (semantic_vad reads it)
         self.task: asyncio.Task[None] | None = None  # set by the session, which cancels it when a turn is cleared
 
-    def update(self, length: int, fetch: Callable[[], np.ndarray]) -> None:
-        """The turn has grown to `length` samples; `fetch` returns them (copied only when a pass is due)."""
+    def update(self, length: int, fetch: Fetch, *, speculate: bool = False) -> None:
+        """The turn has grown to `length` samples; `fetch` returns them and the speech end they cover.
+
+        `speculate` means the speaker has paused: a pass now probably covers the whole turn, and if no speech
+        follows, its text becomes the final transcript without another pass (the turn's end is only confirmed
+        `silence_duration_ms` later, and this saves most of that wait).
+        """
         self._fetch = fetch
-        if length - self._transcribed_samples >= self._interval * RATE and length <= MAX_PARTIAL_SECONDS * RATE:
+        due = length - self._transcribed_samples >= self._interval * RATE and length <= MAX_PARTIAL_SECONDS * RATE
+        if due or speculate:
             self._wake.set()
 
-    def finish(self, samples: np.ndarray) -> None:
-        """The committed audio of the turn: the live loop ends, and the final pass runs on it."""
-        self._final = samples
+    def finish(self, samples: np.ndarray, speech_end: int | None = None) -> None:
+        """The committed audio of the turn, and where its speech ended: the live loop ends, the final comes."""
+        self._final, self._final_key = samples, speech_end
         self._wake.set()
 
     async def run(self) -> None:
@@ -119,7 +133,9 @@ class TurnTranscriber:
             self._wake.clear()
             if self._final is not None or self._fetch is None:
                 continue
-            samples = self._fetch()
+            samples, key = self._fetch()
+            if key is not None and key in self._covering:
+                continue  # this pause was already transcribed
             started = time.perf_counter()
             try:
                 text = await transcribe_samples(self._services, self._spec, samples, self._options)
@@ -127,10 +143,12 @@ class TurnTranscriber:
                 logger.debug("partial transcription skipped: %s", exc)
                 continue
             self._transcribed_samples = len(samples)
+            if key is not None:
+                self._covering[key] = text
             # Back off under load: a pass that took longer than the interval sets the pace of the next one.
             self._interval = max(self._interval, 2 * (time.perf_counter() - started))
             await self._partial(text)
-        await self._complete(self._final)
+        await self._complete(self._final, self._covering.get(self._final_key) if self._final_key else None)
 
     async def _partial(self, text: str) -> None:
         self.hypothesis = text
@@ -150,9 +168,10 @@ class TurnTranscriber:
         await self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": self.item_id,
                           "content_index": 0, "delta": text})
 
-    async def _complete(self, samples: np.ndarray) -> None:
+    async def _complete(self, samples: np.ndarray, covered: str | None = None) -> None:
         try:
-            text = await transcribe_samples(self._services, self._spec, samples, self._options)
+            text = covered if covered is not None else await transcribe_samples(
+                self._services, self._spec, samples, self._options)
         except EngineError as exc:
             await self._emit({
                 "type": "conversation.item.input_audio_transcription.failed", "item_id": self.item_id,

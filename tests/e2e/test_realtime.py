@@ -28,6 +28,8 @@ pytestmark = pytest.mark.models
 
 SENTENCE_A = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 SENTENCE_B = "Please send the weekly report to the finance team before Friday."
+SENTENCE_LONG = ("The quick brown fox jumps over the lazy dog near the quiet river bank, and then it runs all the way "
+                 "back home across the green fields.")
 TRANSCRIPTION = {"model": "whisper-1", "language": "en"}
 
 
@@ -90,7 +92,7 @@ async def test_ga_manual_commit_transcribes(client: openai.AsyncOpenAI) -> None:
 async def test_server_vad_timing_live_deltas_and_order(client: openai.AsyncOpenAI) -> None:
     """Two turns streamed at real-time pace: VAD times within 150 ms, live deltas, items in order."""
     lead, gap, tail = silence(1.0), silence(1.2), silence(1.2)
-    speech_a, speech_b = speak(SENTENCE_A), speak(SENTENCE_B)
+    speech_a, speech_b = speak(SENTENCE_LONG), speak(SENTENCE_B)
     clip = np.concatenate([lead, speech_a, gap, speech_b, tail])
     a_on, a_off = speech_bounds_ms(speech_a)
     b_on, b_off = speech_bounds_ms(speech_b)
@@ -126,7 +128,7 @@ async def test_server_vad_timing_live_deltas_and_order(client: openai.AsyncOpenA
     assert [c["item_id"] for c in committed] == [s["item_id"] for s in started]
     assert committed[1]["previous_item_id"] == committed[0]["item_id"]
     by_item = {c["item_id"]: c for c in completed}
-    for sentence, start in zip((SENTENCE_A, SENTENCE_B), started, strict=True):
+    for sentence, start in zip((SENTENCE_LONG, SENTENCE_B), started, strict=True):
         result = by_item[start["item_id"]]
         assert wer(sentence, result["transcript"]) < 0.25, result["transcript"]
         assert _deltas(events, start["item_id"]) == result["transcript"]
