@@ -136,6 +136,10 @@ class TurnTranscriber:
             samples, key = self._fetch()
             if key is not None and key in self._covering:
                 continue  # this pause was already transcribed
+            # Live passes only use an idle model (a speculative one may queue behind one other call): final
+            # transcripts of other turns and HTTP requests go first. A skipped pass is retried on the next append.
+            if self._services.manager.in_flight(self._spec.model_id) > (0 if key is None else 1):
+                continue
             started = time.perf_counter()
             try:
                 text = await transcribe_samples(self._services, self._spec, samples, self._options)
