@@ -3,7 +3,8 @@
 Starts `voxloop serve` in a subprocess (so the clients here do not share its GIL), then runs rounds of N
 concurrent sessions with the official openai SDK. Each session streams Piper speech at real-time pace with
 server_vad and transcription on, and records:
-- latency: wall time from the end of speech (truth from the audio) to `conversation.item.input_audio_transcription.completed`
+- latency: wall time from the end of speech (truth from the audio) to
+  `conversation.item.input_audio_transcription.completed`
 - first delta: wall time from speech onset to the first transcription delta, and how long before the end of
   speech it arrived (positive = while the user was still speaking)
 N grows until the median latency is at least twice the single-session median; the last N below that is the knee.
@@ -31,7 +32,7 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.realtime import b64, speech_bounds_ms, to_pcm16_24k  # noqa: E402
-from tests.support.speech import PIPER_RATE, silence, speak  # noqa: E402
+from tests.support.speech import silence, speak  # noqa: E402
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog near the quiet river bank.",

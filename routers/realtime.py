@@ -8,6 +8,8 @@ does), else with the first one offered.
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
@@ -55,7 +57,5 @@ async def realtime(websocket: WebSocket) -> None:
         await session.run()
     finally:
         if websocket.client_state.name == "CONNECTED":
-            try:
+            with contextlib.suppress(RuntimeError):  # the client closed first
                 await websocket.close()
-            except RuntimeError:  # the client closed first
-                pass

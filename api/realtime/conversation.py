@@ -10,7 +10,11 @@ import base64
 from typing import Any
 
 from api.realtime.events import (
-    FunctionCallItem, FunctionCallOutputItem, MessageItem, RealtimeProtocolError, new_id,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    MessageItem,
+    RealtimeProtocolError,
+    new_id,
 )
 from api.realtime.session_config import PCM_RATE
 

@@ -26,8 +26,14 @@ from api.realtime.conversation import Conversation
 from api.realtime.events import RealtimeProtocolError, new_id, server_event
 from api.realtime.input_buffer import InputAudioBuffer, decode_append, ms, samples_at
 from api.realtime.session_config import (
-    InvalidSessionError, SessionConfig, TranscriptionConfig, apply_update, is_beta_shaped, render_beta,
-    render_beta_transcription, render_ga,
+    InvalidSessionError,
+    SessionConfig,
+    TranscriptionConfig,
+    apply_update,
+    is_beta_shaped,
+    render_beta,
+    render_beta_transcription,
+    render_ga,
 )
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
@@ -89,8 +95,8 @@ class RealtimeSession:
                 group.create_task(self._writer())
                 await self._emit_session("session.created")
                 if not self.beta:
-                    await self.emit(server_event("conversation.created",
-                                                 conversation={"id": new_id("conv"), "object": "realtime.conversation"}))
+                    conversation = {"id": new_id("conv"), "object": "realtime.conversation"}
+                    await self.emit(server_event("conversation.created", conversation=conversation))
                 await self._reader()
                 raise _Closed
         except* _Closed:
@@ -135,10 +141,7 @@ class RealtimeSession:
         await self._out.put(event)
 
     async def _emit_session(self, type_: str) -> None:
-        if self.beta:
-            session = render_beta(self.config, self.id)
-        else:
-            session = render_ga(self.config, self.id)
+        session = render_beta(self.config, self.id) if self.beta else render_ga(self.config, self.id)
         await self.emit(server_event(type_, session=session))
 
     # --- dispatch ----------------------------------------------------------------------------------------------

@@ -182,7 +182,8 @@ def apply_update(
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
         param = names.get(field, f"session.{field}" if field else "session")
-        rest = ".".join(str(p) for p in first["loc"][1:] if not isinstance(p, int) and p not in ("server_vad", "semantic_vad"))
+        tags = ("server_vad", "semantic_vad")  # pydantic's union tags, not field names
+        rest = ".".join(str(p) for p in first["loc"][1:] if not isinstance(p, int) and p not in tags)
         param = f"{param}.{rest}" if rest else param
         raise InvalidSessionError(f"Invalid value for '{param}': {first['msg']}.", param) from None
 

@@ -1,8 +1,9 @@
 """Live transcription of a user turn, in-process, through the same registry and model manager as the HTTP API.
 
 While the user speaks, the growing turn is re-transcribed every `partial_interval` seconds of new audio (backing
-off to twice the last pass's duration under load), and only words that two consecutive hypotheses agree on are
-sent as deltas ("local agreement"), minus the last word, which the audio may have cut. Deltas are append-only and
+off to the last pass's duration under load, and skipped while the model is busy with other work), and only words
+that two consecutive hypotheses agree on are sent as deltas ("local agreement"), minus the last word, which the
+audio may have cut. Deltas are append-only and
 never retracted: when a later hypothesis disagrees with what was sent, nothing more is sent until the end. At the
 end of the turn the rest is sent as a last delta, so the deltas always concatenate exactly to `.completed`'s
 transcript (which starts with what was already sent).
@@ -53,7 +54,9 @@ def resolve_transcription(services: Any, config: TranscriptionConfig) -> tuple[E
     try:
         spec = services.registry.resolve(model, "transcription")
     except UnknownModel as exc:
-        raise RealtimeProtocolError(str(exc), code="model_not_found", param="session.audio.input.transcription.model")
+        raise RealtimeProtocolError(
+            str(exc), code="model_not_found", param="session.audio.input.transcription.model"
+        ) from None
     caps: TranscriberCapabilities = spec.capabilities
     language = config.language or None
     if language is not None and language not in WHISPER_LANGUAGES:
@@ -70,7 +73,9 @@ def resolve_transcription(services: Any, config: TranscriptionConfig) -> tuple[E
     return spec, TranscriptionOptions(language=language, prompt=config.prompt or None, vad_min_silence_ms=300)
 
 
-async def transcribe_samples(services: Any, spec: EngineSpec, samples: np.ndarray, options: TranscriptionOptions) -> str:
+async def transcribe_samples(
+    services: Any, spec: EngineSpec, samples: np.ndarray, options: TranscriptionOptions
+) -> str:
     """Transcribe 16 kHz samples in-process; segments are materialised on the engine's thread."""
     cancel = CancelToken()
     async with services.manager.lease(spec) as lease:
@@ -150,7 +155,7 @@ class TurnTranscriber:
             if key is not None:
                 self._covering[key] = text
             # Back off under load: a pass that took longer than the interval sets the pace of the next one.
-            self._interval = max(self._interval, 2 * (time.perf_counter() - started))
+            self._interval = max(self._interval, time.perf_counter() - started)
             await self._partial(text)
         await self._complete(self._final, self._covering.get(self._final_key) if self._final_key else None)
 

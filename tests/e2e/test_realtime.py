@@ -15,7 +15,6 @@ import openai
 import pytest
 import soxr
 
-
 with warnings.catch_warnings():  # the reference G.711 codec; deprecated in 3.11, gone in 3.13
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop

@@ -87,7 +87,8 @@ BAD_FRAMES = [
     (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "transcription": {"model": "no-such-model"}}}}}), "model_not_found",
      "session.audio.input.transcription.model", None),
-    (json.dumps({"type": "input_audio_buffer.commit", "event_id": "e5"}), "input_audio_buffer_commit_empty", None, "e5"),
+    (json.dumps({"type": "input_audio_buffer.commit", "event_id": "e5"}), "input_audio_buffer_commit_empty", None,
+     "e5"),
     (json.dumps({"type": "conversation.item.truncate", "item_id": "item_nope", "content_index": 0,
                  "audio_end_ms": 10}), "item_truncate_invalid_item_id", "item_id", None),
     (json.dumps({"type": "conversation.item.delete", "item_id": "item_nope"}), "item_delete_invalid_item_id",
@@ -140,7 +141,8 @@ async def test_vanished_client_frees_the_model_lease(server_url: str, app: Any) 
             "transcription": {"model": "whisper-1"}, "turn_detection": {"type": "server_vad"}}}}}))
         await until(conn, "session.updated")
         for offset in range(0, len(pcm), 4800):
-            await conn.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(pcm[offset : offset + 4800])}))
+            append = {"type": "input_audio_buffer.append", "audio": b64(pcm[offset : offset + 4800])}
+            await conn.send(json.dumps(append))
         await until(conn, "input_audio_buffer.speech_started")
         conn.transport.abort()  # vanish: no close frame
     deadline = time.monotonic() + 30

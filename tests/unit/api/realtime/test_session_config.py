@@ -8,8 +8,15 @@ from openai.types.beta.realtime.transcription_session import TranscriptionSessio
 from openai.types.realtime import RealtimeSessionCreateRequest, RealtimeTranscriptionSessionCreateRequest
 
 from api.realtime.session_config import (
-    InvalidSessionError, SemanticVad, ServerVad, SessionConfig, apply_update, is_beta_shaped, render_beta,
-    render_beta_transcription, render_ga,
+    InvalidSessionError,
+    SemanticVad,
+    ServerVad,
+    SessionConfig,
+    apply_update,
+    is_beta_shaped,
+    render_beta,
+    render_beta_transcription,
+    render_ga,
 )
 
 
@@ -51,7 +58,8 @@ def test_beta_shape_detection() -> None:
 @pytest.mark.parametrize(
     ("session", "param"),
     [
-        ({"type": "realtime", "audio": {"input": {"format": {"type": "audio/ogg"}}}}, "session.audio.input.format.type"),
+        ({"type": "realtime", "audio": {"input": {"format": {"type": "audio/ogg"}}}},
+         "session.audio.input.format.type"),
         ({"type": "realtime", "audio": {"output": {"speed": 9}}}, "session.audio.output.speed"),
         ({"type": "realtime", "audio": {"input": {"turn_detection": {"type": "loud_vad"}}}},
          "session.audio.input.turn_detection"),
