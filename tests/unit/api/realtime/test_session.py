@@ -33,7 +33,7 @@ class FakeAsr:
 
     def transcribe(self, audio: Any, options: Any, cancel: Any) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         self.calls += 1
-        words = "one two three four five six seven eight".split()[: max(1, int(audio.duration))]
+        words = ["one", "two", "three", "four", "five", "six", "seven", "eight"][: max(1, int(audio.duration))]
         return TranscriptionInfo("en", audio.duration), iter([Segment(0, 0.0, audio.duration, " " + " ".join(words))])
 
     def close(self) -> None:
