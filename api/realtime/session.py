@@ -47,6 +47,10 @@ _VAD_SLICE = 16_000 * 2  # samples run through the VAD between yields to the eve
 SPECULATE_MS = 200  # a pause this long starts the pass that becomes the final transcript if the turn ends here
 
 
+# GA events the beta protocol has no name for; beta clients get the rest of the flow without them.
+_GA_ONLY = frozenset({"conversation.item.done", "input_audio_buffer.timeout_triggered"})
+
+
 class State(enum.Enum):
     IDLE = "idle"  # waiting for speech (or for a manual commit)
     SPEAKING = "speaking"  # the VAD is inside a user turn
@@ -135,7 +139,7 @@ class RealtimeSession:
         if event["type"] == "conversation.item.input_audio_transcription.completed":
             self.conversation.set_transcript(event["item_id"], event["transcript"])
         if self.beta:
-            if event["type"] == "conversation.item.done":
+            if event["type"] in _GA_ONLY:
                 return
             if event["type"] == "conversation.item.added":
                 event["type"] = "conversation.item.created"

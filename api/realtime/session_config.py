@@ -9,9 +9,12 @@ whole, with defaults for the fields left out, the way OpenAI applies them.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+logger = logging.getLogger(__name__)
 
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 Dialect = Literal["ga", "beta"]
@@ -24,6 +27,12 @@ _GA_FORMAT_NAMES = {v: k for k, v in _GA_FORMATS.items()}
 _BETA_KEYS = frozenset(
     {"modalities", "input_audio_format", "output_audio_format", "input_audio_transcription", "turn_detection",
      "voice", "temperature", "max_response_output_tokens", "speed", "input_audio_noise_reduction"}
+)
+
+
+_GA_KEYS = frozenset(
+    {"type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice", "max_output_tokens",
+     "include", "tracing", "truncation", "prompt", "reasoning", "parallel_tool_calls", "id", "object"}
 )
 
 
@@ -174,6 +183,9 @@ def apply_update(
     if not isinstance(session, dict):
         raise InvalidSessionError("'session' must be an object.", "session")
     patch, names = _beta_patch(session, kind) if beta else _ga_patch(session)
+    unknown = sorted(session.keys() - (_BETA_KEYS | _GA_KEYS))
+    if unknown:  # tolerated, as OpenAI adds fields over time, but visible to whoever runs the server
+        logger.info("session.update: ignoring fields %s", unknown)
     merged = current.model_dump()
     merged.update(patch)
     try:
