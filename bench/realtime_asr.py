@@ -128,7 +128,9 @@ async def main() -> None:
         print(f"{'sessions':>8} {'ok':>4} {'latency p50':>12} {'p90':>7} {'1st delta p50':>14} {'before end p50':>15}")
         baseline, knee, n = None, 1, 1
         while n <= args.max_sessions:
-            results = await round_of(url, n)
+            results = []
+            for _ in range(math.ceil(3 / n)):  # at least 3 samples per row, so one slow turn is not the baseline
+                results += await round_of(url, n)
             lat = sorted(r["latency"] for r in results)
             p50 = _median(lat)
             p90 = lat[max(0, math.ceil(0.9 * len(lat)) - 1)] if lat else float("nan")
@@ -136,7 +138,7 @@ async def main() -> None:
             before = _median([r["delta_before_end"] for r in results if "delta_before_end" in r])
             print(f"{n:>8} {len(results):>4} {p50:>11.2f}s {p90:>6.2f}s {first:>13.2f}s {before:>14.2f}s", flush=True)
             baseline = baseline or p50
-            if len(results) < n or p50 >= 2 * baseline:
+            if len(results) < n * math.ceil(3 / n) or p50 >= 2 * baseline:
                 break
             knee = n
             n = n + 1 if n < 4 else n + 2 if n < 8 else n + 4
