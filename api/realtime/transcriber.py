@@ -1,12 +1,12 @@
 """Live transcription of a user turn, in-process, through the same registry and model manager as the HTTP API.
 
-While the user speaks, the growing turn is re-transcribed every `partial_interval` seconds of new audio (backing
-off to the last pass's duration under load, and skipped while the model is busy with other work), and only words
-that two consecutive hypotheses agree on are sent as deltas ("local agreement"), minus the last word, which the
-audio may have cut. Deltas are append-only and
-never retracted: when a later hypothesis disagrees with what was sent, nothing more is sent until the end. At the
-end of the turn the rest is sent as a last delta, so the deltas always concatenate exactly to `.completed`'s
-transcript (which starts with what was already sent).
+While the user speaks, the growing turn is re-transcribed every `partial_interval` seconds of new audio, backing
+off to twice the last pass's duration (so live passes leave the model idle at least half the time: a pass in
+flight when the turn ends delays its final transcript) and skipped while the model is busy with other work. Only
+words that two consecutive hypotheses agree on are sent as deltas ("local agreement"), minus the last word, which
+the audio may have cut. Deltas are append-only and never retracted: when a later hypothesis disagrees with what
+was sent, nothing more is sent until the end. At the end of the turn the rest is sent as a last delta, so the
+deltas always concatenate exactly to `.completed`'s transcript (which starts with what was already sent).
 
 The final text comes from one pass over all the turn's speech. When the speaker pauses, a pass starts at once
 (speculatively): if the pause turns out to be the end of the turn, that pass is the final one, and `.completed`
@@ -155,7 +155,7 @@ class TurnTranscriber:
             if key is not None:
                 self._covering[key] = text
             # Back off under load: a pass that took longer than the interval sets the pace of the next one.
-            self._interval = max(self._interval, time.perf_counter() - started)
+            self._interval = max(self._interval, 2 * (time.perf_counter() - started))
             await self._partial(text)
         await self._complete(self._final, self._covering.get(self._final_key) if self._final_key else None)
 
