@@ -131,10 +131,13 @@ async def test_server_vad_timing_live_deltas_and_order(client: openai.AsyncOpenA
         result = by_item[start["item_id"]]
         assert wer(sentence, result["transcript"]) < 0.25, result["transcript"]
         assert _deltas(events, start["item_id"]) == result["transcript"]
-    # Live transcription: the first turn produced deltas while it was still being spoken.
-    first_stop = events.seen.index(stopped[0])
-    live = [e for e in events.seen[:first_stop] if e["type"].endswith("input_audio_transcription.delta")]
-    assert live, "no delta arrived before the end of the first turn"
+    # Live transcription: deltas arrived while a turn was still being spoken (the first turn is ~7 s long; the
+    # pace of live passes adapts to machine load, so either turn may be the one that shows it on a busy machine).
+    live = []
+    for start, stop in zip(started, stopped, strict=True):
+        window = events.seen[events.seen.index(start) : events.seen.index(stop)]
+        live += [e for e in window if e["type"].endswith("input_audio_transcription.delta")]
+    assert live, "no delta arrived while a turn was being spoken"
 
 
 async def test_beta_client_names_and_flat_session(beta_client: openai.AsyncOpenAI) -> None:
