@@ -25,7 +25,7 @@ from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_emotion, audio_transcriptions, chat, health, models
+from routers import audio_emotion, audio_transcriptions, chat, health, models, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, audio_emotion.router, chat.router, models.router, health.router):
+    for router in (audio_transcriptions.router, audio_emotion.router, chat.router, models.router, health.router,
+                   realtime.router):
         app.include_router(router)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.

@@ -61,6 +61,24 @@ class EmotionSettings(BaseModel):
     min_silence_ms: int = Field(500, ge=0, description="Silence that separates two segments.")
 
 
+class RealtimeSettings(BaseModel):
+    """The Realtime WebSocket (`/v1/realtime`)."""
+
+    default_transcription_model: str | None = Field(
+        None,
+        description="Input transcription a new session starts with (e.g. `whisper-1`); None starts with it off, "
+        "as OpenAI does. Transcription-only sessions always start with it on.",
+    )
+    outbound_queue: int = Field(256, ge=8, description="Server events queued per session before reading pauses.")
+    max_append_chars: int = Field(
+        15 * 1024 * 1024, ge=1024, description="Largest base64 `audio` in one append (OpenAI's limit, 15 MiB)."
+    )
+    max_buffer_seconds: float = Field(900.0, gt=0, description="Longest uncommitted input audio buffer.")
+    partial_interval_seconds: float = Field(
+        0.7, ge=0.2, description="New audio between live re-transcriptions of a turn being spoken."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
@@ -104,6 +122,8 @@ class Settings(BaseSettings):
     embedded_llm_chat_format: str | None = Field(
         "chatml-function-calling", description="llama.cpp chat format; None uses the GGUF's own template."
     )
+
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
 
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""
