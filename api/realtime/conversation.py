@@ -25,6 +25,8 @@ class Conversation:
     def __init__(self) -> None:
         self._order: list[str] = []
         self._items: dict[str, dict[str, Any]] = {}
+        # Per assistant audio item: (audio bytes, transcript) after each spoken phrase, to truncate by phrase.
+        self._marks: dict[str, list[tuple[int, str]]] = {}
 
     def last_id(self) -> str | None:
         return self._order[-1] if self._order else None
@@ -35,6 +37,27 @@ class Conversation:
     def clear(self) -> None:
         self._order.clear()
         self._items.clear()
+        self._marks.clear()
+
+    def items(self) -> list[dict[str, Any]]:
+        return [self._items[i] for i in self._order]
+
+    def before(self, item_id: str) -> str | None:
+        index = self._order.index(item_id) if item_id in self._order else 0
+        return self._order[index - 1] if index > 0 else None
+
+    def add_output(self, item: dict[str, Any]) -> str | None:
+        """Add a response's output item (kept by reference: the response completes it in place). Only the newest
+        assistant audio stays in memory, for truncation; older items keep their transcripts."""
+        if item.get("type") == "message":
+            for old in self._items.values():
+                for part in old.get("content") or []:
+                    part.pop("audio", None)
+            self._marks.clear()
+        return self._insert(item, None)
+
+    def set_phrase_marks(self, item_id: str, marks: list[tuple[int, str]]) -> None:
+        self._marks[item_id] = list(marks)
 
     def _insert(self, item: dict[str, Any], previous_item_id: str | None) -> str | None:
         """Append (no previous id), put first (`root`), or insert right after `previous_item_id`."""
@@ -94,6 +117,7 @@ class Conversation:
         self.get_or_raise(item_id, "delete", event_id)
         self._order.remove(item_id)
         del self._items[item_id]
+        self._marks.pop(item_id, None)
 
     def truncate(self, item_id: str, content_index: int, audio_end_ms: int, event_id: str | None) -> None:
         """Cut an assistant audio part at what the user heard; the unheard part of its transcript goes too."""
@@ -115,6 +139,10 @@ class Conversation:
             )
         if audio:
             part["audio"] = base64.b64encode(audio[: audio_end_ms * PCM_RATE // 1000 * 2]).decode()
-        # Without word timings the heard share of the transcript is not known; OpenAI drops it, and so do we.
         if part.get("transcript") is not None and (not audio or audio_end_ms < duration_ms):
-            part["transcript"] = ""
+            # The transcript keeps the phrases that were heard whole; without phrase marks (a client-made item)
+            # the heard share is not known, and OpenAI drops it, as we do.
+            heard = audio_end_ms * PCM_RATE // 1000 * 2
+            part["transcript"] = next(
+                (text for end, text in reversed(self._marks.get(item_id, [])) if end <= heard), ""
+            )
