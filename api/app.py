@@ -11,16 +11,20 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.services.speech import SpeechService
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
+from api.services.tts_router import router_spec
 from api.settings import Settings
+from engines.kokoro_onnx import kokoro_specs
 from engines.manager import ModelManager
+from engines.piper import piper_specs
 from engines.registry import EngineRegistry
 from engines.whisper import whisper_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_transcriptions, health, models
+from routers import audio_speech, audio_transcriptions, audio_voices, health, models
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,9 @@ def build_registry(settings: Settings) -> EngineRegistry:
     registry = EngineRegistry(whisper_specs(settings))
     for alias in OPENAI_ASR_ALIASES:
         registry.alias("transcription", alias, settings.whisper.default_model)
+    for spec in [*piper_specs(settings), *kokoro_specs(settings)]:
+        registry.add(spec)
+    registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
     return registry
 
 
@@ -47,6 +54,7 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         manager=manager,
         transcription=TranscriptionService(registry, manager, settings),
+        speech=SpeechService(registry, manager, settings),
         started_at=int(time.time()),
     )
 
@@ -66,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, models.router, health.router):
+    for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, models.router, health.router):
         app.include_router(router)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.

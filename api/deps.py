@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.services.speech import SpeechService
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
 from engines.manager import ModelManager
@@ -22,6 +23,7 @@ class Services:
     manager: ModelManager
     transcription: TranscriptionService
     started_at: int
+    speech: SpeechService
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""

@@ -35,6 +35,29 @@ class WhisperSettings(BaseModel):
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
 
 
+class TTSSettings(BaseModel):
+    """Speech synthesis: the two embedded engines (Piper, Kokoro) and the dual-TTS router."""
+
+    default_model: str = Field("piper-joe", description="Model that `tts-1` means.")
+    hd_model: str = Field("kokoro-82m", description="Model that `tts-1-hd` means.")
+    instructed_model: str = Field(
+        "voxloop-duet", description="Model that `gpt-4o-mini-tts` means (it takes `instructions`, so the router)."
+    )
+    fast_model: str = Field("piper-joe", description="The router's fast, plain role.")
+    expressive_model: str = Field("kokoro-82m", description="The router's expressive role (style chosen by emotion).")
+    piper_model_path: Path | None = Field(None, description="A local Piper .onnx voice (its .onnx.json beside it).")
+    kokoro_model_path: Path | None = Field(None, description="A local Kokoro v1.0 ONNX model instead of the wheels'.")
+    kokoro_voices_path: Path | None = Field(None, description="A local Kokoro voices .npz/.bin instead of the wheel's.")
+    kokoro_workers: int = Field(2, ge=1, le=16, description="Kokoro requests synthesized at once (threads).")
+    kokoro_threads: int = Field(
+        1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."
+    )
+    first_phrase_words: int = Field(
+        6, ge=2, le=40, description="The first chunk is cut at the first pause or this many words, for fast audio."
+    )
+    max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
@@ -63,6 +86,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
 
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    tts: TTSSettings = Field(default_factory=TTSSettings)
 
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""
