@@ -125,14 +125,14 @@ def _strip_markdown(text: str) -> str:
         line = line.strip()
         if re.fullmatch(r"[-*_=|: ]{3,}", line):  # rules and table separators
             continue
-        heading = re.match(r"#{1,6}\s+", line)
         line = re.sub(r"^(#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)", "", line)
         if "|" in line:
             line = ", ".join(c.strip() for c in line.strip("|").split("|") if c.strip())
-        # A heading or list item is its own phrase: give it an ending so it is not run into the next line.
-        if line and (heading or lines) and line[-1] not in ".!?:;,":
-            line += "."
-        lines.append(line)
+        if line:
+            lines.append(line)
+    # A heading, list item or table row is its own phrase: give it an ending so it does not run into the next.
+    if len(lines) > 1:
+        lines = [line if line[-1] in ".!?:;," else line + "." for line in lines]
     text = " ".join(lines)
     text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
     text = re.sub(r"(?<![\w*])[*_](?!\s)(.+?)(?<!\s)[*_](?![\w*])", r"\1", text)
@@ -175,7 +175,7 @@ def clean_for_speech(text: str) -> str:
     text = re.sub(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\b", _date, text)
     text = re.sub(r"(?P<cur>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<frac>\d+))?(?:\s?(?P<scale>million|billion|thousand))?",
                   _money, text)
-    text = re.sub(r"\b(?P<h>\d{1,2}):(?P<min>\d{2})(?:\s?(?P<ampm>[ap]\.?m\.?|AM|PM))?(?![\d:])", _time, text,
+    text = re.sub(r"\b(?P<h>\d{1,2}):(?P<min>\d{2})(?:\s?(?P<ampm>[ap]m\b))?(?![\d:])", _time, text,
                   flags=re.IGNORECASE)
     text = re.sub(r"(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent", text)
     text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)

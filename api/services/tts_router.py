@@ -49,7 +49,11 @@ _INSTRUCTION_CUES: tuple[tuple[str, str], ...] = (
     (r"disgust|revuls|gross", "disgusted"),
     (r"calm|sooth|gentl|soft|whisper|relax|quiet|warm|tender|slow", "calm"),
 )
-_PLAIN_CUES = re.compile(r"\b(neutral|plain|flat|monotone|fast|quick|brief|robotic|news|informative)\b", re.I)
+_PLAIN_CUES = re.compile(
+    r"\b(neutral\w*|plain(ly)?|flat(ly)?|monoton\w*|fast|quick(ly)?|brief(ly)?|robotic|news\w*|informative|"
+    r"matter[- ]of[- ]fact)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
