@@ -123,7 +123,7 @@ class StreamEncoder:
 
 
 class Tempo:
-    """Pitch-preserving speed change with FFmpeg's atempo (chained, since one atempo spans 0.5-2.0... and more)."""
+    """Pitch-preserving speed change with FFmpeg's atempo, chained for factors beyond one filter's 0.5-2.0."""
 
     def __init__(self, factor: float, rate: int):
         self._graph = av.filter.Graph()
@@ -183,7 +183,9 @@ class SpeechAudioPipeline:
         if rate != self._source_rate:
             tail = self._flush_resampler()
             self._source_rate = rate
-            self._resampler = None if rate == SPEECH_RATE else soxr.ResampleStream(rate, SPEECH_RATE, 1, dtype="float32")
+            self._resampler = (
+                None if rate == SPEECH_RATE else soxr.ResampleStream(rate, SPEECH_RATE, 1, dtype="float32")
+            )
             head = self._emit(tail) if len(tail) else b""
         else:
             head = b""

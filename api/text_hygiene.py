@@ -173,13 +173,14 @@ def clean_for_speech(text: str) -> str:
         text = re.sub(rf"(?<![\w.]){re.escape(short)}", long, text)
     text = re.sub(r"(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b", _date, text)
     text = re.sub(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\b", _date, text)
-    text = re.sub(r"(?P<cur>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<frac>\d+))?(?:\s?(?P<scale>million|billion|thousand))?",
-                  _money, text)
+    money = r"(?P<cur>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<frac>\d+))?(?:\s?(?P<scale>million|billion|thousand))?"
+    text = re.sub(money, _money, text)
     text = re.sub(r"\b(?P<h>\d{1,2}):(?P<min>\d{2})(?:\s?(?P<ampm>[ap]m\b))?(?![\d:])", _time, text,
                   flags=re.IGNORECASE)
     text = re.sub(r"(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent", text)
     text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)
-    text = re.sub(rf"\b(\d+(?:\.\d+)?)\s?({'|'.join(_UNITS)})\b", lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
+    units = "|".join(_UNITS)
+    text = re.sub(rf"\b(\d+(?:\.\d+)?)\s?({units})\b", lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
     text = re.sub(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\d.])\d+(?:\.\d+)?(?![\d])", _number, text)
     text = text.replace("&", " and ").replace("@", " at ")
     text = re.sub(r"[#*_~^\\{}<>|=]+", " ", text)  # leftover markup symbols nobody would say

@@ -167,3 +167,21 @@ async def test_voices_are_listed_per_engine(http: httpx.AsyncClient) -> None:
     kokoro = (await http.get("/v1/audio/voices", params={"model": "tts-1-hd"})).json()["data"]
     assert {v["model"] for v in kokoro} == {"kokoro-82m"}
     assert sum(len(v["openai_aliases"]) for v in kokoro) == 13
+
+
+async def test_kokoro_streams_by_phrase(server_url: str) -> None:
+    """Kokoro's first chunk is a short phrase, so audio starts before the first sentence is synthesized."""
+    text = "Well, the quick brown fox jumps over the lazy dog. Then it naps."
+    body = {"model": "kokoro-82m", "voice": "jf_alpha", "input": text, "response_format": "pcm"}
+    arrivals: list[float] = []
+    sizes: list[int] = []
+    async with httpx.AsyncClient(base_url=server_url, timeout=120) as client:
+        started = time.perf_counter()
+        async with client.stream("POST", "/v1/audio/speech", json=body) as response:
+            assert response.status_code == 200
+            async for chunk in response.aiter_raw():
+                arrivals.append(time.perf_counter() - started)
+                sizes.append(len(chunk))
+    assert len(sizes) >= 3
+    assert sizes[0] < 0.4 * sum(sizes)  # "Well," is a small part of the audio ...
+    assert arrivals[0] < 0.6 * arrivals[-1]  # ... and it is sent well before the rest is ready

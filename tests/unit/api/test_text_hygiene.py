@@ -23,7 +23,8 @@ from api.text_hygiene import clean_for_speech, number_words, ordinal_words, year
         ("On 2024-05-01 we ship.", "On May first, twenty twenty-four we ship."),
         ("Dr. Smith, e.g. the 21st guest, got 50% of 1,250.",
          "Doctor Smith, for example the twenty-first guest, got fifty percent of one thousand two hundred fifty."),
-        ("Pi is 3.14 and it ran 5 km in 1999.", "Pi is three point one four and it ran five kilometers in nineteen ninety-nine."),
+        ("Pi is 3.14 and it ran 5 km in 1999.",
+         "Pi is three point one four and it ran five kilometers in nineteen ninety-nine."),
         ("| a | b |\n|---|---|\n| 1 | 2 |", "a, b. one, two."),
     ],
 )
