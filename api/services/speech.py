@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -244,5 +245,9 @@ class SpeechService:
                     pipeline.encoder.close()
 
             cancel = CancelToken()
-            async for data in lease.iterate(work, cancel):
-                yield data
+            # aclosing: when our consumer stops early, the engine must stop (and be awaited) before the lease is
+            # released; a bare `async for` would leave the inner generator to the garbage collector, and the
+            # abandoned synthesis would keep the engine's thread busy under the next request.
+            async with aclosing(lease.iterate(work, cancel)) as chunks:
+                async for data in chunks:
+                    yield data
