@@ -45,9 +45,18 @@ class TTSSettings(BaseModel):
     )
     fast_model: str = Field("piper-joe", description="The router's fast, plain role.")
     expressive_model: str = Field("kokoro-82m", description="The router's expressive role (style chosen by emotion).")
-    piper_model_path: Path | None = Field(None, description="A local Piper .onnx voice (its .onnx.json beside it).")
-    kokoro_model_path: Path | None = Field(None, description="A local Kokoro v1.0 ONNX model instead of the wheels'.")
-    kokoro_voices_path: Path | None = Field(None, description="A local Kokoro voices .npz/.bin instead of the wheel's.")
+    piper_model: str | None = Field(
+        None,
+        description="Piper voice instead of the wheel's: a local .onnx (its .onnx.json beside it) or a hub file "
+        "`repo_id:path.onnx` (e.g. `rhasspy/piper-voices:en/en_US/lessac/medium/en_US-lessac-medium.onnx`).",
+    )
+    kokoro_model: str | None = Field(
+        None, description="Kokoro v1.0 ONNX model instead of the wheels': a local path or a hub file `repo_id:file`."
+    )
+    kokoro_voices: str | None = Field(
+        None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
+    )
+    allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
     kokoro_workers: int = Field(2, ge=1, le=16, description="Kokoro requests synthesized at once (threads).")
     kokoro_threads: int = Field(
         1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."

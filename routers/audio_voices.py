@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import ServicesDep
 from api.errors import ModelNotFoundError
+from api.paralinguistics import TAG_PROSODY
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.speech import VoiceInfo, VoiceList
 from api.services.speech import openai_aliases
@@ -36,4 +37,4 @@ async def list_voices(services: ServicesDep, model: str | None = None) -> VoiceL
     if model_id and not data:
         raise ModelNotFoundError(f"The model '{model}' has no voices of its own (the router uses its roles').",
                                  param="model")
-    return VoiceList(data=data)
+    return VoiceList(data=data, tag_vocabulary=sorted(TAG_PROSODY))

@@ -83,3 +83,8 @@ class VoiceInfo(BaseModel):
 class VoiceList(BaseModel):
     object: Literal["list"] = "list"
     data: list[VoiceInfo]
+    tag_vocabulary: list[str] = Field(
+        default_factory=list,
+        description="Paralinguistic tags understood in `input` (`[laugh]`, ...). A voice renders those in its "
+        "`tags`; the rest become a short pause, never words.",
+    )

@@ -157,7 +157,9 @@ async def test_router_picks_a_role_and_says_why(http: httpx.AsyncClient) -> None
 
 
 async def test_voices_are_listed_per_engine(http: httpx.AsyncClient) -> None:
-    voices = (await http.get("/v1/audio/voices")).json()["data"]
+    listing = (await http.get("/v1/audio/voices")).json()
+    assert {"laugh", "sigh", "chuckle", "gasp", "cough"} <= set(listing["tag_vocabulary"])
+    voices = listing["data"]
     by_model: dict[str, list[str]] = {}
     for v in voices:
         by_model.setdefault(v["model"], []).append(v["id"])
