@@ -62,7 +62,11 @@ class TTSSettings(BaseModel):
         1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."
     )
     first_phrase_words: int = Field(
-        6, ge=2, le=40, description="The first chunk is cut at the first pause or this many words, for fast audio."
+        4,
+        ge=2,
+        le=40,
+        description="The first chunk is the first clause (if at most twice this long) or this many words: the time "
+        "to first audio is the time to synthesize it.",
     )
     max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
 

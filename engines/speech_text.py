@@ -36,7 +36,7 @@ def _cut_words(text: str, words: int) -> tuple[str, str]:
     return " ".join(parts[:words]), " ".join(parts[words:])
 
 
-def split_phrases(text: str, first_words: int = 6) -> list[Phrase]:
+def split_phrases(text: str, first_words: int = 4) -> list[Phrase]:
     """Phrases in speaking order: a short first one, then sentences (long sentences cut at clause breaks)."""
     out: list[Phrase] = []
     for sentence in split_sentences(text):

@@ -227,7 +227,7 @@ class SpeechService:
                 try:
                     for part in plan.parts:
                         if isinstance(part, float):
-                            rate = engine.sample_rate
+                            rate = engine.capabilities.sample_rate
                             data = pipeline.push(np.zeros(int(part * rate), np.float32), rate)
                             if data:
                                 yield data
