@@ -57,7 +57,13 @@ class TTSSettings(BaseModel):
         None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
     )
     allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
-    kokoro_workers: int = Field(2, ge=1, le=16, description="Kokoro requests synthesized at once (threads).")
+    kokoro_workers: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Kokoro requests synthesized at once (threads sharing one model). More than the cores keeps "
+        "concurrent requests from queueing for their first audio.",
+    )
     kokoro_threads: int = Field(
         1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."
     )

