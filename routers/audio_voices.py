@@ -29,7 +29,7 @@ async def list_voices(services: ServicesDep, model: str | None = None) -> VoiceL
             description=voice.description,
             tags=sorted(voice.tags | spec.capabilities.tags),
             cloning=voice.cloning or spec.capabilities.cloning,
-            openai_aliases=openai_aliases(voice, spec.capabilities, spec.model_id),
+            openai_aliases=openai_aliases(voice, spec.capabilities),
         )
         for spec, voice in speech.voices()
         if model_id in (None, spec.model_id)

@@ -80,7 +80,7 @@ def usage(input_chars: int, audio_seconds: float) -> dict[str, int]:
     return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
 
 
-def openai_voice_for(name: str, caps: SynthesizerCapabilities, model_id: str) -> str:
+def openai_voice_for(name: str, caps: SynthesizerCapabilities) -> str:
     """Map an OpenAI voice name onto one of the engine's voices (by hand for Kokoro, by gender otherwise)."""
     mapped = KOKORO_OPENAI_VOICES.get(name)
     if mapped and caps.voice(mapped) is not None:
@@ -91,8 +91,8 @@ def openai_voice_for(name: str, caps: SynthesizerCapabilities, model_id: str) ->
     return same[peers.index(name) % len(same)].id
 
 
-def openai_aliases(voice: Voice, caps: SynthesizerCapabilities, model_id: str) -> list[str]:
-    return [n for n in OPENAI_VOICES if openai_voice_for(n, caps, model_id) == voice.id]
+def openai_aliases(voice: Voice, caps: SynthesizerCapabilities) -> list[str]:
+    return [n for n in OPENAI_VOICES if openai_voice_for(n, caps) == voice.id]
 
 
 def _header_safe(text: str) -> str:
@@ -133,7 +133,7 @@ class SpeechService:
                 f"The custom voice '{voice.id}' does not exist on this server.", param="voice", code="voice_not_found"
             )
         if voice.lower() in OPENAI_VOICES:
-            return openai_voice_for(voice.lower(), caps, spec.model_id)
+            return openai_voice_for(voice.lower(), caps)
         if caps.voice(voice) is not None:
             return voice
         if caps.blending and "+" in voice:
@@ -182,7 +182,8 @@ class SpeechService:
             voice = self._voice(req.voice, spec)
         caps: SynthesizerCapabilities = spec.capabilities
         text, report = apply_tags(cleaned, caps.tags)
-        parts = tuple(split_pauses(text))
+        # A piece with no letters or digits (a lone "." between two tags) has nothing to say.
+        parts = tuple(p for p in split_pauses(text) if not isinstance(p, str) or any(c.isalnum() for c in p))
         if not any(isinstance(p, str) for p in parts):
             raise InvalidRequestError(
                 "'input' has nothing speakable once markup, emojis and tags are removed.", param="input"
@@ -206,7 +207,7 @@ class SpeechService:
         if isinstance(voice, str) and spec.capabilities.voice(voice) is not None:
             return voice
         if isinstance(voice, str) and voice.lower() in OPENAI_VOICES and route.role == "fast":
-            return openai_voice_for(voice.lower(), spec.capabilities, spec.model_id)
+            return openai_voice_for(voice.lower(), spec.capabilities)
         if isinstance(voice, CustomVoice) or not (
             voice.lower() in OPENAI_VOICES or any(v.id == voice for _, v in self.voices())
         ):

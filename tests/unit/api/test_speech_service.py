@@ -94,3 +94,8 @@ async def test_closing_the_stream_stops_the_engine_before_the_lease_ends(service
     assert engine.cancelled.is_set()  # stopped, and awaited, before aclose returned
     assert manager.in_flight("fake-tts") == 0
     assert engine.chunks_made < 50
+
+
+def test_pieces_without_words_are_not_sent_to_the_engine(service) -> None:
+    plan = service[0].plan(request(input="Yes [sigh] . [cough] !"))
+    assert plan.parts == ("Yes", 0.4, 0.3)
