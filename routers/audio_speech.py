@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -27,6 +28,23 @@ _OK = {
         },
     }
 }
+
+
+def _inlined_schema() -> dict[str, Any]:
+    """The request's JSON schema with its `$defs` inlined: a `#/$defs/...` ref would point at the OpenAPI root."""
+    schema = SpeechRequest.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
 
 
 async def _parse(request: Request) -> SpeechRequest:
@@ -56,7 +74,7 @@ async def _parse(request: Request) -> SpeechRequest:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": SpeechRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": _inlined_schema()}},
         }
     },
 )

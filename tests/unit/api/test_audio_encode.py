@@ -51,3 +51,17 @@ def test_pipeline_resamples_and_changes_tempo(tempo: float) -> None:
     data = b"".join(pipeline.push(source[i : i + 2205], 22_050) for i in range(0, len(source), 2205))
     data += pipeline.finish()
     assert len(data) / 2 / SPEECH_RATE == pytest.approx(2.0 / tempo, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "magic"),
+    [("mp3", b"\xff"), ("aac", b"\xff"), ("opus", b"OggS"), ("flac", b"fLaC"), ("wav", b"RIFF")],
+)
+def test_streams_start_with_the_bytes_browsers_sniff(fmt: str, magic: bytes) -> None:
+    encoder = StreamEncoder(fmt)  # type: ignore[arg-type]
+    data = encoder.encode(tone(0.5)) + encoder.finish()
+    assert data.startswith(magic)
+    if fmt == "opus":
+        assert b"OpusHead" in data[:64]
+    if fmt in ("mp3", "aac"):  # a frame sync word first: no ID3 tag or Xing frame that a stream cannot rewrite
+        assert data[1] & 0xF0 in (0xF0, 0xE0)
