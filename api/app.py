@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.services.speech import SpeechService
+from api.services.speech import SpeechService, openai_tts_aliases
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.services.tts_router import router_spec
 from api.settings import Settings
@@ -41,6 +41,8 @@ def build_registry(settings: Settings) -> EngineRegistry:
     for spec in [*piper_specs(settings), *kokoro_specs(settings)]:
         registry.add(spec)
     registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
+    for alias, target in openai_tts_aliases(settings).items():
+        registry.alias("speech", alias, target)
     return registry
 
 

@@ -28,6 +28,14 @@ from engines.registry import EngineRegistry, EngineSpec, UnknownModel
 from engines.speech_text import parse_blend
 
 OPENAI_TTS_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+
+
+def openai_tts_aliases(settings: Settings) -> dict[str, str]:
+    """OpenAI model name -> the model it means here (settings decide)."""
+    tts = settings.tts
+    return {"tts-1": tts.default_model, "tts-1-hd": tts.hd_model} | {
+        name: tts.instructed_model for name in OPENAI_TTS_ALIASES if name.startswith("gpt-4o-mini-tts")
+    }
 # OpenAI prices gpt-4o-mini-tts audio at ~1250 output tokens a minute; usage reports that rate as an estimate.
 AUDIO_TOKENS_PER_SECOND = 20.8
 _OPENAI_GENDER = {
@@ -108,14 +116,19 @@ class SpeechService:
     # --- resolution ---------------------------------------------------------------------------------------
 
     def resolve_model(self, model: str) -> EngineSpec:
-        tts = self._settings.tts
-        target = {"tts-1": tts.default_model, "tts-1-hd": tts.hd_model}.get(model)
-        if target is None and model.startswith("gpt-4o-mini-tts"):
-            target = tts.instructed_model
+        # The OpenAI names are registry aliases (see `openai_tts_aliases`); later dated gpt-4o-mini-tts snapshots
+        # are accepted by prefix.
+        if model.startswith("gpt-4o-mini-tts-"):
+            model = self._settings.tts.instructed_model
         try:
-            return self._registry.resolve(target or model, "speech")
+            return self._registry.resolve(model, "speech")
         except UnknownModel as exc:
             raise ModelNotFoundError(str(exc), param="model") from exc
+
+    def route(self, text: str, emotion: str | None = None, instructions: str | None = None) -> RouteDecision:
+        """The router's choice for one turn of raw text (for the voice loop): hygiene and tags are applied first."""
+        cleaned = clean_for_speech(text)
+        return self.router().route(RouteRequest(cleaned, emotion, tuple(find_tags(cleaned)), instructions))
 
     def router(self) -> TTSRouter:
         tts = self._settings.tts
@@ -173,9 +186,7 @@ class SpeechService:
         route = None
         cleaned = clean_for_speech(req.input)
         if spec.model_id == ROUTER_MODEL_ID:
-            route = self.router().route(
-                RouteRequest(cleaned, req.emotion, tuple(find_tags(cleaned)), req.instructions)
-            )
+            route = self.route(req.input, req.emotion, req.instructions)
             spec = self.resolve_model(route.model)
             voice = self._routed_voice(req.voice, spec, route)
         else:

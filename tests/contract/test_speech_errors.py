@@ -78,3 +78,19 @@ async def test_openai_voice_names_and_aliases_are_all_accepted(http: httpx.Async
     for model in ("piper-joe", "kokoro-82m"):
         names = {a for v in voices if v["model"] == model for a in v["openai_aliases"]}
         assert names == set(OPENAI_VOICES)
+
+
+async def test_speech_models_and_openai_aliases_are_listed(http: httpx.AsyncClient) -> None:
+    ids = {m["id"] for m in (await http.get("/v1/models")).json()["data"]}
+    assert {"piper-joe", "kokoro-82m", "voxloop-duet"} <= ids
+    assert (await http.get("/v1/models/tts-1")).json()["id"] == "piper-joe"
+    assert (await http.get("/v1/models/tts-1-hd")).json()["id"] == "kokoro-82m"
+    assert (await http.get("/v1/models/gpt-4o-mini-tts")).json()["id"] == "voxloop-duet"
+
+
+def test_router_service_for_the_voice_loop(app) -> None:
+    speech = app.state.services.speech
+    decision = speech.route("<think>hmm</think>That is hilarious [laugh]!")
+    assert (decision.role, decision.model, decision.emotion) == ("expressive", "kokoro-82m", "happy")
+    assert "laugh" in decision.reason
+    assert speech.route("Your order has shipped.").model == "piper-joe"

@@ -51,8 +51,8 @@ class SlowSynth:
 def service() -> tuple[SpeechService, SlowSynth, ModelManager]:
     engine = SlowSynth()
     registry = EngineRegistry([EngineSpec("fake-tts", "speech", lambda: engine, capabilities=CAPS)])
+    registry.alias("speech", "tts-1", "fake-tts")
     settings = Settings()
-    settings.tts.default_model = "fake-tts"
     manager = ModelManager(registry)
     return SpeechService(registry, manager, settings), engine, manager
 
