@@ -103,6 +103,13 @@ def openai_aliases(voice: Voice, caps: SynthesizerCapabilities) -> list[str]:
     return [n for n in OPENAI_VOICES if openai_voice_for(n, caps) == voice.id]
 
 
+def _g2p_language(plan: SpeechPlan) -> str:
+    """espeak-style language of the voice (a blend speaks its first voice's language); English by default."""
+    first = plan.voice.split("+")[0].split(":")[0]
+    voice = plan.spec.capabilities.voice(first)
+    return voice.language.lower() if voice is not None else "en-us"
+
+
 def _header_safe(text: str) -> str:
     return text.encode("ascii", "replace").decode()[:300]
 
@@ -232,7 +239,7 @@ class SpeechService:
         stats = stats if stats is not None else StreamStats()
         async with self._manager.lease(plan.spec) as lease:
             engine = lease.engine
-            options = SynthesisOptions(voice=plan.voice, speed=plan.engine_speed)
+            options = SynthesisOptions(voice=plan.voice, speed=plan.engine_speed, language=_g2p_language(plan))
 
             def work() -> Iterator[bytes]:
                 pipeline = SpeechAudioPipeline(plan.response_format, plan.tempo)  # type: ignore[arg-type]
