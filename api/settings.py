@@ -57,6 +57,8 @@ class TTSSettings(BaseModel):
         None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
     )
     allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
+    piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
+    piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")
     kokoro_workers: int = Field(
         4,
         ge=1,

