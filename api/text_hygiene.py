@@ -168,6 +168,9 @@ def clean_for_speech(text: str) -> str:
     text = normalise_tag_syntax(text)
     text = re.sub(r"(?P<url>(?:https?://|www\.)(?P<host>[\w.-]+)[^\s)\]]*)", lambda m: _url(m), text)
     text = _strip_markdown(text)
+    text = re.sub(r"°\s?([CF])\b", lambda m: " degrees " + ("Celsius" if m.group(1) == "C" else "Fahrenheit"), text)
+    text = text.replace("°", " degrees")
+    text = re.sub(r"\s*[→⇒⟶←⇐↔]\s*", ", ", text)  # arrows in notes: a pause, not "rightwards arrow"
     text = _drop_emoji(text)
     for short, long in _ABBREVIATIONS.items():
         text = re.sub(rf"(?<![\w.]){re.escape(short)}", long, text)

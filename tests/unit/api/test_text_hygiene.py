@@ -26,6 +26,7 @@ from api.text_hygiene import clean_for_speech, number_words, ordinal_words, year
         ("Pi is 3.14 and it ran 5 km in 1999.",
          "Pi is three point one four and it ran five kilometers in nineteen ninety-nine."),
         ("| a | b |\n|---|---|\n| 1 | 2 |", "a, b. one, two."),
+        ("It is 25°C → warm.", "It is twenty-five degrees Celsius, warm."),
     ],
 )
 def test_clean_for_speech(raw: str, spoken: str) -> None:
