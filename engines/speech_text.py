@@ -31,9 +31,18 @@ def _clauses(sentence: str) -> list[str]:
     return [c.strip() for c in _CLAUSE_END.split(sentence) if c.strip()]
 
 
+# Words a phrase naturally starts with: cutting just before one leaves a smaller prosody seam.
+_PHRASE_STARTS = frozenset(
+    "and but or so because when while if that which who where over under near with without to in on at for from "
+    "of into after before about through".split()
+)
+
+
 def _cut_words(text: str, words: int) -> tuple[str, str]:
+    """Cut after `words` words, or up to two words later where a new phrase begins."""
     parts = text.split()
-    return " ".join(parts[:words]), " ".join(parts[words:])
+    cut = next((i for i in range(words, min(words + 3, len(parts))) if parts[i].lower() in _PHRASE_STARTS), words)
+    return " ".join(parts[:cut]), " ".join(parts[cut:])
 
 
 def split_phrases(text: str, first_words: int = 4) -> list[Phrase]:

@@ -35,3 +35,8 @@ def test_parse_blend() -> None:
     assert parse_blend("a:3+b:1") == [("a", 0.75), ("b", 0.25)]
     with pytest.raises(ValueError):
         parse_blend("a:x+b")
+
+
+def test_first_cut_prefers_the_start_of_a_phrase() -> None:
+    phrases = split_phrases("I think we should probably go to the store today because it is open late.", 4)
+    assert phrases[0].text == "I think we should probably go"  # cut before "to", not after "should"
