@@ -13,11 +13,15 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
+from api.services.speech import SpeechService, openai_tts_aliases
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
+from api.services.tts_router import router_spec
 from api.settings import Settings
 from engines.emotion2vec import emotion2vec_specs
+from engines.kokoro_onnx import kokoro_specs
 from engines.llama_cpp_chat import llama_cpp_specs
 from engines.manager import ModelManager
+from engines.piper import piper_specs
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
 from engines.whisper import whisper_specs
@@ -25,7 +29,7 @@ from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_emotion, audio_transcriptions, chat, health, models, realtime
+from routers import audio_emotion, audio_speech, audio_transcriptions, audio_voices, chat, health, models, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,11 @@ def build_registry(settings: Settings) -> EngineRegistry:
     for spec in (baseline_spec(), *emotion2vec_specs(settings)):
         registry.add(spec)
     registry.alias("emotion", "default", settings.emotion.default_model)
+    for spec in [*piper_specs(settings), *kokoro_specs(settings)]:
+        registry.add(spec)
+    registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
+    for alias, target in openai_tts_aliases(settings).items():
+        registry.alias("speech", alias, target)
     return registry
 
 
@@ -58,6 +67,7 @@ def build_services(settings: Settings) -> Services:
         transcription=transcription,
         chat=ChatService(registry, manager, settings),
         emotion=EmotionService(registry, manager, transcription, settings),
+        speech=SpeechService(registry, manager, settings),
         started_at=int(time.time()),
     )
 
@@ -78,8 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, audio_emotion.router, chat.router, models.router, health.router,
-                   realtime.router):
+    for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, audio_emotion.router,
+                   chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
+from api.services.speech import SpeechService
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
 from engines.manager import ModelManager
@@ -26,6 +27,7 @@ class Services:
     chat: ChatService
     started_at: int
     emotion: EmotionService
+    speech: SpeechService
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""

@@ -79,6 +79,50 @@ class RealtimeSettings(BaseModel):
     )
 
 
+class TTSSettings(BaseModel):
+    """Speech synthesis: the two embedded engines (Piper, Kokoro) and the dual-TTS router."""
+
+    default_model: str = Field("piper-joe", description="Model that `tts-1` means.")
+    hd_model: str = Field("kokoro-82m", description="Model that `tts-1-hd` means.")
+    instructed_model: str = Field(
+        "voxloop-duet", description="Model that `gpt-4o-mini-tts` means (it takes `instructions`, so the router)."
+    )
+    fast_model: str = Field("piper-joe", description="The router's fast, plain role.")
+    expressive_model: str = Field("kokoro-82m", description="The router's expressive role (style chosen by emotion).")
+    piper_model: str | None = Field(
+        None,
+        description="Piper voice instead of the wheel's: a local .onnx (its .onnx.json beside it) or a hub file "
+        "`repo_id:path.onnx` (e.g. `rhasspy/piper-voices:en/en_US/lessac/medium/en_US-lessac-medium.onnx`).",
+    )
+    kokoro_model: str | None = Field(
+        None, description="Kokoro v1.0 ONNX model instead of the wheels': a local path or a hub file `repo_id:file`."
+    )
+    kokoro_voices: str | None = Field(
+        None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
+    )
+    allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
+    piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
+    piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")
+    kokoro_workers: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Kokoro requests synthesized at once (threads sharing one model). More than the cores keeps "
+        "concurrent requests from queueing for their first audio.",
+    )
+    kokoro_threads: int = Field(
+        1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."
+    )
+    first_phrase_words: int = Field(
+        4,
+        ge=2,
+        le=40,
+        description="The first chunk is the first clause (if at most twice this long) or this many words: the time "
+        "to first audio is the time to synthesize it.",
+    )
+    max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
@@ -124,6 +168,7 @@ class Settings(BaseSettings):
     )
 
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    tts: TTSSettings = Field(default_factory=TTSSettings)
 
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""

@@ -223,4 +223,68 @@ class EmotionRecognizer(Engine, Protocol):
 
     def recognize(self, audio: AudioBuffer, options: EmotionOptions, cancel: CancelToken) -> EmotionScores:
         """Judge the whole buffer as one utterance (the service cuts segments itself)."""
+
+
+# --- speech synthesis ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice an engine can speak: its id, language and what it can do."""
+
+    id: str
+    name: str
+    language: str
+    gender: str | None = None
+    description: str = ""
+    # Paralinguistic tags (e.g. "laugh") this voice renders as sound; every other tag is stripped or mapped.
+    tags: frozenset[str] = frozenset()
+    cloning: bool = False
+
+
+@dataclass(frozen=True)
+class SynthesizerCapabilities:
+    voices: tuple[Voice, ...]
+    sample_rate: int
+    # Engine-native speed range; the service stretches the rest of an OpenAI speed (0.25-4.0) itself.
+    min_speed: float = 0.5
+    max_speed: float = 2.0
+    streaming: bool = True
+    tags: frozenset[str] = frozenset()
+    cloning: bool = False
+    # Voice blending ("a:0.6+b:0.4"): styles are vectors that can be mixed.
+    blending: bool = False
+
+    def voice(self, voice_id: str) -> Voice | None:
+        return next((v for v in self.voices if v.id == voice_id), None)
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    voice: str
+    speed: float = 1.0
+    language: str = "en-us"
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of synthesized speech (mono float32), with the text it speaks when known."""
+
+    samples: np.ndarray
+    sample_rate: int
+    text: str = ""
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@runtime_checkable
+class Synthesizer(Engine, Protocol):
+    capabilities: ClassVar[SynthesizerCapabilities] | SynthesizerCapabilities
+
+    def voices(self) -> list[Voice]: ...
+
+    def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
+        """Speak `text`, yielding chunks as soon as each phrase is ready; checks `cancel` between chunks."""
         ...
