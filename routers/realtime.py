@@ -52,6 +52,7 @@ async def realtime(websocket: WebSocket) -> None:
         model=params.get("model"),
         transcription_intent=params.get("intent") == "transcription",
         beta=_is_beta(websocket, offered),
+        extension_events=params.get("voxloop_events", "").lower() in ("1", "true", "yes"),
     )
     try:
         await session.run()

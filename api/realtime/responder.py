@@ -108,26 +108,25 @@ class Responder:
     async def run(self) -> None:
         await self._emit(server_event("response.created", response=self._object("in_progress")))
         phrases: asyncio.Queue[str | None] = asyncio.Queue()
+        outcome: tuple[str, dict[str, Any] | None] = ("completed", None)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._read_llm(phrases))
                 group.create_task(self._speak(phrases))
+            if self.finish_reason == "length":
+                outcome = ("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
         except* asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # the session is closing, not a barge-in: nobody is listening any more
-            await self._finish("cancelled", {"type": "cancelled", "reason": self.cancel_reason})
-            return
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # handled: the response ends here
+            outcome = ("cancelled", {"type": "cancelled", "reason": self.cancel_reason})
         except* Exception as group_error:
             error = group_error.exceptions[0]
             logger.warning("realtime response failed: %s", error)
-            details = {"type": "failed", "error": {"type": "server_error", "code": getattr(error, "code", None) or
-                                                   "response_failed", "message": _message(error)}}
-            await self._finish("failed", details)
-            return
-        if self.finish_reason == "length":
-            await self._finish("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
-        else:
-            await self._finish("completed", None)
+            outcome = ("failed", {"type": "failed", "error": {
+                "type": "server_error", "code": getattr(error, "code", None) or "response_failed",
+                "message": _message(error)}})
+        await self._finish(*outcome)
 
     # --- the LLM side -----------------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ import numpy as np
 from api.realtime import events as ev
 from api.realtime.conversation import Conversation
 from api.realtime.events import RealtimeProtocolError, new_id, server_event
-from api.realtime.input_buffer import InputAudioBuffer, decode_append, ms, samples_at
+from api.realtime.input_buffer import RATE, InputAudioBuffer, decode_append, ms, samples_at
+from api.realtime.response_events import to_beta
 from api.realtime.session_config import (
     InvalidSessionError,
     SessionConfig,
@@ -37,6 +38,7 @@ from api.realtime.session_config import (
 )
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
+from api.realtime.voice_loop import VoiceLoop
 from engines.silero_vad import SileroVad
 
 logger = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ Send = Callable[[str], Awaitable[None]]
 
 class RealtimeSession:
     def __init__(self, services: Any, receive: Receive, send: Send, *, model: str | None = None,
-                 transcription_intent: bool = False, beta: bool = False):
+                 transcription_intent: bool = False, beta: bool = False, extension_events: bool = False):
         self._services = services
         self._settings = services.settings.realtime
         self._receive, self._send = receive, send
@@ -89,7 +91,13 @@ class RealtimeSession:
         self._turn_start = 0
         self._transcriber: TurnTranscriber | None = None
         self._group: asyncio.TaskGroup | None = None
+        self.voice = VoiceLoop(services, self, extension_events=extension_events or self._settings.extension_events)
         self._rebuild_detector()
+
+    @property
+    def task_group(self) -> asyncio.TaskGroup:
+        assert self._group is not None, "the session is not running"
+        return self._group
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -138,11 +146,15 @@ class RealtimeSession:
         event.setdefault("event_id", new_id("event"))
         if event["type"] == "conversation.item.input_audio_transcription.completed":
             self.conversation.set_transcript(event["item_id"], event["transcript"])
+            self.voice.transcript_ready(event["item_id"], event["transcript"])
+        elif event["type"] == "conversation.item.input_audio_transcription.failed":
+            self.voice.transcript_ready(event["item_id"], None)
         if self.beta:
             if event["type"] in _GA_ONLY:
                 return
             if event["type"] == "conversation.item.added":
                 event["type"] = "conversation.item.created"
+            event = to_beta(event) if event["type"].startswith(("response.", "conversation.item.")) else event
         await self._out.put(event)
 
     async def _emit_session(self, type_: str) -> None:
@@ -177,13 +189,11 @@ class RealtimeSession:
                                              content_index=event.content_index, audio_end_ms=event.audio_end_ms))
             case ev.ResponseCreate():
                 self._refuse_in_transcription("response.create", event.event_id)
-                raise RealtimeProtocolError(
-                    "Responses are not available on this server yet: this session transcribes input audio only.",
-                    code="not_implemented", event_id=event.event_id,
-                )
+                await self.voice.create(event.response, event.event_id)
             case ev.ResponseCancel():
-                raise RealtimeProtocolError("There is no active response to cancel.",
-                                            code="response_cancel_not_active", event_id=event.event_id)
+                if not await self.voice.cancel("client_cancelled"):
+                    raise RealtimeProtocolError("There is no active response to cancel.",
+                                                code="response_cancel_not_active", event_id=event.event_id)
             case ev.OutputAudioBufferClear():
                 raise RealtimeProtocolError("output_audio_buffer.clear is only supported for WebRTC and SIP calls.",
                                             code="invalid_value", param="type", event_id=event.event_id)
@@ -276,6 +286,8 @@ class RealtimeSession:
 
     async def _on_turn_event(self, turn: TurnEvent) -> None:
         if turn.kind == "speech_started":
+            if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
+                await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
             self.state = State.SPEAKING
             self._turn_item, self._turn_start = new_id("item"), max(turn.start, self.buffer.start)
             await self.emit(server_event("input_audio_buffer.speech_started", audio_start_ms=ms(self._turn_start),
@@ -336,6 +348,11 @@ class RealtimeSession:
             transcriber = self._start_transcriber(item_id)
         if transcriber is not None:
             transcriber.finish(samples, speech_end)
+        self.voice.turn_committed(item_id, samples, RATE, transcribing=transcriber is not None)
+        td = self.config.turn_detection
+        auto = speech_end is not None and td is not None and td.create_response and self.config.kind == "realtime"
+        if auto and self.voice.active is None:
+            await self.voice.create(None, None)
 
     def _end_turn(self, keep_transcriber: bool = False) -> None:
         """Leave the current turn: the VAD waits for new speech. The live transcriber is dropped unless kept."""

@@ -65,6 +65,12 @@ class ChatService:
             await self._client.aclose()
             self._client = None
 
+    def default_model(self) -> str:
+        """The model name to send when the caller (the voice loop) has none of its own."""
+        if self._settings.chat_model:
+            return self._settings.chat_model
+        return self._embedded().model_id if self.upstream is None else "default"
+
     def _embedded(self) -> EngineSpec:
         return self._registry.specs("chat")[0]
 

@@ -142,6 +142,14 @@ class SpeechService:
         fast, expressive = self.resolve_model(tts.fast_model), self.resolve_model(tts.expressive_model)
         return TTSRouter(fast.model_id, fast.capabilities, expressive.model_id, expressive.capabilities)
 
+    def expressive_tags(self) -> frozenset[str]:
+        """Paralinguistic tags the router's expressive engine renders as sound (offered to the LLM)."""
+        try:
+            spec = self._registry.resolve(self._settings.tts.expressive_model, "speech")
+        except UnknownModel:
+            return frozenset()
+        return spec.capabilities.tags if spec.capabilities is not None else frozenset()
+
     def voices(self) -> list[tuple[EngineSpec, Voice]]:
         return [(s, v) for s in self._registry.specs("speech") if s.capabilities for v in s.capabilities.voices]
 

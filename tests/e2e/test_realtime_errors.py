@@ -99,7 +99,8 @@ BAD_FRAMES = [
         "type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}}),
      "item_create_invalid_previous_item_id", "previous_item_id", None),
     (json.dumps({"type": "transcription_session.update", "session": {}}), "invalid_request_error", None, None),
-    (json.dumps({"type": "response.create"}), "not_implemented", None, None),
+    (json.dumps({"type": "response.create", "event_id": "e6", "response": {"conversation": "elsewhere"}}),
+     "invalid_value", "response.conversation", "e6"),
     (json.dumps({"type": "response.cancel"}), "response_cancel_not_active", None, None),
 ]
 
