@@ -36,6 +36,8 @@ def openai_tts_aliases(settings: Settings) -> dict[str, str]:
     return {"tts-1": tts.default_model, "tts-1-hd": tts.hd_model} | {
         name: tts.instructed_model for name in OPENAI_TTS_ALIASES if name.startswith("gpt-4o-mini-tts")
     }
+
+
 # OpenAI prices gpt-4o-mini-tts audio at ~1250 output tokens a minute; usage reports that rate as an estimate.
 AUDIO_TOKENS_PER_SECOND = 20.8
 _OPENAI_GENDER = {
