@@ -17,7 +17,10 @@ from api.settings import Settings
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry
 from engines.llama_cpp_chat import llama_cpp_specs
+from engines.nemo import nemo_specs
+from engines.remote import remote_transcription_specs
 from engines.whisper import whisper_specs
+from engines.whisperx_engine import whisperx_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
@@ -33,7 +36,16 @@ Point any OpenAI client at `http://<host>:<port>/v1`. Errors use OpenAI's body:
 
 
 def build_registry(settings: Settings) -> EngineRegistry:
-    registry = EngineRegistry([*whisper_specs(settings), *llama_cpp_specs(settings)])
+    registry = EngineRegistry(
+        [
+            *whisper_specs(settings),
+            *llama_cpp_specs(settings),
+            # Optional GPU engines (issue 7): registered only when configured; their libraries load lazily.
+            *nemo_specs(settings),
+            *whisperx_specs(settings),
+            *remote_transcription_specs(settings),
+        ]
+    )
     for alias in OPENAI_ASR_ALIASES:
         registry.alias("transcription", alias, settings.whisper.default_model)
     return registry

@@ -111,6 +111,10 @@ class TranscriptionOptions:
     vad_threshold: float = 0.5
     vad_min_silence_ms: int = 160
     vad_speech_pad_ms: int = 300
+    # Diarization (engines whose capabilities say `diarization`): label each segment with a speaker; known speakers
+    # (name, 16 kHz reference clip) are matched by voice and their names used instead of SPEAKER_nn labels.
+    diarize: bool = False
+    known_speakers: tuple[tuple[str, AudioBuffer], ...] = ()
 
 
 @dataclass
