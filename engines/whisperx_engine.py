@@ -11,6 +11,7 @@ Speakers come back as A, B, ... in order of appearance (as OpenAI labels them), 
 from __future__ import annotations
 
 import logging
+import os
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,9 @@ KNOWN_SPEAKER_THRESHOLD = 0.5
 
 
 def import_whisperx() -> Any:
+    # pyannote.audio 4 sends usage telemetry unless told not to; a self-hosted server must not phone home.
+    # (setdefault: a user who wants it can still set PYANNOTE_METRICS_ENABLED=true.)
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     try:
         import whisperx
     except ImportError as exc:
@@ -141,7 +145,7 @@ class WhisperXTranscriber:
             try:
                 self._diarizer = DiarizationPipeline(
                     model_name=str(Path(ref).expanduser()) if ref and is_local(ref) else ref,
-                    use_auth_token=token,
+                    token=token,
                     device=self._settings.device,
                 )
             except Exception as exc:
