@@ -21,7 +21,11 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/voxloop serve
 
-test: test-core test-extras
+# Every test: the core suite in .venv, then each GPU extra's suite in its own venv. The three installs run in
+# parallel first (the extras' pip installs overlap the llama.cpp compile of .venv).
+test:
+	$(MAKE) -j3 $(STAMP) $(NEMO_VENV)/.installed $(WHISPERX_VENV)/.installed
+	$(MAKE) test-core test-extras
 
 test-core: $(STAMP)
 	$(BIN)/python -m pytest

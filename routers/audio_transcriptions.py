@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from api.deps import ServicesDep
 from api.multipart import multipart_openapi, parse_audio_form
@@ -23,12 +24,7 @@ _OK = {
         "description": "The transcript in the requested format (JSON, text, SRT, VTT) or an SSE stream.",
         "content": {
             "application/json": {
-                "schema": {
-                    "anyOf": [
-                        VerboseTranscriptionResponse.model_json_schema(),
-                        DiarizedTranscriptionResponse.model_json_schema(),
-                    ]
-                }
+                "schema": TypeAdapter(VerboseTranscriptionResponse | DiarizedTranscriptionResponse).json_schema()
             },
             "text/plain": {"schema": {"type": "string"}},
             "text/event-stream": {"schema": {"type": "string"}},
