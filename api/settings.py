@@ -78,6 +78,7 @@ class WhisperXSettings(BaseModel):
     )
     hf_token: SecretStr | None = Field(None, description="Hugging Face token for the gated pyannote models.")
     vad_method: str = Field("pyannote", description="`pyannote` (bundled checkpoint) or `silero`.")
+    pyannote_telemetry: bool = Field(False, description="Let pyannote.audio 4 send its usage metrics (off by default).")
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
 
 

@@ -141,6 +141,7 @@ class TranscriberCapabilities:
     translate: bool
     word_timestamps: bool
     diarization: bool = False
+    streaming: bool = False  # has `stream_transcribe` (a `StreamingTranscriber`): live audio in, text as it comes
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from engines.base import (
     TranscriptionOptions,
     UnsupportedOptionError,
 )
-from engines.nemo import NEMO_CAPABILITIES, import_nemo, load_nemo_model
+from engines.nemo import STREAMING_CAPABILITIES, import_nemo, load_nemo_model
 
 # Feature frames recomputed before the first unfinished one, so the STFT sees real samples on its left.
 _LEFT_MARGIN_FRAMES = 4
@@ -144,9 +144,7 @@ class NemoStreamingTranscriber:
         # NeMo's own streaming preprocessor: dither 0 and no pad_to (else every call adds padding frames).
         self._preprocessor = CacheAwareStreamingAudioBuffer(self._model, online_normalization=False).preprocessor
         self._rate = int(self._model.cfg.get("sample_rate", 16000))
-        self.capabilities = NEMO_CAPABILITIES.__class__(
-            languages=NEMO_CAPABILITIES.languages, translate=False, word_timestamps=False
-        )
+        self.capabilities = STREAMING_CAPABILITIES
 
     def stream_transcribe(
         self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken

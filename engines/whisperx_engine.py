@@ -11,7 +11,6 @@ Speakers come back as A, B, ... in order of appearance (as OpenAI labels them), 
 from __future__ import annotations
 
 import logging
-import os
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,14 +40,19 @@ WHISPERX_RATE = 16_000
 KNOWN_SPEAKER_THRESHOLD = 0.5
 
 
-def import_whisperx() -> Any:
-    # pyannote.audio 4 sends usage telemetry unless told not to; a self-hosted server must not phone home.
-    # (setdefault: a user who wants it can still set PYANNOTE_METRICS_ENABLED=true.)
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+def import_whisperx(telemetry: bool = False) -> Any:
     try:
         import whisperx
     except ImportError as exc:
         raise EngineUnavailableError(f"WhisperX is not installed ({exc.name}): {INSTALL_HINT}") from exc
+    try:
+        from pyannote.audio.telemetry import set_telemetry_metrics
+    except ImportError:  # pyannote.audio < 4 has no telemetry
+        pass
+    else:
+        # pyannote.audio 4 sends usage metrics by default; a self-hosted server must not phone home unless asked.
+        # Set before the VAD and diarization models load (their init is tracked too).
+        set_telemetry_metrics(telemetry)
     return whisperx
 
 
@@ -67,7 +71,7 @@ def whisperx_capabilities(english_only: bool, diarization: bool) -> TranscriberC
 
 class WhisperXTranscriber:
     def __init__(self, ref: str, settings: WhisperXSettings, *, english_only: bool):
-        self._whisperx = import_whisperx()
+        self._whisperx = import_whisperx(settings.pyannote_telemetry)
         self._settings = settings
         self._english_only = english_only
         local = is_local(ref)

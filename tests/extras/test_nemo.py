@@ -192,7 +192,10 @@ def test_stream_transcribe_is_incremental_and_chunking_invariant(models: dict[st
     depend on how the audio was cut (features and encoder caches are carried across chunks exactly)."""
     from engines.nemo_streaming import NemoStreamingTranscriber
 
+    from engines.base import StreamingTranscriber
+
     engine = NemoStreamingTranscriber(str(models["stream"]), NemoSettings(device="cpu"))
+    assert isinstance(engine, StreamingTranscriber) and engine.capabilities.streaming
     samples = _speech_16k()
     results = {}
     for size in (1600, 7777, len(samples)):
