@@ -43,7 +43,7 @@ SECOND = "And this is the second sentence."
 
 
 @pytest.fixture(scope="module")
-def punkt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def punkt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """An untrained Punkt model (four empty tab files), so alignment never calls nltk.download."""
     import nltk
 
@@ -53,7 +53,7 @@ def punkt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
         (english / name).touch()
     nltk.data.path.insert(0, str(root))
-    yield
+    yield root
     nltk.data.path.remove(str(root))
 
 
@@ -140,19 +140,21 @@ def _diarization_pipeline(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(punkt: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def whisperx_settings(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("whisperx")
-    settings = Settings(
-        cache_dir=root / "cache",
-        whisperx={
-            "device": "cpu",
-            "compute_type": "int8",
-            "batch_size": 2,
-            "models": {"whisperx-tiny.en": str(tiny_en_dir())},
-            "align_models": {"en": str(_aligner(root))},
-            "diarization_model": str(_diarization_pipeline(root)),
-        },
-    )
+    return {
+        "device": "cpu",
+        "compute_type": "int8",
+        "batch_size": 2,
+        "models": {"whisperx-tiny.en": str(tiny_en_dir())},
+        "align_models": {"en": str(_aligner(root))},
+        "diarization_model": str(_diarization_pipeline(root)),
+    }
+
+
+@pytest.fixture(scope="module")
+def server(punkt: Path, whisperx_settings: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(cache_dir=tmp_path_factory.mktemp("cache"), whisperx=whisperx_settings)
     with live_server(create_app(settings)) as url:
         yield url
 
@@ -237,3 +239,28 @@ def test_sdk_diarized_json(server: str, clip: bytes) -> None:
     result = sdk.audio.transcriptions.create(model="whisperx-tiny.en", file=("a.wav", clip),
                                              response_format="diarized_json")
     assert result.segments and result.segments[0].speaker
+
+
+def test_remote_diarization_against_a_second_voxloop(
+    punkt: Path, whisperx_settings: dict, clip: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A front voxloop (no diarizer of its own) whose `diar-remote` model is this WhisperX setup served by a second
+    `voxloop serve` process: diarized_json and the known speakers travel through the remote engine and back."""
+    from bench.common import voxloop_server
+
+    env = {f"VOXLOOP_WHISPERX__{k.upper()}": json.dumps(v) if isinstance(v, dict) else str(v)
+           for k, v in whisperx_settings.items()}
+    env.update({"NLTK_DATA": str(punkt), "VOXLOOP_CACHE_DIR": str(tmp_path_factory.mktemp("up-cache")),
+                "PYANNOTE_METRICS_ENABLED": "false"})
+    reference = "data:audio/wav;base64," + base64.b64encode(encode(speak(FIRST), "wav")).decode()
+    with voxloop_server(env) as upstream:
+        remote = {"diar-remote": {"base_url": f"{upstream}/v1", "model": "whisperx-tiny.en", "diarization": True}}
+        front = Settings(cache_dir=tmp_path_factory.mktemp("front-cache"), remote={"transcription": remote})
+        with live_server(create_app(front)) as url:
+            r = _post(url, clip, model="diar-remote", response_format="diarized_json",
+                      **{"known_speaker_names[]": ["alice"], "known_speaker_references[]": [reference]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["task"] == "transcribe" and body["segments"]
+    assert [s["id"] for s in body["segments"]] == [f"seg_{i}" for i in range(len(body["segments"]))]
+    assert "alice" in {s["speaker"] for s in body["segments"]}
