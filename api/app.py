@@ -24,7 +24,10 @@ from engines.manager import ModelManager
 from engines.piper import piper_specs
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
+from engines.nemo import nemo_specs
+from engines.remote import remote_transcription_specs
 from engines.whisper import whisper_specs
+from engines.whisperx_engine import whisperx_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
@@ -40,7 +43,16 @@ Point any OpenAI client at `http://<host>:<port>/v1`. Errors use OpenAI's body:
 
 
 def build_registry(settings: Settings) -> EngineRegistry:
-    registry = EngineRegistry([*whisper_specs(settings), *llama_cpp_specs(settings)])
+    registry = EngineRegistry(
+        [
+            *whisper_specs(settings),
+            *llama_cpp_specs(settings),
+            # Optional GPU engines (issue 7): registered only when configured; their libraries load lazily.
+            *nemo_specs(settings),
+            *whisperx_specs(settings),
+            *remote_transcription_specs(settings),
+        ]
+    )
     for alias in OPENAI_ASR_ALIASES:
         registry.alias("transcription", alias, settings.whisper.default_model)
     for spec in (baseline_spec(), *emotion2vec_specs(settings)):

@@ -132,6 +132,74 @@ class TTSSettings(BaseModel):
     max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
 
 
+class NemoSettings(BaseModel):
+    """NVIDIA NeMo ASR (extra `voxloop[nemo]`): Parakeet TDT and the cache-aware Nemotron streaming model."""
+
+    device: str = Field("cuda", description="`cuda`, `cpu` or `mps`.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description='Offline models: id -> local `.nemo` file or hub id (e.g. {"parakeet-tdt-0.6b-v2": '
+        '"/models/parakeet-tdt-0.6b-v2.nemo"}).',
+    )
+    streaming_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cache-aware streaming models (Nemotron streaming ASR): id -> local `.nemo` file or hub id.",
+    )
+    batch_size: int = Field(4, ge=1, le=64, description="Utterances decoded together by `transcribe`.")
+    allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
+
+
+class WhisperXSettings(BaseModel):
+    """WhisperX (extra `voxloop[whisperx]`): batched Whisper, wav2vec2 word alignment, pyannote diarization."""
+
+    device: str = Field("cuda", description="`cuda` or `cpu` (CTranslate2 has no `mps`).")
+    compute_type: str = Field("float16", description="CTranslate2 compute type; use int8 on CPU.")
+    batch_size: int = Field(16, ge=1, le=128, description="VAD chunks decoded together.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description='Models: id -> local CTranslate2 Whisper directory or hub id (e.g. {"whisperx-large-v3": '
+        '"/models/faster-whisper-large-v3"}).',
+    )
+    align_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Word aligners: language code -> local wav2vec2 directory or hub id. Languages without one "
+        "use whisperx's default aligner (a hub download, only when allowed).",
+    )
+    diarization_model: str | None = Field(
+        None,
+        description="pyannote diarization pipeline: local directory or hub id (e.g. "
+        "pyannote/speaker-diarization-community-1). Unset: diarized_json is refused.",
+    )
+    hf_token: SecretStr | None = Field(None, description="Hugging Face token for the gated pyannote models.")
+    vad_method: str = Field("pyannote", description="`pyannote` (bundled checkpoint) or `silero`.")
+    pyannote_telemetry: bool = Field(False, description="Let pyannote.audio 4 send its usage metrics (off by default).")
+    allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
+
+
+class RemoteEndpoint(BaseModel):
+    """One model served by another OpenAI-compatible server (another voxloop, or a peer)."""
+
+    base_url: str = Field(description="Base URL including `/v1`, e.g. http://gpu-box:8000/v1.")
+    model: str = Field(description="Model name sent upstream.")
+    api_key: SecretStr | None = Field(None, description="Bearer key sent upstream.")
+    timeout_seconds: float = Field(600.0, gt=0, description="Read timeout of one request.")
+    connect_timeout_seconds: float = Field(5.0, gt=0, description="Connect timeout.")
+    retries: int = Field(2, ge=0, le=10, description="Retries on connection errors only (never after a request was sent).")
+    languages: list[str] | None = Field(None, description="Languages the upstream model knows; unset: any.")
+    translate: bool = Field(False, description="Whether the upstream model can translate.")
+    diarization: bool = Field(False, description="Whether the upstream model answers diarized_json.")
+
+
+class RemoteSettings(BaseModel):
+    """Engines that are other servers, per capability."""
+
+    transcription: dict[str, RemoteEndpoint] = Field(
+        default_factory=dict,
+        description='id -> endpoint, e.g. {"parakeet-remote": {"base_url": "http://gpu-box:8000/v1", '
+        '"model": "parakeet-tdt-0.6b-v2"}}.',
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
@@ -161,6 +229,9 @@ class Settings(BaseSettings):
 
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     emotion: EmotionSettings = Field(default_factory=EmotionSettings)
+    nemo: NemoSettings = Field(default_factory=NemoSettings)
+    whisperx: WhisperXSettings = Field(default_factory=WhisperXSettings)
+    remote: RemoteSettings = Field(default_factory=RemoteSettings)
 
     chat_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM to proxy /v1/chat/completions to (e.g. vLLM at http://127.0.0.1:8001/v1). "

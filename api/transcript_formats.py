@@ -1,9 +1,11 @@
-"""Render a finished transcript in each OpenAI response_format (json, text, srt, vtt, verbose_json)."""
+"""Render a finished transcript in each OpenAI response_format (json, text, srt, vtt, verbose_json, diarized_json)."""
 
 from __future__ import annotations
 
 from api.languages import language_name
 from api.schemas.transcription import (
+    DiarizedSegment,
+    DiarizedTranscriptionResponse,
     DurationUsage,
     TokenUsage,
     TokenUsageDetails,
@@ -50,6 +52,19 @@ def as_verbose(t: Transcript, *, task: str, words: bool, segments: bool) -> Verb
         ]
         if segments
         else None,
+        usage=DurationUsage(seconds=round(t.duration, 3)),
+    )
+
+
+def diarized_segment(s: Segment) -> DiarizedSegment:
+    return DiarizedSegment(id=f"seg_{s.id}", start=s.start, end=s.end, text=s.text.strip(), speaker=s.speaker or "A")
+
+
+def as_diarized(t: Transcript) -> DiarizedTranscriptionResponse:
+    return DiarizedTranscriptionResponse(
+        duration=round(t.duration, 3),
+        text=t.text,
+        segments=[diarized_segment(s) for s in t.segments],
         usage=DurationUsage(seconds=round(t.duration, 3)),
     )
 

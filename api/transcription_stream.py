@@ -45,11 +45,16 @@ def render(transcript: Transcript, response_format: str, task: str, granularitie
             segments="segment" in granularities or not granularities,
         )
         return JSONResponse(body.model_dump(exclude_none=True))
+    if response_format == "diarized_json":
+        return JSONResponse(fmt.as_diarized(transcript).model_dump(exclude_none=True))
     return JSONResponse(fmt.as_json(transcript).model_dump(exclude_none=True))
 
 
-async def sse(events: AsyncIterator[TranscriptionEvent], prompt_tokens: int) -> Response:
+async def sse(events: AsyncIterator[TranscriptionEvent], prompt_tokens: int, diarized: bool = False) -> Response:
     """Stream `transcript.text.delta` per segment and a final `transcript.text.done` with usage.
+
+    With `diarized` (response_format=diarized_json), each segment is also sent as a `transcript.text.segment`
+    event carrying its speaker, right after its delta, as OpenAI's diarizing model does.
 
     The first event (the model is loaded and the first window decoded) is awaited before the response starts, so
     bad audio and overload still get a proper 4xx status instead of an error inside a 200 stream.
@@ -68,6 +73,8 @@ async def sse(events: AsyncIterator[TranscriptionEvent], prompt_tokens: int) -> 
                     segments.append(event)
                     if delta:
                         yield {"data": TranscriptTextDeltaEvent(delta=delta).model_dump_json(exclude_none=True)}
+                    if diarized:
+                        yield {"data": fmt.diarized_segment(event).model_dump_json(exclude_none=True)}
                 elif isinstance(event, TranscriptEnd):
                     duration = event.duration
             transcript = Transcript(fmt.join_text(segments), language, duration, tuple(segments))

@@ -8,7 +8,7 @@ chunks of work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -111,6 +111,10 @@ class TranscriptionOptions:
     vad_threshold: float = 0.5
     vad_min_silence_ms: int = 160
     vad_speech_pad_ms: int = 300
+    # Diarization (engines whose capabilities say `diarization`): label each segment with a speaker; known speakers
+    # (name, 16 kHz reference clip) are matched by voice and their names used instead of SPEAKER_nn labels.
+    diarize: bool = False
+    known_speakers: tuple[tuple[str, AudioBuffer], ...] = ()
 
 
 @dataclass
@@ -137,6 +141,16 @@ class TranscriberCapabilities:
     translate: bool
     word_timestamps: bool
     diarization: bool = False
+    streaming: bool = False  # has `stream_transcribe` (a `StreamingTranscriber`): live audio in, text as it comes
+
+
+@dataclass(frozen=True)
+class StreamingUpdate:
+    """What a streaming transcriber says after each chunk: the transcript so far and what changed."""
+
+    text: str  # the whole transcript so far
+    delta: str  # text appended since the previous update ('' when nothing new was recognised)
+    final: bool = False  # the input ended and every frame is decoded
 
 
 @dataclass(frozen=True)
@@ -287,4 +301,14 @@ class Synthesizer(Engine, Protocol):
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         """Speak `text`, yielding chunks as soon as each phrase is ready; checks `cancel` between chunks."""
+
+
+@runtime_checkable
+class StreamingTranscriber(Transcriber, Protocol):
+    """A transcriber that decodes live audio as it arrives (cache-aware streaming models)."""
+
+    def stream_transcribe(
+        self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken
+    ) -> Iterator[StreamingUpdate]:
+        """Yield an update per decoded chunk while `chunks` is consumed; the last one has `final=True`."""
         ...

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from api.deps import ServicesDep
-from api.errors import InvalidRequestError
 from api.multipart import multipart_openapi, parse_audio_form
 from api.schemas.common import ERROR_RESPONSES
-from api.schemas.transcription import TranscriptionRequest, TranslationRequest, VerboseTranscriptionResponse
+from api.schemas.transcription import (
+    DiarizedTranscriptionResponse,
+    TranscriptionRequest,
+    TranslationRequest,
+    VerboseTranscriptionResponse,
+)
 from api.transcription_stream import collect, render, sse
 
 router = APIRouter(tags=["audio"])
@@ -18,7 +23,9 @@ _OK = {
     200: {
         "description": "The transcript in the requested format (JSON, text, SRT, VTT) or an SSE stream.",
         "content": {
-            "application/json": {"schema": VerboseTranscriptionResponse.model_json_schema()},
+            "application/json": {
+                "schema": TypeAdapter(VerboseTranscriptionResponse | DiarizedTranscriptionResponse).json_schema()
+            },
             "text/plain": {"schema": {"type": "string"}},
             "text/event-stream": {"schema": {"type": "string"}},
         },
@@ -34,17 +41,13 @@ _OK = {
 )
 async def create_transcription(request: Request, services: ServicesDep) -> Response:
     form, upload = await parse_audio_form(request, TranscriptionRequest)
-    if form.response_format == "diarized_json":
-        raise InvalidRequestError(
-            "response_format 'diarized_json' needs a diarizing engine (WhisperX); none is configured on this server.",
-            param="response_format",
-        )
     service = services.transcription
     spec = service.resolve(form.model, "transcribe")
     options = service.options(form, spec, "transcribe")
     events = service.transcribe(spec, options, upload.file)
     if form.stream:
-        return await sse(events, prompt_tokens=len((form.prompt or "").split()))
+        diarized = form.response_format == "diarized_json"
+        return await sse(events, prompt_tokens=len((form.prompt or "").split()), diarized=diarized)
     return render(await collect(events), form.response_format, "transcribe", form.timestamp_granularities)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
@@ -18,10 +19,14 @@ async def health() -> dict[str, str]:
 @router.get("/ready", summary="Readiness: the default models can be loaded")
 async def ready(services: ServicesDep) -> JSONResponse:
     problems = {}
-    for spec in services.default_specs():
-        problem = spec.probe() if spec.probe else None
+    specs = services.default_specs()
+    # Remote engines are checked too: a configured upstream that is down makes its models unusable.
+    specs += [s for s in services.registry.specs() if s.model_id in services.settings.remote.transcription]
+    for spec in specs:
+        # Probes may do I/O (a remote engine's GET /models): keep them off the event loop.
+        problem = await run_in_threadpool(spec.probe) if spec.probe else None
         if problem:
             problems[spec.model_id] = problem
-    models = {spec.model_id: services.manager.state(spec.model_id) for spec in services.default_specs()}
+    models = {spec.model_id: services.manager.state(spec.model_id) for spec in specs}
     body = {"status": "ready" if not problems else "not_ready", "models": models, "problems": problems}
     return JSONResponse(body, status_code=200 if not problems else 503)

@@ -123,6 +123,27 @@ class VerboseTranscriptionResponse(BaseModel):
     usage: DurationUsage | None = None
 
 
+class DiarizedSegment(BaseModel):
+    """One speaker turn of `diarized_json`; the same shape is streamed as a `transcript.text.segment` event."""
+
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: str
+    start: float
+    end: float
+    text: str
+    speaker: str = Field(description="A, B, ... in order of appearance, or the matching `known_speaker_names[]`.")
+
+
+class DiarizedTranscriptionResponse(BaseModel):
+    """`response_format=diarized_json`."""
+
+    task: Literal["transcribe"] = "transcribe"
+    duration: float
+    text: str
+    segments: list[DiarizedSegment]
+    usage: DurationUsage | None = None
+
+
 class TranscriptTextDeltaEvent(BaseModel):
     type: Literal["transcript.text.delta"] = "transcript.text.delta"
     delta: str
@@ -136,4 +157,6 @@ class TranscriptTextDoneEvent(BaseModel):
     usage: TokenUsage
 
 
-TranscriptionStreamEvent = Annotated[TranscriptTextDeltaEvent | TranscriptTextDoneEvent, Field(discriminator="type")]
+TranscriptionStreamEvent = Annotated[
+    TranscriptTextDeltaEvent | DiarizedSegment | TranscriptTextDoneEvent, Field(discriminator="type")
+]

@@ -6,16 +6,27 @@ of `TranscriptionInfo` (first) and `Segment`s (renumbered across decode windows)
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal
 
-from api.audio import WHISPER_RATE, iter_audio_windows
+from api.audio import WHISPER_RATE, decode_audio, iter_audio_windows
 from api.errors import InvalidRequestError, ModelNotFoundError
 from api.languages import WHISPER_LANGUAGES
 from api.schemas.transcription import ServerVadChunking, TranscriptionRequest, TranslationRequest
 from api.settings import Settings
-from engines.base import CancelToken, Segment, TranscriberCapabilities, TranscriptionInfo, TranscriptionOptions
+from engines.base import (
+    AudioBuffer,
+    CancelToken,
+    EngineError,
+    Segment,
+    TranscriberCapabilities,
+    TranscriptionInfo,
+    TranscriptionOptions,
+)
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec, UnknownModel
 
@@ -69,7 +80,10 @@ class TranscriptionService:
         granularities = set(getattr(request, "timestamp_granularities", ()))
         chunking = getattr(request, "chunking_strategy", None)
         vad = chunking if isinstance(chunking, ServerVadChunking) else ServerVadChunking(type="server_vad")
+        diarize, known_speakers = self._diarization(request, spec)
         return TranscriptionOptions(
+            diarize=diarize,
+            known_speakers=known_speakers,
             task=task,
             language=language,
             prompt=request.prompt,
@@ -80,6 +94,29 @@ class TranscriptionService:
             vad_min_silence_ms=vad.silence_duration_ms if isinstance(chunking, ServerVadChunking) else 160,
             vad_speech_pad_ms=vad.prefix_padding_ms,
         )
+
+    def _diarization(
+        self, request: TranscriptionRequest | TranslationRequest, spec: EngineSpec
+    ) -> tuple[bool, tuple[tuple[str, AudioBuffer], ...]]:
+        """`response_format=diarized_json` and `known_speaker_*`: only for models that declare diarization."""
+        diarize = getattr(request, "response_format", None) == "diarized_json"
+        names: list[str] = getattr(request, "known_speaker_names", [])
+        refs: list[str] = getattr(request, "known_speaker_references", [])
+        if (diarize or names or refs) and not spec.capabilities.diarization:
+            param = "response_format" if diarize else "known_speaker_names"
+            raise InvalidRequestError(
+                f"The model '{spec.model_id}' does not diarize; diarized_json and known speakers need a diarizing "
+                "engine (WhisperX with a diarization model, or a remote one).",
+                param=param,
+            )
+        if len(names) != len(refs):
+            raise InvalidRequestError(
+                "known_speaker_names[] and known_speaker_references[] must have the same length.",
+                param="known_speaker_references",
+            )
+        if (names or refs) and not diarize:
+            raise InvalidRequestError("Known speakers need response_format 'diarized_json'.", param="response_format")
+        return diarize, tuple((name, _reference_clip(ref)) for name, ref in zip(names, refs))
 
     async def transcribe(
         self, spec: EngineSpec, options: TranscriptionOptions, file: BinaryIO
@@ -124,3 +161,18 @@ def _with_language(options: TranscriptionOptions, language: str) -> Transcriptio
 
 def _renumbered(segment: Segment, new_id: int) -> Segment:
     return segment if segment.id == new_id else replace(segment, id=new_id)
+
+
+def _reference_clip(ref: str) -> AudioBuffer:
+    """A known speaker's reference: a `data:audio/...;base64,` URL of a short clip, decoded to 16 kHz mono."""
+    header, _, payload = ref.partition(",")
+    if not (header.startswith("data:") and header.endswith(";base64") and payload):
+        raise InvalidRequestError(
+            "known_speaker_references[] must be data URLs (data:audio/wav;base64,...).", param="known_speaker_references"
+        )
+    try:
+        return decode_audio(io.BytesIO(base64.b64decode(payload, validate=True)), max_seconds=30)
+    except (binascii.Error, EngineError) as exc:
+        raise InvalidRequestError(
+            f"A known speaker reference is not decodable audio: {exc}", param="known_speaker_references"
+        ) from exc

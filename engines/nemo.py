@@ -1,0 +1,201 @@
+"""NVIDIA NeMo ASR behind `Transcriber` (extra `voxloop[nemo]`): Parakeet TDT 0.6B v2 and its relatives.
+
+Parakeet TDT v2 is English-only, writes punctuation and capitals itself, and gives word and segment timestamps
+from the TDT decoder (`timestamps=True`). Models load from a local `.nemo` file (the usual way on an offline GPU
+box) or, when downloads are allowed, from a hub id through NeMo's own `from_pretrained`.
+
+The cache-aware streaming models (Nemotron streaming ASR) are served by `engines/nemo_streaming.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from api.settings import NemoSettings, Settings
+from engines.base import (
+    AudioBuffer,
+    CancelToken,
+    EngineUnavailableError,
+    Segment,
+    TranscriberCapabilities,
+    TranscriptionInfo,
+    TranscriptionOptions,
+    UnsupportedOptionError,
+    Word,
+)
+from engines.registry import EngineSpec
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'voxloop[nemo]'"
+# Parakeet TDT v2 and Nemotron streaming are English models; a multilingual NeMo checkpoint (parakeet-tdt-0.6b-v3)
+# can be declared by giving its id a `-v3` suffix, which lifts the language check.
+ENGLISH_ONLY = frozenset({"en"})
+NEMO_CAPABILITIES = TranscriberCapabilities(languages=ENGLISH_ONLY, translate=False, word_timestamps=True)
+MULTILINGUAL_CAPABILITIES = TranscriberCapabilities(languages=None, translate=False, word_timestamps=True)
+# Cache-aware streaming decoding gives text per encoder chunk, without word timestamps.
+STREAMING_CAPABILITIES = TranscriberCapabilities(
+    languages=ENGLISH_ONLY, translate=False, word_timestamps=False, streaming=True
+)
+
+
+def import_nemo() -> tuple[Any, Any]:
+    """torch and NeMo's ASRModel, or an install hint. Imported lazily: NeMo takes seconds to import."""
+    try:
+        import torch
+        from nemo.collections.asr.models import ASRModel
+    except ImportError as exc:
+        raise EngineUnavailableError(f"NeMo is not installed ({exc.name}): {INSTALL_HINT}") from exc
+    return torch, ASRModel
+
+
+def is_local(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or ref.endswith(".nemo") or Path(ref).expanduser().exists()
+
+
+def load_nemo_model(ref: str, settings: NemoSettings) -> Any:
+    """`ASRModel.restore_from` for a local `.nemo`, `from_pretrained` for a hub id (only when downloads are allowed)."""
+    torch, ASRModel = import_nemo()
+    device = torch.device(settings.device)
+    try:
+        if is_local(ref):
+            path = Path(ref).expanduser()
+            if not path.exists():
+                raise EngineUnavailableError(f"NeMo model file not found: {path}")
+            model = ASRModel.restore_from(str(path), map_location=device)
+        elif settings.allow_downloads:
+            model = ASRModel.from_pretrained(ref, map_location=device)
+        else:
+            raise EngineUnavailableError(
+                f"'{ref}' is a hub id and downloads are off: set VOXLOOP_NEMO__ALLOW_DOWNLOADS=true, or give a local "
+                ".nemo path."
+            )
+    except EngineUnavailableError:
+        raise
+    except Exception as exc:
+        raise EngineUnavailableError(f"NeMo model '{ref}' could not be loaded: {exc}") from exc
+    return model.to(device).eval()
+
+
+def _hypothesis_text(hyp: Any) -> str:
+    return hyp if isinstance(hyp, str) else (getattr(hyp, "text", "") or "")
+
+
+class NemoTranscriber:
+    """One loaded NeMo ASR model (Parakeet TDT, or any NeMo model whose `transcribe` gives timestamps)."""
+
+    def __init__(self, ref: str, settings: NemoSettings, capabilities: TranscriberCapabilities = NEMO_CAPABILITIES):
+        self._torch, _ = import_nemo()
+        self._model = load_nemo_model(ref, settings)
+        self._batch_size = settings.batch_size
+        self.capabilities = capabilities
+
+    def transcribe(
+        self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        if options.task == "translate":
+            raise UnsupportedOptionError("NeMo ASR models do not translate.", param="model")
+        cancel.raise_if_cancelled()
+        rate = self._model.cfg.get("sample_rate", 16000)
+        if audio.sample_rate != rate:
+            raise UnsupportedOptionError(f"NeMo model expects {rate} Hz audio, got {audio.sample_rate} Hz.")
+        # The whole window is decoded at once: Parakeet's full attention takes up to ~24 min on a GPU, and the
+        # service cuts longer audio into windows (decode_window_seconds) before it gets here.
+        with self._torch.inference_mode():
+            hyps = self._model.transcribe(
+                [audio.samples], batch_size=self._batch_size, timestamps=True, verbose=False
+            )
+        # RNNT models return a list of Hypothesis (older NeMo: a tuple (best, all)).
+        if isinstance(hyps, tuple):
+            hyps = hyps[0]
+        hyp = hyps[0]
+        language = options.language or "en"
+        segments = to_segments(hyp, audio.offset)
+        return TranscriptionInfo(language=language, duration=audio.duration), iter(segments)
+
+    def close(self) -> None:
+        del self._model
+
+
+def to_segments(hyp: Any, offset: float) -> list[Segment]:
+    """NeMo's timestamp dict (`segment` and `word` entries, in seconds) as `Segment`s with their `Word`s.
+
+    Without segment timestamps (a model or decoder that gives none) the whole text is one segment.
+    """
+    stamps = getattr(hyp, "timestamp", None) or {}
+    words = [
+        Word(w.get("word", ""), round(float(w["start"]) + offset, 3), round(float(w["end"]) + offset, 3))
+        for w in stamps.get("word", ())
+        if "start" in w and "end" in w
+    ]
+    raw = [s for s in stamps.get("segment", ()) if "start" in s and "end" in s]
+    if not raw:
+        text = _hypothesis_text(hyp).strip()
+        if not text:
+            return []
+        start = words[0].start if words else offset
+        end = words[-1].end if words else offset
+        raw = [{"segment": text, "start": start - offset, "end": end - offset}]
+    segments = []
+    for i, s in enumerate(raw):
+        start, end = round(float(s["start"]) + offset, 3), round(float(s["end"]) + offset, 3)
+        last = i == len(raw) - 1
+        own = tuple(w for w in words if start <= w.start < end or (last and w.start >= end) or (i == 0 and w.start < start))
+        text = str(s.get("segment", "")).strip()
+        # A leading space like Whisper's, so segments concatenate into readable text.
+        segments.append(Segment(id=i, start=start, end=end, text=" " + text, words=tuple(own)))
+    return segments
+
+
+def _probe(ref: str) -> Any:
+    def probe() -> str | None:
+        if is_local(ref):
+            return None if Path(ref).expanduser().exists() else f"missing NeMo model file {ref}"
+        return None
+
+    return probe
+
+
+def nemo_capabilities(model_id: str) -> TranscriberCapabilities:
+    return MULTILINGUAL_CAPABILITIES if model_id.endswith("-v3") else NEMO_CAPABILITIES
+
+
+def _streaming(ref: str, settings: NemoSettings) -> Any:
+    from engines.nemo_streaming import NemoStreamingTranscriber  # its own module: keeps this one under 400 lines
+
+    return NemoStreamingTranscriber(ref, settings)
+
+
+def nemo_specs(settings: Settings) -> list[EngineSpec]:
+    """The NeMo models configured in settings (none by default: NeMo is an optional extra)."""
+    ns = settings.nemo
+    specs = []
+    for model_id, ref in ns.models.items():
+        caps = nemo_capabilities(model_id)
+        specs.append(
+            EngineSpec(
+                model_id,
+                "transcription",
+                lambda ref=ref, caps=caps: NemoTranscriber(ref, ns, caps),
+                owned_by="nvidia (weights), local" if is_local(ref) else "nvidia (hub)",
+                description=f"NeMo ASR from {ref} (Parakeet TDT: CC-BY-4.0 weights). Needs voxloop[nemo].",
+                capabilities=caps,
+                probe=_probe(ref),
+            )
+        )
+    for model_id, ref in ns.streaming_models.items():
+        specs.append(
+            EngineSpec(
+                model_id,
+                "transcription",
+                lambda ref=ref: _streaming(ref, ns),
+                owned_by="nvidia (weights), local" if is_local(ref) else "nvidia (hub)",
+                description=f"NeMo cache-aware streaming ASR (Nemotron) from {ref}. Needs voxloop[nemo].",
+                capabilities=STREAMING_CAPABILITIES,
+                probe=_probe(ref),
+            )
+        )
+    return specs

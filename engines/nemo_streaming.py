@@ -1,0 +1,192 @@
+"""NeMo cache-aware streaming ASR (Nemotron streaming, FastConformer with `chunked_limited` attention).
+
+`stream_transcribe` takes live audio chunks of any size and yields the transcript as the encoder's chunks fill:
+features are computed incrementally (only frames whose STFT window is complete are used, so a frame is never
+computed twice with different padding), and the encoder keeps its attention and convolution caches between chunks
+(`conformer_stream_step`), so each audio frame is encoded once. The realtime session drives this method; the plain
+`transcribe` (the HTTP API) feeds a whole file through the same path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from api.settings import NemoSettings
+from engines.base import (
+    AudioBuffer,
+    CancelToken,
+    Segment,
+    StreamingUpdate,
+    TranscriptionInfo,
+    TranscriptionOptions,
+    UnsupportedOptionError,
+)
+from engines.nemo import STREAMING_CAPABILITIES, import_nemo, load_nemo_model
+
+# Feature frames recomputed before the first unfinished one, so the STFT sees real samples on its left.
+_LEFT_MARGIN_FRAMES = 4
+
+
+def _pick(value: Any, first: bool) -> int:
+    """streaming_cfg sizes are either one int or [first chunk, later chunks]."""
+    return int(value[0 if first else 1]) if isinstance(value, (list, tuple)) else int(value)
+
+
+class _Session:
+    """State of one stream: pending audio, stable feature frames, encoder caches and the partial hypothesis."""
+
+    def __init__(self, model: Any, preprocessor: Any, torch: Any):
+        self.model, self.pre, self.torch = model, preprocessor, torch
+        self.cfg = model.encoder.streaming_cfg
+        self.device = next(model.parameters()).device
+        featurizer = preprocessor.featurizer
+        self.hop = int(featurizer.hop_length)
+        self.half_window = int(featurizer.n_fft) // 2  # center=True: frame f spans f*hop ± n_fft/2
+        self.audio = np.zeros(0, np.float32)
+        self.audio_base = 0  # frames dropped from the front of `audio` (in hops)
+        self.feats = torch.zeros((1, model.encoder._feat_in, 0), device=self.device)
+        self.feat_base = 0  # absolute index of feats[..., 0]
+        self.done_frames = 0  # absolute count of stable frames appended to `feats`
+        self.idx = 0  # absolute index of the next chunk's first frame
+        self.step = 0
+        caches = model.encoder.get_initial_cache_state(batch_size=1)
+        self.cache_channel, self.cache_time, self.cache_len = caches
+        self.hyps: Any = None
+        self.pred: Any = None
+        self.text = ""
+
+    def add_audio(self, samples: np.ndarray, final: bool) -> None:
+        self.audio = np.concatenate([self.audio, samples.astype(np.float32)])
+        total = self.audio_base * self.hop + len(self.audio)
+        # Frames whose window lies fully inside the audio received so far; all of them once the input ended.
+        stable = total // self.hop + 1 if final else max(0, (total - self.half_window) // self.hop + 1)
+        if stable <= self.done_frames:
+            return
+        start_frame = max(self.audio_base, self.done_frames - _LEFT_MARGIN_FRAMES)
+        piece = self.audio[(start_frame - self.audio_base) * self.hop :]
+        signal = self.torch.from_numpy(piece).to(self.device)[None, :]
+        length = self.torch.tensor([signal.shape[1]], device=self.device)
+        feats, _ = self.pre(input_signal=signal, length=length)
+        first = self.done_frames - start_frame
+        new = feats[:, :, first : stable - start_frame]
+        self.feats = self.torch.cat([self.feats, new], dim=-1)
+        self.done_frames = stable
+        # Keep only the audio the next STFT needs (the margin before the first unfinished frame).
+        keep_from = max(self.audio_base, self.done_frames - _LEFT_MARGIN_FRAMES)
+        self.audio = self.audio[(keep_from - self.audio_base) * self.hop :]
+        self.audio_base = keep_from
+
+    def decode(self, final: bool) -> Iterator[str]:
+        """Run every encoder chunk the stable frames allow; yield the transcript after each."""
+        cfg = self.cfg
+        sampling = getattr(self.model.encoder.pre_encode, "get_sampling_frames", lambda: 1)()
+        while True:
+            first = self.step == 0
+            chunk, shift = _pick(cfg.chunk_size, first), _pick(cfg.shift_size, first)
+            pre_size = _pick(cfg.pre_encode_cache_size, first)
+            end = self.done_frames
+            if self.idx >= end or (not final and self.idx + chunk > end):
+                break
+            rel = self.idx - self.feat_base
+            piece = self.feats[:, :, rel : rel + chunk]
+            if piece.shape[-1] < _pick(sampling, first):
+                break
+            cache = self.feats[:, :, max(0, rel - pre_size) : rel] if not first else piece[:, :, :0]
+            pad = pre_size - cache.shape[-1]
+            if pad > 0:
+                cache = self.torch.cat([self.torch.zeros_like(piece[:, :, :1]).expand(-1, -1, pad), cache], dim=-1)
+            x = self.torch.cat([cache, piece], dim=-1)
+            last = final and self.idx + shift >= end
+            with self.torch.inference_mode():
+                out = self.model.conformer_stream_step(
+                    processed_signal=x,
+                    processed_signal_length=self.torch.tensor([x.shape[-1]], device=self.device),
+                    cache_last_channel=self.cache_channel,
+                    cache_last_time=self.cache_time,
+                    cache_last_channel_len=self.cache_len,
+                    keep_all_outputs=last,
+                    previous_hypotheses=self.hyps,
+                    previous_pred_out=self.pred,
+                    drop_extra_pre_encoded=0 if first else cfg.drop_extra_pre_encoded,
+                    return_transcription=True,
+                )
+            self.pred, texts, self.cache_channel, self.cache_time, self.cache_len, self.hyps = out[:6]
+            self.idx += shift
+            self.step += 1
+            self._trim()
+            hyp = texts[0]
+            yield hyp if isinstance(hyp, str) else (getattr(hyp, "text", "") or "")
+
+    def _trim(self) -> None:
+        # Later chunks look back `pre_encode_cache_size` frames; older frames are never read again.
+        drop = (self.idx - _pick(self.cfg.pre_encode_cache_size, False)) - self.feat_base
+        if drop > 0:
+            self.feats = self.feats[:, :, drop:]
+            self.feat_base += drop
+
+
+class NemoStreamingTranscriber:
+    """One loaded cache-aware streaming model. Streams are independent; each call gets its own caches."""
+
+    def __init__(self, ref: str, settings: NemoSettings):
+        self._torch, _ = import_nemo()
+        self._model = load_nemo_model(ref, settings)
+        encoder = self._model.encoder
+        if not hasattr(encoder, "setup_streaming_params"):
+            raise UnsupportedOptionError(f"The NeMo model '{ref}' has no cache-aware streaming encoder.")
+        if encoder.streaming_cfg is None:
+            encoder.setup_streaming_params()
+        from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
+
+        # NeMo's own streaming preprocessor: dither 0 and no pad_to (else every call adds padding frames).
+        self._preprocessor = CacheAwareStreamingAudioBuffer(self._model, online_normalization=False).preprocessor
+        self._rate = int(self._model.cfg.get("sample_rate", 16000))
+        self.capabilities = STREAMING_CAPABILITIES
+
+    def stream_transcribe(
+        self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken
+    ) -> Iterator[StreamingUpdate]:
+        session = _Session(self._model, self._preprocessor, self._torch)
+        text = ""
+        for chunk in chunks:
+            cancel.raise_if_cancelled()
+            if chunk.sample_rate != self._rate:
+                raise UnsupportedOptionError(f"Streaming model expects {self._rate} Hz audio, got {chunk.sample_rate}.")
+            session.add_audio(chunk.samples, final=False)
+            for new_text in session.decode(final=False):
+                yield _update(text, new_text, final=False)
+                text = new_text
+        session.add_audio(np.zeros(0, np.float32), final=True)
+        for new_text in session.decode(final=True):
+            yield _update(text, new_text, final=False)
+            text = new_text
+        yield StreamingUpdate(text=text.strip(), delta="", final=True)
+
+    def transcribe(
+        self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
+    ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
+        """The HTTP path: the file is streamed through in 0.5 s pieces, as a live client would send it."""
+        if options.task == "translate":
+            raise UnsupportedOptionError("NeMo ASR models do not translate.", param="model")
+        step = self._rate // 2
+        pieces = (
+            AudioBuffer(audio.samples[i : i + step], audio.sample_rate) for i in range(0, len(audio.samples), step)
+        )
+        final = ""
+        for update in self.stream_transcribe(pieces, options, cancel):
+            final = update.text
+        segments = [Segment(id=0, start=audio.offset, end=round(audio.offset + audio.duration, 3), text=" " + final)]
+        info = TranscriptionInfo(language=options.language or "en", duration=audio.duration)
+        return info, iter(segments if final else [])
+
+    def close(self) -> None:
+        del self._model
+
+
+def _update(previous: str, text: str, final: bool) -> StreamingUpdate:
+    # Transducer hypotheses only grow, so the delta is the new tail; a rewrite (never seen) sends the whole text.
+    delta = text[len(previous) :] if text.startswith(previous) else text
+    return StreamingUpdate(text=text.strip(), delta=delta, final=final)
