@@ -47,6 +47,15 @@ class Lease:
     engine: Any
     spec: EngineSpec
     executor: ThreadPoolExecutor
+    # Engine work started by `iterate` and not yet finished: stopped before the lease is released, even when the
+    # consumer abandoned its iterator without closing it (an async generator left to the garbage collector).
+    _running: dict[int, tuple[CancelToken, asyncio.Future[None]]] = field(default_factory=dict)
+
+    async def stop_running(self) -> None:
+        for cancel, worker in list(self._running.values()):
+            cancel.cancel()
+            await asyncio.shield(worker)
+        self._running.clear()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
@@ -84,6 +93,7 @@ class Lease:
                     put(exc)
 
         worker = loop.run_in_executor(self.executor, produce)
+        self._running[id(worker)] = (cancel, worker)
         try:
             while True:
                 item = await queue.get()
@@ -97,6 +107,7 @@ class Lease:
             while not queue.empty():  # unblock a producer waiting on a full queue
                 queue.get_nowait()
             await asyncio.shield(worker)
+            self._running.pop(id(worker), None)
 
 
 class ModelManager:
@@ -145,9 +156,11 @@ class ModelManager:
             await self._ensure_loaded(slot)
             assert slot.engine is not None and slot.executor is not None
             slot.refs += 1
+            lease = Lease(slot.engine, spec, slot.executor)
             try:
-                yield Lease(slot.engine, spec, slot.executor)
+                yield lease
             finally:
+                await lease.stop_running()
                 slot.refs -= 1
                 slot.last_used = self._clock()
                 if self.ttl_seconds == 0 and slot.refs == 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -98,8 +99,9 @@ class ChatService:
         if self.upstream is None:
             async with self._manager.lease(self._embedded()) as lease:
                 cancel = CancelToken()
-                async for chunk in lease.iterate(lambda: lease.engine.stream(body, cancel), cancel):
-                    yield chunk
+                async with aclosing(lease.iterate(lambda: lease.engine.stream(body, cancel), cancel)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
             return
         async for chunk in self._stream_upstream(body):
             yield chunk

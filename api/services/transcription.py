@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal
 
@@ -151,8 +152,9 @@ class TranscriptionService:
                 yield TranscriptEnd(duration=round(duration, 3))
 
             cancel = CancelToken()
-            async for event in lease.iterate(work, cancel):
-                yield event
+            async with aclosing(lease.iterate(work, cancel)) as events:
+                async for event in events:
+                    yield event
 
 
 def _with_language(options: TranscriptionOptions, language: str) -> TranscriptionOptions:

@@ -185,3 +185,31 @@ async def test_failed_load_is_retried_and_reported() -> None:
             async with manager.lease(spec):
                 pass
     assert len(attempts) == 2 and manager.state("bad") == "not_loaded" and manager.in_flight("bad") == 0
+
+
+async def test_abandoned_iterator_is_stopped_before_the_lease_is_released() -> None:
+    """A consumer that drops its iterator without closing it must not leave the engine working after release."""
+    finished = threading.Event()
+    produced: list[int] = []
+
+    class Slow:
+        def items(self) -> Iterator[int]:
+            try:
+                for i in range(1000):
+                    produced.append(i)
+                    time.sleep(0.002)
+                    yield i
+            finally:
+                finished.set()
+
+        def close(self) -> None:
+            pass
+
+    spec = EngineSpec("slow2", "speech", Slow)
+    manager = ModelManager(EngineRegistry([spec]))
+    async with manager.lease(spec) as lease:
+        stream = lease.iterate(lease.engine.items, CancelToken(), buffer=2)
+        await anext(stream)  # then abandon it, unclosed
+    assert finished.is_set(), "the engine was still working when the lease was released"
+    assert len(produced) < 50
+    await stream.aclose()
