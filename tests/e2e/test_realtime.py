@@ -104,8 +104,9 @@ async def test_server_vad_timing_live_deltas_and_order(client: openai.AsyncOpenA
         await events.until("session.created")
         await conn.session.update(session={"type": "realtime", "audio": {"input": {
             "transcription": TRANSCRIPTION,
+            # No automatic replies here: this test is about the input side (turns, timing, transcripts).
             "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                               "silence_duration_ms": 500},
+                               "silence_duration_ms": 500, "create_response": False},
         }}})
         await events.until("session.updated")
         sender = asyncio.create_task(stream_audio(conn, to_pcm16_24k(clip), realtime=True))
