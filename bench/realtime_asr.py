@@ -56,7 +56,7 @@ async def one_session(client: openai.AsyncOpenAI, clip: np.ndarray, onset_ms: in
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", "audio": {"input": {
             "transcription": {"model": "whisper-1", "language": "en"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}})
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "create_response": False}}}})
         result: dict[str, float] = {}
         started = time.monotonic()
 

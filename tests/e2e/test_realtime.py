@@ -168,7 +168,7 @@ async def test_ga_transcription_session(client: openai.AsyncOpenAI) -> None:
         assert created["session"]["type"] == "transcription"
         await conn.session.update(session={"type": "transcription", "audio": {"input": {
             "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 400},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 400, "create_response": False},
         }}})
         updated = await events.until("session.updated")
         assert updated["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 400
@@ -241,7 +241,7 @@ async def test_idle_timeout_and_semantic_vad(client: openai.AsyncOpenAI) -> None
         events = Events(conn)
         await events.until("session.created")
         await conn.session.update(session={"type": "realtime", "audio": {"input": {
-            "turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}}})
+            "turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000, "create_response": False}}}})
         await events.until("session.updated")
         await stream_audio(conn, to_pcm16_24k(silence(5.5)), realtime=False)
         timeout = await events.until("input_audio_buffer.timeout_triggered")
@@ -250,7 +250,8 @@ async def test_idle_timeout_and_semantic_vad(client: openai.AsyncOpenAI) -> None
         assert committed["item_id"] == timeout["item_id"]
 
         await conn.session.update(session={"type": "realtime", "audio": {"input": {
-            "transcription": TRANSCRIPTION, "turn_detection": {"type": "semantic_vad", "eagerness": "high"}}}})
+            "transcription": TRANSCRIPTION,
+            "turn_detection": {"type": "semantic_vad", "eagerness": "high", "create_response": False}}}})
         updated = await events.until("session.updated")
         assert updated["session"]["audio"]["input"]["turn_detection"]["eagerness"] == "high"
         clip = np.concatenate([silence(0.5), speak(SENTENCE_B), silence(2.5)])
