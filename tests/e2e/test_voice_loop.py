@@ -210,3 +210,24 @@ async def test_beta_client_hears_beta_names(server_url: str) -> None:
     assert not any(t.startswith("response.output_audio") for t in types)
     assert done["response"]["status"] == "completed"
     assert done["response"]["output"][0]["content"][0]["type"] == "audio"
+
+
+async def test_llm_down_fails_the_response_not_the_session(tmp_path) -> None:
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.support.server import free_port, live_server
+
+    app = create_app(Settings(cache_dir=tmp_path, chat_base_url=f"http://127.0.0.1:{free_port()}/v1"))
+    with live_server(app) as url:
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        async with client.realtime.connect(model="voxloop") as conn:
+            events = Events(conn)
+            await _session(conn, events, turn_detection=None)
+            await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": QUESTION}]})
+            await conn.response.create()
+            done = await events.until("response.done", timeout=60)
+            assert done["response"]["status"] == "failed"
+            assert "unreachable" in done["response"]["status_details"]["error"]["message"]
+            await conn.session.update(session={"type": "realtime", "instructions": "still here"})
+            assert (await events.until("session.updated"))["session"]["instructions"] == "still here"
