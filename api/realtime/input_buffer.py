@@ -39,6 +39,17 @@ ULAW = _ulaw_table()
 ALAW = _alaw_table()
 
 
+def encode_g711(samples: np.ndarray, fmt: AudioFormat) -> bytes:
+    """Float samples (at 8 kHz) to G.711 bytes: the code whose decoded value is nearest, per sample."""
+    table = ULAW if fmt == "g711_ulaw" else ALAW
+    order = np.argsort(table, kind="stable")
+    values = table[order]
+    x = np.clip(samples.astype(np.float32), values[0], values[-1])
+    upper = np.clip(np.searchsorted(values, x), 1, len(values) - 1)
+    nearer = np.where(np.abs(values[upper - 1] - x) <= np.abs(values[upper] - x), upper - 1, upper)
+    return order[nearer].astype(np.uint8).tobytes()
+
+
 def source_rate(fmt: AudioFormat) -> int:
     return PCM_RATE if fmt == "pcm16" else G711_RATE
 

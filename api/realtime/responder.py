@@ -16,7 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from api.audio import resample
 from api.realtime import response_events as rev
+from api.realtime.input_buffer import G711_RATE, encode_g711
 from api.realtime.events import new_id, server_event
 from api.text_hygiene import spoken_transcript
 from api.voice.phrases import PhraseChunker
@@ -43,6 +47,7 @@ class ResponseParams:
     in_conversation: bool = True
     input_items: list[dict[str, Any]] | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    output_format: str = "pcm16"  # pcm16 (24 kHz) or g711_ulaw / g711_alaw (8 kHz) on the wire
 
 
 @dataclass
@@ -213,9 +218,10 @@ class Responder:
                 continue
             if self.timings.first_audio is None:
                 self.timings.first_audio = time.monotonic()
-            self._audio += pcm
+            self._audio += pcm  # kept as pcm16 24 kHz whatever the wire format, for truncation
+            wire = pcm if self.params.output_format == "pcm16" else _to_g711(pcm, self.params.output_format)
             await self._emit(rev.delta_event("response.output_audio.delta", self.id, self._message_id,
-                                             self._message_index, delta=base64.b64encode(pcm).decode()))
+                                             self._message_index, delta=base64.b64encode(wire).decode()))
 
     # --- items ------------------------------------------------------------------------------------------------
 
@@ -314,6 +320,11 @@ class Responder:
         if stages:
             meta["voxloop_timings_ms"] = " ".join(f"{k}={v}" for k, v in stages.items())
         return meta
+
+
+def _to_g711(pcm: bytes, fmt: str) -> bytes:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return encode_g711(resample(samples, _PCM_RATE, G711_RATE), fmt)  # type: ignore[arg-type]
 
 
 def _without_audio(item: dict[str, Any]) -> dict[str, Any]:

@@ -150,6 +150,7 @@ class VoiceLoop:
             in_conversation=conversation != "none",
             input_items=o.get("input"),
             metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},
+            output_format=c.output_format,
         )
 
     async def _respond(self, params: ResponseParams) -> None:

@@ -231,3 +231,30 @@ async def test_llm_down_fails_the_response_not_the_session(tmp_path) -> None:
             assert "unreachable" in done["response"]["status_details"]["error"]["message"]
             await conn.session.update(session={"type": "realtime", "instructions": "still here"})
             assert (await events.until("session.updated"))["session"]["instructions"] == "still here"
+
+
+async def test_g711_ulaw_replies_decode_with_the_reference_codec(client: openai.AsyncOpenAI, sdk: openai.OpenAI) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # the reference G.711 codec; deprecated in 3.11, gone in 3.13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    async with client.realtime.connect(model="voxloop") as conn:
+        events = Events(conn)
+        await events.until("session.created")
+        await conn.session.update(session={"type": "realtime", "instructions": "Answer in one short sentence.",
+                                           "audio": {"input": {"turn_detection": None},
+                                                     "output": {"format": {"type": "audio/pcmu"}}}})
+        await events.until("session.updated")
+        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": QUESTION}]})
+        await conn.response.create()
+        done = await events.until("response.done", timeout=120)
+    ulaw = _audio_of(events, done["response"]["id"])
+    pcm8k = np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2").astype(np.float32) / 32768
+    assert len(pcm8k) / 8000 > 0.5
+    pcm24 = (np.clip(soxr.resample(pcm8k, 8000, 24_000), -1, 1) * 32767).astype("<i2").tobytes()
+    transcript = events.of("response.output_audio_transcript.done")[0]["transcript"]
+    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", _wav(pcm24))).text
+    assert wer(transcript, heard) <= 0.4, (transcript, heard)
