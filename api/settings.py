@@ -81,7 +81,11 @@ class RealtimeSettings(BaseModel):
         "voxloop-duet", description="Speech model of spoken replies; the duet router picks fast or expressive per turn."
     )
     llm_model: str | None = Field(None, description="LLM of spoken replies (default: VOXLOOP_CHAT_MODEL or embedded).")
-    max_history_messages: int = Field(24, ge=2, description="Conversation messages the LLM sees (oldest dropped).")
+    max_history_messages: int = Field(
+        12, ge=2, description="Conversation messages the LLM sees (oldest dropped, half a window at a time). Small by "
+        "default: on 2 CPU cores the embedded model reads ~300 prompt tokens a second."
+    )
+    max_history_chars: int = Field(3000, ge=200, description="Characters of history the LLM sees at most.")
     extension_events: bool = Field(
         False, description="Send voxloop.* events (emotion of each user turn) to every session; a session can also "
         "ask with ?voxloop_events=true."

@@ -65,22 +65,31 @@ def build_messages(
     instructions: str | None,
     *,
     note: str | None = None,
-    max_messages: int = 24,
-    max_chars: int = 6000,
+    max_messages: int = 12,
+    max_chars: int = 3000,
 ) -> list[dict[str, Any]]:
-    system = (instructions or DEFAULT_INSTRUCTIONS).strip()
-    if note:
-        system += "\n\n" + note
+    """System prompt, bounded history, and the emotion note just before the newest user message.
+
+    The prompt is kept stable from turn to turn so the LLM's prefix cache (llama.cpp and vLLM both reuse the
+    longest common prefix) skips re-reading it: the note, which changes every turn, goes last, and old history is
+    dropped half a window at a time rather than one message per turn (which would shift the whole prefix).
+    """
+    system = {"role": "system", "content": (instructions or DEFAULT_INSTRUCTIONS).strip()}
     history = [m for item in items for m in item_messages(item)]
-    kept: list[dict[str, Any]] = []
-    chars = 0
-    for message in reversed(history):
-        size = len(message.get("content") or "") + len(json.dumps(message.get("tool_calls") or ""))
-        if kept and (len(kept) >= max_messages or chars + size > max_chars):
-            break
-        kept.append(message)
-        chars += size
-    kept.reverse()
+    step = max(1, max_messages // 2)
+    start = 0
+    while len(history) - start > max_messages or (
+        _chars(history[start:]) > max_chars and len(history) - start > 1
+    ):
+        start = min(start + step, len(history) - 1)
+    kept = history[start:]
     while kept and kept[0]["role"] == "tool":  # a tool answer without its call confuses every chat template
         kept.pop(0)
-    return [{"role": "system", "content": system}, *kept]
+    if note:
+        last_user = max((i for i, m in enumerate(kept) if m["role"] == "user"), default=len(kept))
+        kept.insert(last_user, {"role": "system", "content": note})
+    return [system, *kept]
+
+
+def _chars(messages: list[dict[str, Any]]) -> int:
+    return sum(len(m.get("content") or "") + len(json.dumps(m.get("tool_calls") or "")) for m in messages)

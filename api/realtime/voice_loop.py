@@ -165,7 +165,8 @@ class VoiceLoop:
         note = emotion_note(emotion, speech.expressive_tags())
         items = params.input_items if params.input_items is not None else self._session.conversation.items()
         messages = build_messages(items, params.instructions, note=note,
-                                  max_messages=self._settings.max_history_messages)
+                                  max_messages=self._settings.max_history_messages,
+                                  max_chars=self._settings.max_history_chars)
         label = emotion.label if emotion is not None and emotion.speech else None
         responder = Responder(self._services, self._session.emit, params, messages, emotion_label=label,
                               timings=timings, speech_model=self._settings.speech_model,
