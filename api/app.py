@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.metrics import Metrics, MetricsMiddleware
 from api.services.chat import ChatService
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.settings import Settings
@@ -20,9 +22,9 @@ from engines.llama_cpp_chat import llama_cpp_specs
 from engines.whisper import whisper_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
-from middleware.limits import BodySizeLimitMiddleware
+from middleware.limits import BodySizeLimitMiddleware, ConcurrencyLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_transcriptions, chat, health, models
+from routers import audio_transcriptions, chat, health, metrics, models
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +43,14 @@ def build_registry(settings: Settings) -> EngineRegistry:
 
 def build_services(settings: Settings) -> Services:
     registry = build_registry(settings)
+    metrics = Metrics()
     manager = ModelManager(
-        registry, ttl_seconds=settings.model_ttl_seconds, max_concurrent=settings.max_concurrent_per_model
+        registry,
+        ttl_seconds=settings.model_ttl_seconds,
+        max_concurrent=settings.max_concurrent_per_model,
+        on_event=metrics.model_event,
     )
+    metrics.watch_models(registry, manager)
     return Services(
         settings=settings,
         registry=registry,
@@ -51,6 +58,7 @@ def build_services(settings: Settings) -> Services:
         transcription=TranscriptionService(registry, manager, settings),
         chat=ChatService(registry, manager, settings),
         started_at=int(time.time()),
+        metrics=metrics,
     )
 
 
@@ -72,11 +80,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (audio_transcriptions.router, chat.router, models.router, health.router):
         app.include_router(router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+    add_middlewares(app, settings, services.metrics)
+    return app
 
-    # Outermost last: request id -> access log -> auth -> body limit -> app.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+
+def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """Outermost last: request id -> access log -> metrics -> CORS -> auth -> global limit -> body limit -> app.
+
+    Metrics sit outside the refusals so 401/413/429 are counted; CORS sits outside auth so browsers' preflight
+    requests (which carry no key) are answered.
+    """
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, on_reject=metrics.reject)
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        max_concurrent=settings.max_concurrent_requests,
+        retry_after=settings.retry_after_seconds,
+        on_reject=metrics.reject,
+    )
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(), on_reject=metrics.reject)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    return app
