@@ -7,11 +7,12 @@ requests; the model manager reports loads, unloads and per-model rejections thro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -96,6 +97,9 @@ class Metrics:
             buckets=STAGE_BUCKETS, registry=r,
         )
         self.realtime_sessions = Gauge("voxloop_realtime_sessions", "Open realtime sessions.", registry=r)
+        # Leak detectors for long runs: process RSS, open fds, threads (process_*), and live asyncio tasks.
+        ProcessCollector(registry=r)
+        Gauge("voxloop_asyncio_tasks", "Live asyncio tasks in the server's loop.", registry=r).set_function(_task_count)
 
     def watch_models(self, registry: EngineRegistry, manager: ModelManager) -> None:
         self.registry.register(_ModelStateCollector(registry, manager))
@@ -131,6 +135,13 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the event loop (a direct render() call)
+        return float("nan")
 
 
 def route_label(scope: Scope) -> str:

@@ -1,0 +1,121 @@
+"""A bounded mixed soak: memory, file descriptors and asyncio tasks must not grow while traffic runs.
+
+Starts `voxloop serve` on loopback and runs, for --seconds (default 180) after a --warmup (default 30):
+transcription clients (JSON), streaming transcriptions that vanish after the first SSE event, short chat completions
+(some streamed and abandoned), and malformed uploads. After warm-up and again at the end (once the server is idle),
+it reads RSS, open fds and live asyncio tasks from /metrics and prints the growth. Speech (TTS) and realtime sessions
+are not on this branch yet: add their clients here when they land.
+Run: `.venv/bin/python bench/soak.py [--seconds 180] [--warmup 30]`. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from bench.common import voxloop_server  # noqa: E402
+from tests.support.speech import encode, silence, speak  # noqa: E402
+
+URL = "/v1/audio/transcriptions"
+WATCHED = ("process_resident_memory_bytes", "process_open_fds", "voxloop_asyncio_tasks")
+
+
+async def gauges(client: httpx.AsyncClient) -> dict[str, float]:
+    text = (await client.get("/metrics")).text
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+    return {name: values.get(name, float("nan")) for name in WATCHED}
+
+
+async def quiet(client: httpx.AsyncClient, timeout: float = 60) -> None:
+    """Wait until the scrape itself is the only request in flight (abandoned streams have wound down)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = (await client.get("/metrics")).text
+        line = next(x for x in text.splitlines() if x.startswith("voxloop_http_requests_in_flight "))
+        if float(line.split()[1]) <= 1:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def soak(url: str, seconds: float, warmup: float) -> None:
+    clip = encode(np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."),
+                                  silence(0.2)]), "wav")
+    statuses: Counter[str] = Counter()
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        stop_at = time.monotonic() + warmup + seconds
+
+        async def loop(kind: str, action) -> None:
+            while time.monotonic() < stop_at:
+                try:
+                    statuses[f"{kind} {await action()}"] += 1
+                except httpx.HTTPError as exc:
+                    statuses[f"{kind} {type(exc).__name__}"] += 1
+
+        async def transcribe() -> int:
+            r = await client.post(URL, files={"file": ("a.wav", clip)}, data={"model": "whisper-1"})
+            return r.status_code
+
+        async def vanish() -> int:  # a streaming client that goes away after the first event
+            async with client.stream("POST", URL, files={"file": ("a.wav", clip)},
+                                     data={"model": "whisper-1", "stream": "true"}) as r:
+                async for _ in r.aiter_lines():
+                    break
+                return r.status_code
+
+        async def chat() -> int:
+            body = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hi."}]}
+            if statuses["chat 200"] % 2:
+                async with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
+                    async for _ in r.aiter_lines():
+                        break
+                    return r.status_code
+            return (await client.post("/v1/chat/completions", json=body)).status_code
+
+        async def garbage() -> int:
+            r = await client.post(URL, files={"file": ("a.mp3", np.random.default_rng().bytes(20_000))},
+                                  data={"model": "whisper-1"})
+            return r.status_code
+
+        tasks = [asyncio.create_task(loop(k, a)) for k, a in
+                 [("transcribe", transcribe), ("transcribe", transcribe), ("vanish", vanish), ("chat", chat),
+                  ("garbage", garbage)]]
+        await asyncio.sleep(warmup)
+        await quiet(client)
+        start = await gauges(client)
+        await asyncio.gather(*tasks)
+        await quiet(client)
+        end = await gauges(client)
+
+    print(f"warm-up {warmup:.0f} s, measured {seconds:.0f} s, loopback, shared 2-core CPU")
+    print("requests:", dict(sorted(statuses.items())))
+    for name in WATCHED:
+        growth = (end[name] - start[name]) / start[name] * 100 if start[name] else float("nan")
+        print(f"{name:32s} after warm-up {start[name]:>14,.0f}  end {end[name]:>14,.0f}  growth {growth:+.2f} %")
+    rss_growth = (end[WATCHED[0]] - start[WATCHED[0]]) / start[WATCHED[0]] * 100
+    print(f"\nRSS growth {rss_growth:+.2f} % (target < 5 %); fds {start[WATCHED[1]]:.0f} -> {end[WATCHED[1]]:.0f}; "
+          f"asyncio tasks {start[WATCHED[2]]:.0f} -> {end[WATCHED[2]]:.0f}")
+    server_errors = {k: v for k, v in statuses.items() if k.split()[-1].startswith("5")}
+    print("5xx:", server_errors or "none")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=180.0, help="measured duration after warm-up")
+    parser.add_argument("--warmup", type=float, default=30.0)
+    args = parser.parse_args()
+    with voxloop_server() as url:
+        asyncio.run(soak(url, args.seconds, args.warmup))
+
+
+if __name__ == "__main__":
+    main()
