@@ -1,4 +1,4 @@
-"""SIGTERM on `voxloop serve`: the request in flight completes with 200, then the process exits cleanly."""
+"""SIGTERM on `voxloop serve`: the request in flight completes with 200, then the process exits."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ async def test_sigterm_drains_in_flight_request(tmp_path) -> None:
                 proc.send_signal(signal.SIGTERM)
                 response = await in_flight
         assert response.status_code == 200 and "nicely" in response.json()["text"].lower()
-        assert proc.wait(timeout=60) == 0
+        # uvicorn re-raises the captured SIGTERM once shutdown is complete, as a process manager expects.
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
