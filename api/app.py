@@ -16,6 +16,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.services.chat import ChatService
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.settings import Settings
+from api.tracing import install_tracing
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry
 from engines.llama_cpp_chat import llama_cpp_specs
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.tracer_provider is not None:
+                app.state.tracer_provider.shutdown()  # flushes spans still batched
             await services.chat.close()
             await services.manager.close()
 
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     add_middlewares(app, settings, services.metrics)
+    app.state.tracer_provider = install_tracing(app, settings.otel_endpoint)
     return app
 
 

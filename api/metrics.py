@@ -38,7 +38,9 @@ class _ModelStateCollector(Collector):
         self._manager = manager
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        loaded = GaugeMetricFamily("voxloop_model_loaded", "1 when the model's weights are in memory.", labels=["model"])
+        loaded = GaugeMetricFamily(
+            "voxloop_model_loaded", "1 when the model's weights are in memory.", labels=["model"]
+        )
         in_flight = GaugeMetricFamily(
             "voxloop_model_requests_in_flight", "Requests admitted to the model (queue depth).", labels=["model"]
         )

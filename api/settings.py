@@ -54,10 +54,15 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(
         default_factory=list,
-        description='Origins allowed by CORS, as JSON (["https://app.example"] or ["*"]); empty: no CORS headers.',
+        description='Origins allowed by CORS, as JSON (["https://app.example"] or ["*"]); empty: no CORS.',
     )
-    log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line, with request ids.")
-    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics (behind the API key when set).")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per line, with request ids."
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics (behind the API key if set).")
+    otel_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector to export traces to (e.g. http://otel-collector:4318); needs the otel extra."
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before closing connections."
     )

@@ -46,10 +46,11 @@ async def test_requests_labelled_by_route_template_and_rejections_counted(tmp_pa
         await client.get("/v1/models")  # no key
         await client.post("/v1/audio/transcriptions", content=b"x" * 1000, headers=auth)
         text = (await client.get("/metrics", headers=auth)).text
-    assert value(text, "voxloop_http_requests_total", method="GET", route="/v1/models/{model_id:path}", status="404") == 3
+    route = "/v1/models/{model_id:path}"
+    assert value(text, "voxloop_http_requests_total", method="GET", route=route, status="404") == 3
     assert value(text, "voxloop_rejections_total", reason="unauthorized") == 1
     assert value(text, "voxloop_rejections_total", reason="body_too_large") == 1
-    assert value(text, "voxloop_http_request_duration_seconds_count", method="GET", route="/v1/models/{model_id:path}") == 3
+    assert value(text, "voxloop_http_request_duration_seconds_count", method="GET", route=route) == 3
     assert value(text, "voxloop_model_loaded", model="whisper-tiny.en") == 0
 
 

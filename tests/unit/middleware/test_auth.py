@@ -27,7 +27,8 @@ async def test_no_key_configured_means_open(tmp_path) -> None:
     app = create_app(Settings(cache_dir=tmp_path))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         assert (await client.get("/v1/models")).status_code == 200
-        assert "access-control-allow-origin" not in (await client.get("/v1/models", headers={"origin": "https://x"})).headers
+        response = await client.get("/v1/models", headers={"origin": "https://x"})
+        assert "access-control-allow-origin" not in response.headers
 
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong"}, {"authorization": KEY},
