@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics (behind the API key if set).")
     otel_endpoint: str | None = Field(
-        None, description="OTLP/HTTP collector to export traces to (e.g. http://otel-collector:4318); needs the otel extra."
+        None, description="OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); needs the otel extra."
     )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before closing connections."
