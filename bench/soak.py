@@ -1,9 +1,9 @@
 """A bounded mixed soak: memory, file descriptors and asyncio tasks must not grow while traffic runs.
 
-Starts `voxloop serve` on loopback and runs, for --seconds (default 180) after a --warmup (default 30):
+Starts `voxloop serve` on loopback and runs, for a --warmup (default 30) and then --seconds (default 180):
 transcription clients (JSON), streaming transcriptions that vanish after the first SSE event, short chat completions
-(some streamed and abandoned), and malformed uploads. After warm-up and again at the end (once the server is idle),
-it reads RSS, open fds and live asyncio tasks from /metrics and prints the growth. Speech (TTS) and realtime sessions
+(some streamed and abandoned), and malformed uploads. After each phase the clients stop and, once the server is idle,
+RSS, open fds and live asyncio tasks are read from /metrics; it prints the growth from warm-up to the end. Speech (TTS) and realtime sessions
 are not on this branch yet: add their clients here when they land.
 Run: `.venv/bin/python bench/soak.py [--seconds 180] [--warmup 30]`. Loopback only.
 """
@@ -52,14 +52,15 @@ async def soak(url: str, seconds: float, warmup: float) -> None:
                                   silence(0.2)]), "wav")
     statuses: Counter[str] = Counter()
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-        stop_at = time.monotonic() + warmup + seconds
 
-        async def loop(kind: str, action) -> None:
+        async def loop(kind: str, action, stop_at: float) -> None:
             while time.monotonic() < stop_at:
                 try:
                     statuses[f"{kind} {await action()}"] += 1
                 except httpx.HTTPError as exc:
                     statuses[f"{kind} {type(exc).__name__}"] += 1
+                if kind == "garbage":
+                    await asyncio.sleep(0.05)  # bad uploads are cheap: pace them so they do not crowd out the rest
 
         async def transcribe() -> int:
             r = await client.post(URL, files={"file": ("a.wav", clip)}, data={"model": "whisper-1"})
@@ -86,15 +87,18 @@ async def soak(url: str, seconds: float, warmup: float) -> None:
                                   data={"model": "whisper-1"})
             return r.status_code
 
-        tasks = [asyncio.create_task(loop(k, a)) for k, a in
-                 [("transcribe", transcribe), ("transcribe", transcribe), ("vanish", vanish), ("chat", chat),
-                  ("garbage", garbage)]]
-        await asyncio.sleep(warmup)
-        await quiet(client)
-        start = await gauges(client)
-        await asyncio.gather(*tasks)
-        await quiet(client)
-        end = await gauges(client)
+        mix = [("transcribe", transcribe), ("transcribe", transcribe), ("vanish", vanish), ("chat", chat),
+               ("garbage", garbage)]
+
+        async def phase(duration: float) -> dict[str, float]:
+            # Both samples are taken with the clients stopped and the server idle, so they compare like with like.
+            stop_at = time.monotonic() + duration
+            await asyncio.gather(*[loop(kind, action, stop_at) for kind, action in mix])
+            await quiet(client)
+            return await gauges(client)
+
+        start = await phase(warmup)
+        end = await phase(seconds)
 
     print(f"warm-up {warmup:.0f} s, measured {seconds:.0f} s, loopback, shared 2-core CPU")
     print("requests:", dict(sorted(statuses.items())))
