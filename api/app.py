@@ -14,18 +14,35 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.services.chat import ChatService
+from api.services.emotion import EmotionService
+from api.services.speech import SpeechService, openai_tts_aliases
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
+from api.services.tts_router import router_spec
 from api.settings import Settings
 from api.tracing import install_tracing
-from engines.manager import ModelManager
-from engines.registry import EngineRegistry
+from engines.emotion2vec import emotion2vec_specs
+from engines.kokoro_onnx import kokoro_specs
 from engines.llama_cpp_chat import llama_cpp_specs
+from engines.manager import ModelManager
+from engines.piper import piper_specs
+from engines.prosody_baseline import baseline_spec
+from engines.registry import EngineRegistry
 from engines.whisper import whisper_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware, ConcurrencyLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_transcriptions, chat, health, metrics, models
+from routers import (
+    audio_emotion,
+    audio_speech,
+    audio_transcriptions,
+    audio_voices,
+    chat,
+    health,
+    metrics,
+    models,
+    realtime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +56,14 @@ def build_registry(settings: Settings) -> EngineRegistry:
     registry = EngineRegistry([*whisper_specs(settings), *llama_cpp_specs(settings)])
     for alias in OPENAI_ASR_ALIASES:
         registry.alias("transcription", alias, settings.whisper.default_model)
+    for spec in (baseline_spec(), *emotion2vec_specs(settings)):
+        registry.add(spec)
+    registry.alias("emotion", "default", settings.emotion.default_model)
+    for spec in [*piper_specs(settings), *kokoro_specs(settings)]:
+        registry.add(spec)
+    registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
+    for alias, target in openai_tts_aliases(settings).items():
+        registry.alias("speech", alias, target)
     return registry
 
 
@@ -52,12 +77,15 @@ def build_services(settings: Settings) -> Services:
         on_event=metrics.model_event,
     )
     metrics.watch_models(registry, manager)
+    transcription = TranscriptionService(registry, manager, settings)
     return Services(
         settings=settings,
         registry=registry,
         manager=manager,
-        transcription=TranscriptionService(registry, manager, settings),
+        transcription=transcription,
         chat=ChatService(registry, manager, settings),
+        emotion=EmotionService(registry, manager, transcription, settings),
+        speech=SpeechService(registry, manager, settings),
         started_at=int(time.time()),
         metrics=metrics,
     )
@@ -81,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, chat.router, models.router, health.router):
+    for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, audio_emotion.router,
+                   chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)

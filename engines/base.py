@@ -164,3 +164,127 @@ class Transcriber(Engine, Protocol):
     ) -> tuple[TranscriptionInfo, Iterator[Segment]]:
         """Start transcribing; segments arrive lazily (for streaming) with times relative to `audio.offset`."""
         ...
+
+
+# --- emotion ------------------------------------------------------------------------------------------------
+
+# emotion2vec+'s nine classes, in its token order; every emotion engine reports scores over exactly these.
+EMOTION_LABELS: tuple[str, ...] = (
+    "angry", "disgusted", "fearful", "happy", "neutral", "other", "sad", "surprised", "unknown",
+)
+
+
+@dataclass(frozen=True)
+class EmotionScores:
+    """One emotion estimate: a distribution over `EMOTION_LABELS` plus circumplex valence/arousal in [-1, 1].
+
+    `speech` is False when there was no speech to judge (the label is then `unknown`). `features` carries what
+    an engine measured (e.g. the baseline's loudness, pitch and rate) for verbose responses and debugging.
+    """
+
+    label: str
+    scores: tuple[tuple[str, float], ...]
+    valence: float
+    arousal: float
+    speech: bool = True
+    features: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def score_map(self) -> dict[str, float]:
+        return dict(self.scores)
+
+
+@dataclass(frozen=True)
+class EmotionSegment:
+    """An emotion estimate for one VAD speech segment, times in seconds from the start of the clip."""
+
+    start: float
+    end: float
+    emotion: EmotionScores
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class EmotionOptions:
+    # What was said, for engines that read the words (the lexicon baseline); None when unknown.
+    transcript: str | None = None
+
+
+@dataclass(frozen=True)
+class EmotionCapabilities:
+    labels: tuple[str, ...] = EMOTION_LABELS
+    # True when the engine's valence comes from the words, so the service must transcribe first.
+    uses_transcript: bool = False
+
+
+@runtime_checkable
+class EmotionRecognizer(Engine, Protocol):
+    capabilities: ClassVar[EmotionCapabilities] | EmotionCapabilities
+
+    def recognize(self, audio: AudioBuffer, options: EmotionOptions, cancel: CancelToken) -> EmotionScores:
+        """Judge the whole buffer as one utterance (the service cuts segments itself)."""
+
+
+# --- speech synthesis ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice an engine can speak: its id, language and what it can do."""
+
+    id: str
+    name: str
+    language: str
+    gender: str | None = None
+    description: str = ""
+    # Paralinguistic tags (e.g. "laugh") this voice renders as sound; every other tag is stripped or mapped.
+    tags: frozenset[str] = frozenset()
+    cloning: bool = False
+
+
+@dataclass(frozen=True)
+class SynthesizerCapabilities:
+    voices: tuple[Voice, ...]
+    sample_rate: int
+    # Engine-native speed range; the service stretches the rest of an OpenAI speed (0.25-4.0) itself.
+    min_speed: float = 0.5
+    max_speed: float = 2.0
+    streaming: bool = True
+    tags: frozenset[str] = frozenset()
+    cloning: bool = False
+    # Voice blending ("a:0.6+b:0.4"): styles are vectors that can be mixed.
+    blending: bool = False
+
+    def voice(self, voice_id: str) -> Voice | None:
+        return next((v for v in self.voices if v.id == voice_id), None)
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    voice: str
+    speed: float = 1.0
+    language: str = "en-us"
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of synthesized speech (mono float32), with the text it speaks when known."""
+
+    samples: np.ndarray
+    sample_rate: int
+    text: str = ""
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@runtime_checkable
+class Synthesizer(Engine, Protocol):
+    capabilities: ClassVar[SynthesizerCapabilities] | SynthesizerCapabilities
+
+    def voices(self) -> list[Voice]: ...
+
+    def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
+        """Speak `text`, yielding chunks as soon as each phrase is ready; checks `cancel` between chunks."""
+        ...

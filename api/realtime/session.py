@@ -1,0 +1,361 @@
+"""One Realtime session per WebSocket: an explicit state, a reader, a bounded writer queue, and turn tasks.
+
+The session never touches the socket itself: it gets `receive()` (a text/bytes frame, or None once the client is
+gone) and `send(text)`, so unit tests can drive it without a network. All its tasks live in one TaskGroup; when
+the client goes away the group is cancelled, which releases model leases and stops engine work, and `finally`
+drops the buffered audio and the conversation.
+
+Dialects: GA event names by default; beta when the client sent `OpenAI-Beta: realtime=v1` or a beta-shaped
+`session.update`. Only the session object's shape and the item lifecycle events differ on the input side
+(GA `conversation.item.added` + `.done`, beta `conversation.item.created`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from api.realtime import events as ev
+from api.realtime.conversation import Conversation
+from api.realtime.events import RealtimeProtocolError, new_id, server_event
+from api.realtime.input_buffer import InputAudioBuffer, decode_append, ms, samples_at
+from api.realtime.session_config import (
+    InvalidSessionError,
+    SessionConfig,
+    TranscriptionConfig,
+    apply_update,
+    is_beta_shaped,
+    render_beta,
+    render_beta_transcription,
+    render_ga,
+)
+from api.realtime.transcriber import TurnTranscriber, resolve_transcription
+from api.realtime.turn_detection import TurnDetector, TurnEvent
+from engines.silero_vad import SileroVad
+
+logger = logging.getLogger(__name__)
+
+MIN_COMMIT_MS = 100  # OpenAI refuses to commit less than 100 ms of audio
+_IDLE_KEEP_MS = 1000  # audio kept before speech, beyond prefix_padding_ms, while waiting for speech
+_VAD_SLICE = 16_000 * 2  # samples run through the VAD between yields to the event loop (~7 ms of CPU)
+SPECULATE_MS = 200  # a pause this long starts the pass that becomes the final transcript if the turn ends here
+
+
+# GA events the beta protocol has no name for; beta clients get the rest of the flow without them.
+_GA_ONLY = frozenset({"conversation.item.done", "input_audio_buffer.timeout_triggered"})
+
+
+class State(enum.Enum):
+    IDLE = "idle"  # waiting for speech (or for a manual commit)
+    SPEAKING = "speaking"  # the VAD is inside a user turn
+    CLOSED = "closed"
+
+
+class _Closed(Exception):
+    """The client went away: ends the TaskGroup, which cancels every task of the session."""
+
+
+Receive = Callable[[], Awaitable[str | bytes | None]]
+Send = Callable[[str], Awaitable[None]]
+
+
+class RealtimeSession:
+    def __init__(self, services: Any, receive: Receive, send: Send, *, model: str | None = None,
+                 transcription_intent: bool = False, beta: bool = False):
+        self._services = services
+        self._settings = services.settings.realtime
+        self._receive, self._send = receive, send
+        self.beta = beta
+        self.id = new_id("sess")
+        self.state = State.IDLE
+        default_model = self._settings.default_transcription_model
+        transcription = TranscriptionConfig(model=default_model) if default_model else None
+        if transcription_intent:
+            transcription = TranscriptionConfig(model=default_model or "whisper-1")
+        self.config = SessionConfig(kind="transcription" if transcription_intent else "realtime", model=model,
+                                    transcription=transcription)
+        self.buffer = InputAudioBuffer(self.config.input_format, self._settings.max_buffer_seconds)
+        self.conversation = Conversation()
+        self._out: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self._settings.outbound_queue)
+        self._vad: SileroVad | None = None
+        self._detector: TurnDetector | None = None
+        self._turn_item: str | None = None
+        self._turn_start = 0
+        self._transcriber: TurnTranscriber | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._rebuild_detector()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group.create_task(self._writer())
+                await self._emit_session("session.created")
+                if not self.beta:
+                    conversation = {"id": new_id("conv"), "object": "realtime.conversation"}
+                    await self.emit(server_event("conversation.created", conversation=conversation))
+                await self._reader()
+                raise _Closed
+        except* _Closed:
+            pass
+        finally:
+            self.state = State.CLOSED
+            self._transcriber = None
+            self.buffer.clear()
+            self.conversation.clear()
+
+    async def _reader(self) -> None:
+        while (raw := await self._receive()) is not None:
+            try:
+                await self.handle(ev.parse_client_event(raw))
+            except RealtimeProtocolError as exc:
+                await self.emit(ev.error_event(exc))
+            except Exception:  # a bug handling one event must not take the whole session down
+                logger.exception("realtime event handling failed")
+                await self.emit(ev.error_event(RealtimeProtocolError(
+                    "The server had an error while processing the event.", code="server_error", type_="server_error",
+                )))
+
+    async def _writer(self) -> None:
+        while True:
+            event = await self._out.get()
+            try:
+                await self._send(json.dumps(event))
+            except Exception as exc:  # the socket is gone; the reader will see it too
+                logger.debug("realtime send failed: %s", exc)
+                raise _Closed from exc
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Queue one server event (GA shape); renamed or dropped here for beta clients."""
+        event.setdefault("event_id", new_id("event"))
+        if event["type"] == "conversation.item.input_audio_transcription.completed":
+            self.conversation.set_transcript(event["item_id"], event["transcript"])
+        if self.beta:
+            if event["type"] in _GA_ONLY:
+                return
+            if event["type"] == "conversation.item.added":
+                event["type"] = "conversation.item.created"
+        await self._out.put(event)
+
+    async def _emit_session(self, type_: str) -> None:
+        session = render_beta(self.config, self.id) if self.beta else render_ga(self.config, self.id)
+        await self.emit(server_event(type_, session=session))
+
+    # --- dispatch ----------------------------------------------------------------------------------------------
+
+    async def handle(self, event: Any) -> None:
+        match event:
+            case ev.SessionUpdate():
+                await self._session_update(event)
+            case ev.TranscriptionSessionUpdate():
+                await self._transcription_session_update(event)
+            case ev.InputAudioBufferAppend():
+                await self._append(event)
+            case ev.InputAudioBufferCommit():
+                await self._commit(event)
+            case ev.InputAudioBufferClear():
+                await self._clear()
+            case ev.ConversationItemCreate():
+                await self._item_create(event)
+            case ev.ConversationItemRetrieve():
+                item = self.conversation.get_or_raise(event.item_id, "retrieve", event.event_id)
+                await self.emit(server_event("conversation.item.retrieved", item=item))
+            case ev.ConversationItemDelete():
+                self.conversation.delete(event.item_id, event.event_id)
+                await self.emit(server_event("conversation.item.deleted", item_id=event.item_id))
+            case ev.ConversationItemTruncate():
+                self.conversation.truncate(event.item_id, event.content_index, event.audio_end_ms, event.event_id)
+                await self.emit(server_event("conversation.item.truncated", item_id=event.item_id,
+                                             content_index=event.content_index, audio_end_ms=event.audio_end_ms))
+            case ev.ResponseCreate():
+                self._refuse_in_transcription("response.create", event.event_id)
+                raise RealtimeProtocolError(
+                    "Responses are not available on this server yet: this session transcribes input audio only.",
+                    code="not_implemented", event_id=event.event_id,
+                )
+            case ev.ResponseCancel():
+                raise RealtimeProtocolError("There is no active response to cancel.",
+                                            code="response_cancel_not_active", event_id=event.event_id)
+            case ev.OutputAudioBufferClear():
+                raise RealtimeProtocolError("output_audio_buffer.clear is only supported for WebRTC and SIP calls.",
+                                            code="invalid_value", param="type", event_id=event.event_id)
+
+    def _refuse_in_transcription(self, what: str, event_id: str | None) -> None:
+        if self.config.kind == "transcription":
+            raise RealtimeProtocolError(f"{what} is not allowed in a transcription session.",
+                                        code="invalid_request_error", event_id=event_id)
+
+    # --- session ----------------------------------------------------------------------------------------------
+
+    async def _session_update(self, event: ev.SessionUpdate) -> None:
+        if not self.beta and is_beta_shaped(event.session):
+            self.beta = True  # an older client without the header: answer in the names it knows
+        await self._apply(event.session, event.event_id, beta=self.beta, kind=None)
+        await self._emit_session("session.updated")
+
+    async def _transcription_session_update(self, event: ev.TranscriptionSessionUpdate) -> None:
+        if self.config.kind != "transcription":
+            raise RealtimeProtocolError(
+                "transcription_session.update is only valid in a transcription session (connect with "
+                "?intent=transcription); use session.update here.",
+                code="invalid_request_error", event_id=event.event_id,
+            )
+        self.beta = True  # only beta clients send this event; answer in their names from now on
+        await self._apply(event.session, event.event_id, beta=True, kind="transcription")
+        await self.emit(server_event("transcription_session.updated",
+                                     session=render_beta_transcription(self.config, self.id)))
+
+    async def _apply(self, session: dict[str, Any], event_id: str | None, *, beta: bool, kind: Any) -> None:
+        try:
+            config = apply_update(self.config, session, beta=beta, kind=kind)
+        except InvalidSessionError as exc:
+            raise RealtimeProtocolError(exc.message, code=exc.code, param=exc.param, event_id=event_id) from None
+        if config.transcription is not None:
+            try:
+                resolve_transcription(self._services, config.transcription)
+            except RealtimeProtocolError as exc:
+                exc.event_id = event_id
+                if beta:
+                    exc.param = (exc.param or "").replace("session.audio.input.transcription",
+                                                          "session.input_audio_transcription")
+                raise
+        previous, self.config = self.config, config
+        if config.input_format != previous.input_format:
+            self.buffer.set_format(config.input_format)
+        if config.turn_detection != previous.turn_detection:
+            self._end_turn()
+            self._rebuild_detector()
+
+    def _rebuild_detector(self) -> None:
+        td = self.config.turn_detection
+        if td is None:
+            self._detector = None
+            return
+        self._vad = self._vad or SileroVad()
+        self._vad.reset()
+        self._detector = TurnDetector(td, self._vad, self.buffer.end, transcript=self._hypothesis)
+
+    def _hypothesis(self) -> str:
+        return self._transcriber.hypothesis if self._transcriber is not None else ""
+
+    # --- input audio ------------------------------------------------------------------------------------------
+
+    async def _append(self, event: ev.InputAudioBufferAppend) -> None:
+        raw = decode_append(event.audio, self.config.input_format, max_chars=self._settings.max_append_chars,
+                            event_id=event.event_id)
+        new = self.buffer.append(raw, event_id=event.event_id)
+        if self._detector is None:
+            return
+        for offset in range(0, len(new), _VAD_SLICE):
+            if offset:
+                await asyncio.sleep(0)  # a huge append (minutes of audio) must not stall other sessions' loop
+            for turn_event in self._detector.feed(new[offset : offset + _VAD_SLICE]):
+                await self._on_turn_event(turn_event)
+        if self.state is State.SPEAKING and self._transcriber is not None:
+            start, detector = self._turn_start, self._detector
+
+            def paused() -> int | None:
+                pause = self.buffer.end - detector.last_speech_end
+                return detector.last_speech_end if pause >= samples_at(SPECULATE_MS) else None
+
+            def fetch() -> tuple[np.ndarray, int | None]:
+                return self.buffer.samples(start).copy(), paused()
+
+            self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
+        elif self.state is State.IDLE:
+            keep = samples_at(getattr(self._detector.config, "prefix_padding_ms", 300) + _IDLE_KEEP_MS)
+            self.buffer.drop_until(self.buffer.end - keep)
+
+    async def _on_turn_event(self, turn: TurnEvent) -> None:
+        if turn.kind == "speech_started":
+            self.state = State.SPEAKING
+            self._turn_item, self._turn_start = new_id("item"), max(turn.start, self.buffer.start)
+            await self.emit(server_event("input_audio_buffer.speech_started", audio_start_ms=ms(self._turn_start),
+                                         item_id=self._turn_item))
+            self._transcriber = self._start_transcriber(self._turn_item)
+        elif turn.kind == "speech_stopped" and self._turn_item is not None:
+            item_id = self._turn_item
+            await self.emit(server_event("input_audio_buffer.speech_stopped", audio_end_ms=ms(turn.end),
+                                         item_id=item_id))
+            await self._commit_audio(item_id, self._turn_start, turn.end, speech_end=self._detector.last_speech_end)
+        elif turn.kind == "timeout":
+            item_id = new_id("item")
+            await self.emit(server_event("input_audio_buffer.timeout_triggered", audio_start_ms=ms(turn.start),
+                                         audio_end_ms=ms(turn.end), item_id=item_id))
+            await self._commit_audio(item_id, max(turn.start, self.buffer.start), turn.end)
+
+    def _start_transcriber(self, item_id: str) -> TurnTranscriber | None:
+        if self.config.transcription is None or self._group is None:
+            return None
+        spec, options = resolve_transcription(self._services, self.config.transcription)
+        transcriber = TurnTranscriber(self._services, spec, options, item_id, self.emit,
+                                      partial_interval=self._settings.partial_interval_seconds)
+        transcriber.task = self._group.create_task(self._transcribe(transcriber))
+        return transcriber
+
+    async def _transcribe(self, transcriber: TurnTranscriber) -> None:
+        try:
+            await transcriber.run()
+        except Exception:  # never let one turn's failure end the session
+            logger.exception("realtime transcription failed")
+            await self.emit(server_event(
+                "conversation.item.input_audio_transcription.failed", item_id=transcriber.item_id, content_index=0,
+                error={"type": "server_error", "code": "transcription_failed",
+                       "message": "The transcription failed on the server.", "param": None},
+            ))
+
+    async def _commit(self, event: ev.InputAudioBufferCommit) -> None:
+        if ms(len(self.buffer)) < MIN_COMMIT_MS:
+            raise RealtimeProtocolError(
+                f"Error committing input audio buffer: buffer too small. Expected at least {MIN_COMMIT_MS}ms of "
+                f"audio, but buffer only has {ms(len(self.buffer)):.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty", event_id=event.event_id,
+            )
+        item_id = self._turn_item if self.state is State.SPEAKING and self._turn_item else new_id("item")
+        await self._commit_audio(item_id, self.buffer.start, self.buffer.end)
+
+    async def _commit_audio(self, item_id: str, start: int, end: int, speech_end: int | None = None) -> None:
+        samples = self.buffer.samples(start, end).copy()
+        transcriber = self._transcriber if item_id == self._turn_item else None
+        self._end_turn(keep_transcriber=True)
+        self.buffer.drop_until(end)
+        previous = self.conversation.last_id()
+        item = self.conversation.add_user_audio(item_id, with_transcript=self.config.transcription is not None)
+        await self.emit(server_event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous))
+        await self.emit(server_event("conversation.item.added", previous_item_id=previous, item=dict(item)))
+        await self.emit(server_event("conversation.item.done", previous_item_id=previous, item=dict(item)))
+        if transcriber is None:
+            transcriber = self._start_transcriber(item_id)
+        if transcriber is not None:
+            transcriber.finish(samples, speech_end)
+
+    def _end_turn(self, keep_transcriber: bool = False) -> None:
+        """Leave the current turn: the VAD waits for new speech. The live transcriber is dropped unless kept."""
+        if self._detector is not None:
+            self._detector.reset(self.buffer.end)
+        if not keep_transcriber and self._transcriber is not None and self._transcriber.task is not None:
+            self._transcriber.task.cancel()  # a cleared turn gets no transcript events
+        self._transcriber = None
+        self._turn_item = None
+        self.state = State.IDLE
+
+    async def _clear(self) -> None:
+        self._end_turn()
+        self.buffer.clear()
+        await self.emit(server_event("input_audio_buffer.cleared"))
+
+    # --- conversation -----------------------------------------------------------------------------------------
+
+    async def _item_create(self, event: ev.ConversationItemCreate) -> None:
+        self._refuse_in_transcription("conversation.item.create", event.event_id)
+        previous, item = self.conversation.create(event.item, event.previous_item_id, event.event_id)
+        await self.emit(server_event("conversation.item.added", previous_item_id=previous, item=dict(item)))
+        await self.emit(server_event("conversation.item.done", previous_item_id=previous, item=dict(item)))

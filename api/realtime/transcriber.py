@@ -1,0 +1,207 @@
+"""Live transcription of a user turn, in-process, through the same registry and model manager as the HTTP API.
+
+While the user speaks, the growing turn is re-transcribed every `partial_interval` seconds of new audio, backing
+off to twice the last pass's duration (so live passes leave the model idle at least half the time: a pass in
+flight when the turn ends delays its final transcript) and skipped while the model is busy with other work. Only
+words that two consecutive hypotheses agree on are sent as deltas ("local agreement"), minus the last word, which
+the audio may have cut. Deltas are append-only and never retracted: when a later hypothesis disagrees with what
+was sent, nothing more is sent until the end. At the end of the turn the rest is sent as a last delta, so the
+deltas always concatenate exactly to `.completed`'s transcript (which starts with what was already sent).
+
+The final text comes from one pass over all the turn's speech. When the speaker pauses, a pass starts at once
+(speculatively): if the pause turns out to be the end of the turn, that pass is the final one, and `.completed`
+follows `speech_stopped` without a second pass. Otherwise the committed audio is transcribed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from api.languages import WHISPER_LANGUAGES
+from api.realtime.events import RealtimeProtocolError
+from api.realtime.input_buffer import RATE
+from api.realtime.session_config import TranscriptionConfig
+from engines.base import AudioBuffer, CancelToken, EngineError, TranscriberCapabilities, TranscriptionOptions
+from engines.registry import EngineSpec, UnknownModel
+
+logger = logging.getLogger(__name__)
+
+# Names OpenAI clients put in `transcription.model`; all mean this server's default Whisper.
+OPENAI_TRANSCRIPTION_NAMES = frozenset({
+    "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-transcribe", "gpt-live-transcribe", "gpt-4o-transcribe-diarize", "gpt-realtime-whisper",
+})
+MAX_PARTIAL_SECONDS = 30.0  # past this, partial passes would cost more than they are worth; the final covers it
+_WORDS = re.compile(r"\s*\S+")
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+# The turn so far, and the speech end it covers when the speaker has paused (None while speaking).
+Fetch = Callable[[], tuple[np.ndarray, int | None]]
+
+
+def resolve_transcription(services: Any, config: TranscriptionConfig) -> tuple[EngineSpec, TranscriptionOptions]:
+    """The engine spec and options for a session's transcription settings, or a protocol error naming the field."""
+    model = config.model
+    if model in OPENAI_TRANSCRIPTION_NAMES:
+        model = services.settings.whisper.default_model
+    try:
+        spec = services.registry.resolve(model, "transcription")
+    except UnknownModel as exc:
+        raise RealtimeProtocolError(
+            str(exc), code="model_not_found", param="session.audio.input.transcription.model"
+        ) from None
+    caps: TranscriberCapabilities = spec.capabilities
+    language = config.language or None
+    if language is not None and language not in WHISPER_LANGUAGES:
+        raise RealtimeProtocolError(f"'{language}' is not a supported ISO-639-1 language code.",
+                                    code="invalid_value", param="session.audio.input.transcription.language")
+    if language and caps is not None and caps.languages is not None and language not in caps.languages:
+        raise RealtimeProtocolError(
+            f"The model '{spec.model_id}' only transcribes {', '.join(sorted(caps.languages))}; "
+            f"use a multilingual model (e.g. whisper-base) for '{language}'.",
+            code="invalid_value", param="session.audio.input.transcription.language",
+        )
+    # The turn is already cut by our VAD; Whisper's own VAD filter still trims silence at the edges (turns end
+    # with `silence_duration_ms` of silence) so the model never decodes padding.
+    return spec, TranscriptionOptions(language=language, prompt=config.prompt or None, vad_min_silence_ms=300)
+
+
+async def transcribe_samples(
+    services: Any, spec: EngineSpec, samples: np.ndarray, options: TranscriptionOptions
+) -> str:
+    """Transcribe 16 kHz samples in-process; segments are materialised on the engine's thread."""
+    cancel = CancelToken()
+    async with services.manager.lease(spec) as lease:
+
+        def work() -> str:
+            _info, segments = lease.engine.transcribe(AudioBuffer(samples, RATE), options, cancel)
+            return "".join(segment.text for segment in segments)
+
+        try:
+            return (await lease.call(work)).strip()
+        finally:
+            cancel.cancel()  # if we were cancelled mid-call, the thread stops at the next segment
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text)
+
+
+class TurnTranscriber:
+    """One user turn's transcription: live partial passes while it is spoken, then the final pass."""
+
+    def __init__(self, services: Any, spec: EngineSpec, options: TranscriptionOptions, item_id: str, emit: Emit,
+                 *, partial_interval: float):
+        self._services, self._spec, self._options = services, spec, options
+        self.item_id = item_id
+        self._emit = emit
+        self._interval = partial_interval
+        self._sent = ""
+        self._previous: list[str] = []
+        self._fetch: Fetch | None = None
+        self._covering: dict[int, str] = {}  # speech end -> text of a pass that covered all speech up to it
+        self._final_key: int | None = None
+        self._transcribed_samples = 0
+        self._wake = asyncio.Event()
+        self._final: np.ndarray | None = None
+        self.hypothesis = ""  # the newest partial text (semantic_vad reads it)
+        self.task: asyncio.Task[None] | None = None  # set by the session, which cancels it when a turn is cleared
+
+    def update(self, length: int, fetch: Fetch, *, speculate: bool = False) -> None:
+        """The turn has grown to `length` samples; `fetch` returns them and the speech end they cover.
+
+        `speculate` means the speaker has paused: a pass now probably covers the whole turn, and if no speech
+        follows, its text becomes the final transcript without another pass (the turn's end is only confirmed
+        `silence_duration_ms` later, and this saves most of that wait).
+        """
+        self._fetch = fetch
+        due = length - self._transcribed_samples >= self._interval * RATE and length <= MAX_PARTIAL_SECONDS * RATE
+        if due or speculate:
+            self._wake.set()
+
+    def finish(self, samples: np.ndarray, speech_end: int | None = None) -> None:
+        """The committed audio of the turn, and where its speech ended: the live loop ends, the final comes."""
+        self._final, self._final_key = samples, speech_end
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Partials until `finish`, then the final pass and `.completed` (or `.failed`)."""
+        while self._final is None:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._final is not None or self._fetch is None:
+                continue
+            samples, key = self._fetch()
+            if key is not None and key in self._covering:
+                continue  # this pause was already transcribed
+            # Live passes only use an idle model (a speculative one may queue behind one other call): final
+            # transcripts of other turns and HTTP requests go first. A skipped pass is retried on the next append.
+            if self._services.manager.in_flight(self._spec.model_id) > (0 if key is None else 1):
+                continue
+            started = time.perf_counter()
+            try:
+                text = await transcribe_samples(self._services, self._spec, samples, self._options)
+            except EngineError as exc:  # a partial that fails (e.g. the model is busy) just waits for the final
+                logger.debug("partial transcription skipped: %s", exc)
+                continue
+            self._transcribed_samples = len(samples)
+            if key is not None:
+                self._covering[key] = text
+            # Back off under load: a pass that took longer than the interval sets the pace of the next one.
+            self._interval = max(self._interval, 2 * (time.perf_counter() - started))
+            await self._partial(text)
+        await self._complete(self._final, self._covering.get(self._final_key) if self._final_key else None)
+
+    async def _partial(self, text: str) -> None:
+        self.hypothesis = text
+        words = _words(text)
+        agreed: list[str] = []
+        for a, b in zip(self._previous, words[:-1], strict=False):
+            if a != b:
+                break
+            agreed.append(a)
+        self._previous = words
+        stable = "".join(agreed).strip()
+        if stable.startswith(self._sent) and len(stable) > len(self._sent):
+            await self._delta(stable[len(self._sent) :])
+
+    async def _delta(self, text: str) -> None:
+        self._sent += text
+        await self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": self.item_id,
+                          "content_index": 0, "delta": text})
+
+    async def _complete(self, samples: np.ndarray, covered: str | None = None) -> None:
+        try:
+            text = covered if covered is not None else await transcribe_samples(
+                self._services, self._spec, samples, self._options)
+        except EngineError as exc:
+            await self._emit({
+                "type": "conversation.item.input_audio_transcription.failed", "item_id": self.item_id,
+                "content_index": 0,
+                "error": {"type": "transcription_error", "code": "transcription_failed", "message": str(exc),
+                          "param": None},
+            })
+            return
+        final = self._join(text)
+        if len(final) > len(self._sent):
+            await self._delta(final[len(self._sent) :])
+        await self._emit({
+            "type": "conversation.item.input_audio_transcription.completed", "item_id": self.item_id,
+            "content_index": 0, "transcript": final,
+            "usage": {"type": "duration", "seconds": round(len(samples) / RATE, 3)},
+        })
+
+    def _join(self, text: str) -> str:
+        """The final transcript, which must start with what was already sent as deltas."""
+        if text.startswith(self._sent):
+            return text
+        # Diverged: keep what was sent and continue with the final words past the same number of words.
+        rest = _words(text)[len(_words(self._sent)) :]
+        return self._sent + "".join(rest)

@@ -1,0 +1,186 @@
+"""The voice loop of one realtime session: committed user turn → transcript → emotion → LLM → speech.
+
+The session tells the loop when a user turn is committed (with its audio), when its transcript is ready, and when
+the user starts speaking (barge-in). The loop keeps, per turn, the transcript and the emotion; it runs at most one
+response at a time (OpenAI's rule) and cancels it on barge-in or `response.cancel`.
+
+Emotion routing: each committed turn goes through the emotion service in-process. Its label reaches the LLM as a
+short system note, and the dual-TTS router (`voxloop-duet`) then speaks the reply in the fast voice or the
+expressive one. With `extension_events` on, a `voxloop.input_audio_emotion` event tells the client what was heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from api.realtime.events import RealtimeProtocolError, server_event
+from api.realtime.llm_context import build_messages, emotion_note
+from api.realtime.responder import Responder, ResponseParams, Timings
+from api.realtime.transcriber import resolve_transcription, transcribe_samples
+from api.realtime.session_config import SessionConfig, TranscriptionConfig
+from engines.base import AudioBuffer, EmotionScores
+
+logger = logging.getLogger(__name__)
+
+TRANSCRIPT_WAIT_SECONDS = 30.0
+EMOTION_EVENT = "voxloop.input_audio_emotion"
+
+
+@dataclass
+class _Turn:
+    item_id: str
+    timings: Timings
+    transcript: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    emotion: asyncio.Task[EmotionScores | None] | None = None
+
+
+class VoiceLoop:
+    def __init__(self, services: Any, session: Any, *, extension_events: bool):
+        self._services = services
+        self._session = session
+        self._settings = services.settings.realtime
+        self.extension_events = extension_events
+        self._turns: dict[str, _Turn] = {}
+        self._last_turn: _Turn | None = None
+        self.active: Responder | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def config(self) -> SessionConfig:
+        return self._session.config
+
+    # --- user turns -------------------------------------------------------------------------------------------
+
+    def turn_committed(self, item_id: str, samples: np.ndarray, rate: int, *, transcribing: bool) -> None:
+        """A user turn is in the conversation; start what the reply will need (transcript, emotion)."""
+        turn = _Turn(item_id, Timings(speech_end=time.monotonic()))
+        self._turns[item_id] = turn
+        self._last_turn = turn
+        while len(self._turns) > 8:  # only recent turns can still be waited on
+            self._turns.pop(next(iter(self._turns)))
+        group = self._session.task_group
+        if not transcribing:
+            # The client did not ask for input transcription, but the LLM still has to read the turn.
+            group.create_task(self._transcribe(turn, samples))
+        if self.config.kind == "realtime":
+            turn.emotion = group.create_task(self._recognize(turn, AudioBuffer(samples, rate)))
+
+    def transcript_ready(self, item_id: str, transcript: str | None) -> None:
+        turn = self._turns.get(item_id)
+        if turn is not None and not turn.transcript.done():
+            turn.timings.transcript = time.monotonic()
+            turn.transcript.set_result(transcript or "")
+
+    async def _transcribe(self, turn: _Turn, samples: np.ndarray) -> None:
+        try:
+            spec, options = resolve_transcription(self._services, TranscriptionConfig(model="whisper-1"))
+            text = await transcribe_samples(self._services, spec, samples, options)
+        except Exception:
+            logger.exception("transcribing a turn for the voice loop failed")
+            text = ""
+        self._session.conversation.set_transcript(turn.item_id, text)
+        self.transcript_ready(turn.item_id, text)
+
+    async def _recognize(self, turn: _Turn, audio: AudioBuffer) -> EmotionScores | None:
+        try:
+            transcript = await asyncio.wait_for(asyncio.shield(turn.transcript), TRANSCRIPT_WAIT_SECONDS)
+            result = await self._services.emotion.recognize(audio, transcript)
+        except Exception:
+            logger.exception("emotion recognition of a turn failed")
+            return None
+        turn.timings.emotion = time.monotonic()
+        scores = result.emotion
+        if self.extension_events:
+            await self._session.emit(server_event(
+                EMOTION_EVENT, item_id=turn.item_id, label=scores.label, scores=scores.score_map,
+                valence=scores.valence, arousal=scores.arousal, speech=scores.speech, model=result.model,
+            ))
+        return scores
+
+    # --- responses --------------------------------------------------------------------------------------------
+
+    async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
+        if self.active is not None or (self._task is not None and not self._task.done()):
+            raise RealtimeProtocolError(
+                "Conversation already has an active response in progress; cancel it or wait for response.done.",
+                code="conversation_already_has_active_response", event_id=event_id,
+            )
+        params = self._params(overrides or {}, event_id)
+        self._task = self._session.task_group.create_task(self._respond(params))
+
+    async def cancel(self, reason: str) -> bool:
+        """Stop the running response; its `response.done` says `cancelled` with `reason`. False if none runs."""
+        task, responder = self._task, self.active
+        if task is None or task.done() or responder is None:
+            return False
+        responder.cancel_reason = reason
+        task.cancel()
+        await asyncio.wait([task])
+        return True
+
+    def _params(self, o: dict[str, Any], event_id: str | None) -> ResponseParams:
+        c = self.config
+        modalities = o.get("output_modalities") or o.get("modalities") or c.output_modalities
+        audio = o.get("audio") or {}
+        output = audio.get("output") or {} if isinstance(audio, dict) else {}
+        voice = output.get("voice") or o.get("voice") or c.voice
+        if isinstance(voice, dict):
+            voice = voice.get("id", c.voice)
+        limit = o.get("max_output_tokens", o.get("max_response_output_tokens", c.max_output_tokens))
+        conversation = o.get("conversation", "auto")
+        if conversation not in ("auto", "none", None):
+            raise RealtimeProtocolError("response.conversation must be 'auto' or 'none'.", code="invalid_value",
+                                        param="response.conversation", event_id=event_id)
+        metadata = o.get("metadata") or {}
+        return ResponseParams(
+            instructions=o.get("instructions") or c.instructions,
+            modalities=["text"] if "audio" not in modalities else ["audio"],
+            voice=str(voice),
+            speed=float(output.get("speed") or o.get("speed") or c.speed),
+            tools=o.get("tools", c.tools) or [],
+            tool_choice=o.get("tool_choice", c.tool_choice),
+            temperature=float(o.get("temperature", c.temperature)),
+            max_output_tokens=None if limit in (None, "inf") else int(limit),
+            in_conversation=conversation != "none",
+            input_items=o.get("input"),
+            metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},
+        )
+
+    async def _respond(self, params: ResponseParams) -> None:
+        turn = self._last_turn
+        self._last_turn = None  # a turn gets one automatic reply
+        emotion: EmotionScores | None = None
+        timings = turn.timings if turn is not None else Timings()
+        if turn is not None:
+            await self._wait(turn.transcript)
+            emotion = await self._wait(turn.emotion) if turn.emotion is not None else None
+        speech = self._services.speech
+        note = emotion_note(emotion, speech.expressive_tags())
+        items = params.input_items if params.input_items is not None else self._session.conversation.items()
+        messages = build_messages(items, params.instructions, note=note,
+                                  max_messages=self._settings.max_history_messages)
+        label = emotion.label if emotion is not None and emotion.speech else None
+        responder = Responder(self._services, self._session.emit, params, messages, emotion_label=label,
+                              timings=timings, speech_model=self._settings.speech_model,
+                              llm_model=self._settings.llm_model or self._services.chat.default_model(),
+                              conversation=self._session.conversation if params.in_conversation else None)
+        self.active = responder
+        try:
+            await responder.run()
+        finally:
+            self.active = None
+
+    @staticmethod
+    async def _wait(awaitable: Any) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.shield(awaitable), TRANSCRIPT_WAIT_SECONDS)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            return None

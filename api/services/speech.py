@@ -1,0 +1,272 @@
+"""The speech use case: validate, clean the text, pick model and voice (directly or through the router), stream.
+
+No FastAPI here. `plan(request)` checks everything a request can get wrong and returns a `SpeechPlan` (so errors
+are 4xx before the first byte); `stream(plan)` yields encoded audio bytes while the engine is still speaking,
+holding the model lease for the whole stream. Synthesis and encoding both run on the engine's thread through
+`Lease.iterate`, so the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from api.audio_encode import SpeechAudioPipeline
+from api.errors import InvalidRequestError, ModelNotFoundError
+from api.paralinguistics import apply_tags, find_tags, split_pauses
+from api.schemas.speech import OPENAI_VOICES, CustomVoice, SpeechRequest
+from api.services.tts_router import ROUTER_MODEL_ID, RouteDecision, RouteRequest, TTSRouter
+from api.settings import Settings
+from api.text_hygiene import clean_for_speech
+from engines.base import CancelToken, SynthesisOptions, SynthesizerCapabilities, Voice
+from engines.manager import ModelManager
+from engines.registry import EngineRegistry, EngineSpec, UnknownModel
+from engines.speech_text import parse_blend
+
+OPENAI_TTS_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+
+
+def openai_tts_aliases(settings: Settings) -> dict[str, str]:
+    """OpenAI model name -> the model it means here (settings decide)."""
+    tts = settings.tts
+    return {"tts-1": tts.default_model, "tts-1-hd": tts.hd_model} | {
+        name: tts.instructed_model for name in OPENAI_TTS_ALIASES if name.startswith("gpt-4o-mini-tts")
+    }
+# OpenAI prices gpt-4o-mini-tts audio at ~1250 output tokens a minute; usage reports that rate as an estimate.
+AUDIO_TOKENS_PER_SECOND = 20.8
+_OPENAI_GENDER = {
+    "alloy": "female", "ash": "male", "ballad": "male", "coral": "female", "echo": "male", "fable": "female",
+    "onyx": "male", "nova": "female", "sage": "female", "shimmer": "female", "verse": "male", "marin": "female",
+    "cedar": "male",
+}
+KOKORO_OPENAI_VOICES = {
+    "alloy": "jf_alpha", "ash": "jm_kumo", "ballad": "jm_kumo", "coral": "jf_gongitsune", "echo": "jm_kumo",
+    "fable": "jf_tebukuro", "onyx": "jm_kumo", "nova": "jf_nezumi", "sage": "jf_tebukuro", "shimmer": "jf_nezumi",
+    "verse": "jm_kumo", "marin": "jf_alpha", "cedar": "jm_kumo",
+}
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    spec: EngineSpec
+    voice: str
+    parts: tuple[str | float, ...]  # text to speak, and pauses (seconds) where unrenderable tags were
+    engine_speed: float
+    tempo: float  # the part of the requested speed the engine cannot do, applied with atempo
+    response_format: str
+    input_chars: int
+    route: RouteDecision | None = None
+    tags: dict[str, list[str]] = field(default_factory=dict)
+
+    def headers(self) -> dict[str, str]:
+        out = {"X-Voxloop-Engine": self.spec.model_id, "X-Voxloop-Voice": self.voice}
+        if self.route is not None:
+            out |= {
+                "X-Voxloop-Route-Role": self.route.role,
+                "X-Voxloop-Route-Reason": _header_safe(self.route.reason),
+                "X-Voxloop-Emotion": self.route.emotion,
+            }
+        if self.tags.get("mapped") or self.tags.get("dropped"):
+            out["X-Voxloop-Tags-Mapped"] = _header_safe(",".join(self.tags["mapped"] + self.tags["dropped"]))
+        return out
+
+
+@dataclass
+class StreamStats:
+    """Filled in while a stream runs; read after it ends (for SSE usage)."""
+
+    audio_seconds: float = 0.0
+
+
+def usage(input_chars: int, audio_seconds: float) -> dict[str, int]:
+    input_tokens = max(1, math.ceil(input_chars / 4))
+    output_tokens = math.ceil(audio_seconds * AUDIO_TOKENS_PER_SECOND)
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+
+
+def openai_voice_for(name: str, caps: SynthesizerCapabilities) -> str:
+    """Map an OpenAI voice name onto one of the engine's voices (by hand for Kokoro, by gender otherwise)."""
+    mapped = KOKORO_OPENAI_VOICES.get(name)
+    if mapped and caps.voice(mapped) is not None:
+        return mapped
+    gender = _OPENAI_GENDER[name]
+    same = [v for v in caps.voices if v.gender == gender] or list(caps.voices)
+    peers = [n for n in OPENAI_VOICES if _OPENAI_GENDER[n] == gender]
+    return same[peers.index(name) % len(same)].id
+
+
+def openai_aliases(voice: Voice, caps: SynthesizerCapabilities) -> list[str]:
+    return [n for n in OPENAI_VOICES if openai_voice_for(n, caps) == voice.id]
+
+
+def _g2p_language(plan: SpeechPlan) -> str:
+    """espeak-style language of the voice (a blend speaks its first voice's language); English by default."""
+    first = plan.voice.split("+")[0].split(":")[0]
+    voice = plan.spec.capabilities.voice(first)
+    return voice.language.lower() if voice is not None else "en-us"
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "replace").decode()[:300]
+
+
+class SpeechService:
+    def __init__(self, registry: EngineRegistry, manager: ModelManager, settings: Settings):
+        self._registry = registry
+        self._manager = manager
+        self._settings = settings
+
+    # --- resolution ---------------------------------------------------------------------------------------
+
+    def resolve_model(self, model: str) -> EngineSpec:
+        # The OpenAI names are registry aliases (see `openai_tts_aliases`); later dated gpt-4o-mini-tts snapshots
+        # are accepted by prefix.
+        if model.startswith("gpt-4o-mini-tts-"):
+            model = self._settings.tts.instructed_model
+        try:
+            return self._registry.resolve(model, "speech")
+        except UnknownModel as exc:
+            raise ModelNotFoundError(str(exc), param="model") from exc
+
+    def route(self, text: str, emotion: str | None = None, instructions: str | None = None) -> RouteDecision:
+        """The router's choice for one turn of raw text (for the voice loop): hygiene and tags are applied first."""
+        cleaned = clean_for_speech(text)
+        return self.router().route(RouteRequest(cleaned, emotion, tuple(find_tags(cleaned)), instructions))
+
+    def router(self) -> TTSRouter:
+        tts = self._settings.tts
+        fast, expressive = self.resolve_model(tts.fast_model), self.resolve_model(tts.expressive_model)
+        return TTSRouter(fast.model_id, fast.capabilities, expressive.model_id, expressive.capabilities)
+
+    def voices(self) -> list[tuple[EngineSpec, Voice]]:
+        return [(s, v) for s in self._registry.specs("speech") if s.capabilities for v in s.capabilities.voices]
+
+    def _voice(self, voice: str | CustomVoice, spec: EngineSpec) -> str:
+        caps: SynthesizerCapabilities = spec.capabilities
+        if isinstance(voice, CustomVoice):
+            # Custom voices come from cloning engines; none of the embedded ones clones, so no id can exist.
+            raise InvalidRequestError(
+                f"The custom voice '{voice.id}' does not exist on this server.", param="voice", code="voice_not_found"
+            )
+        if voice.lower() in OPENAI_VOICES:
+            return openai_voice_for(voice.lower(), caps)
+        if caps.voice(voice) is not None:
+            return voice
+        if caps.blending and "+" in voice:
+            try:
+                names = [n for n, _ in parse_blend(voice)]
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc), param="voice", code="invalid_voice") from exc
+            if all(caps.voice(n) is not None for n in names):
+                return voice
+        owners = [s.model_id for s, v in self.voices() if v.id == voice]
+        if owners:
+            raise InvalidRequestError(
+                f"The model '{spec.model_id}' cannot speak with voice '{voice}' (it belongs to {', '.join(owners)}). "
+                f"Its voices: {', '.join(v.id for v in caps.voices)}.",
+                param="voice",
+                code="unsupported_voice",
+            )
+        raise InvalidRequestError(
+            f"Unknown voice '{voice}'. Use an OpenAI voice ({', '.join(OPENAI_VOICES)}) or one listed by "
+            f"GET /v1/audio/voices.",
+            param="voice",
+            code="invalid_voice",
+        )
+
+    # --- planning -----------------------------------------------------------------------------------------
+
+    def plan(self, req: SpeechRequest) -> SpeechPlan:
+        """Everything a request can get wrong is found here, before any audio is made."""
+        limit = self._settings.tts.max_input_chars
+        if not req.input.strip():
+            raise InvalidRequestError("'input' is empty: there is nothing to speak.", param="input")
+        if len(req.input) > limit:
+            raise InvalidRequestError(
+                f"'input' is {len(req.input)} characters; the limit is {limit}.", param="input", code="string_too_long"
+            )
+        spec = self.resolve_model(req.model)
+        route = None
+        cleaned = clean_for_speech(req.input)
+        if spec.model_id == ROUTER_MODEL_ID:
+            route = self.route(req.input, req.emotion, req.instructions)
+            spec = self.resolve_model(route.model)
+            voice = self._routed_voice(req.voice, spec, route)
+        else:
+            voice = self._voice(req.voice, spec)
+        caps: SynthesizerCapabilities = spec.capabilities
+        text, report = apply_tags(cleaned, caps.tags)
+        # A piece with no letters or digits (a lone "." between two tags) has nothing to say.
+        parts = tuple(p for p in split_pauses(text) if not isinstance(p, str) or any(c.isalnum() for c in p))
+        if not any(isinstance(p, str) for p in parts):
+            raise InvalidRequestError(
+                "'input' has nothing speakable once markup, emojis and tags are removed.", param="input"
+            )
+        speed = req.speed * (route.speed_factor if route else 1.0)
+        engine_speed = min(max(speed, caps.min_speed), caps.max_speed)
+        return SpeechPlan(
+            spec=spec,
+            voice=voice,
+            parts=parts,
+            engine_speed=engine_speed,
+            tempo=speed / engine_speed,
+            response_format=req.response_format,
+            input_chars=len(req.input),
+            route=route,
+            tags={"rendered": report.rendered, "mapped": report.mapped, "dropped": report.dropped},
+        )
+
+    def _routed_voice(self, voice: str | CustomVoice, spec: EngineSpec, route: RouteDecision) -> str:
+        """The router picks the voice; a local voice of the chosen engine, if the client named one, wins."""
+        if isinstance(voice, str) and spec.capabilities.voice(voice) is not None:
+            return voice
+        if isinstance(voice, str) and voice.lower() in OPENAI_VOICES and route.role == "fast":
+            return openai_voice_for(voice.lower(), spec.capabilities)
+        if isinstance(voice, CustomVoice) or not (
+            voice.lower() in OPENAI_VOICES or any(v.id == voice for _, v in self.voices())
+        ):
+            self._voice(voice, spec)  # raises the usual unknown-voice error
+        return route.voice
+
+    # --- streaming ----------------------------------------------------------------------------------------
+
+    async def stream(self, plan: SpeechPlan, stats: StreamStats | None = None) -> AsyncIterator[bytes]:
+        """Encoded audio, chunk by chunk. Closing the iterator early cancels the synthesis."""
+        stats = stats if stats is not None else StreamStats()
+        async with self._manager.lease(plan.spec) as lease:
+            engine = lease.engine
+            options = SynthesisOptions(voice=plan.voice, speed=plan.engine_speed, language=_g2p_language(plan))
+
+            def work() -> Iterator[bytes]:
+                pipeline = SpeechAudioPipeline(plan.response_format, plan.tempo)  # type: ignore[arg-type]
+                try:
+                    for part in plan.parts:
+                        if isinstance(part, float):
+                            rate = engine.capabilities.sample_rate
+                            data = pipeline.push(np.zeros(int(part * rate), np.float32), rate)
+                            if data:
+                                yield data
+                            continue
+                        for chunk in engine.synthesize(part, options, cancel):
+                            data = pipeline.push(chunk.samples, chunk.sample_rate)
+                            stats.audio_seconds = pipeline.seconds
+                            if data:
+                                yield data
+                    tail = pipeline.finish()
+                    stats.audio_seconds = pipeline.seconds
+                    if tail:
+                        yield tail
+                finally:
+                    pipeline.encoder.close()
+
+            cancel = CancelToken()
+            # aclosing: when our consumer stops early, the engine must stop (and be awaited) before the lease is
+            # released; a bare `async for` would leave the inner generator to the garbage collector, and the
+            # abandoned synthesis would keep the engine's thread busy under the next request.
+            async with aclosing(lease.iterate(work, cancel)) as chunks:
+                async for data in chunks:
+                    yield data

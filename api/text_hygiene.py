@@ -1,0 +1,192 @@
+"""Text hygiene before synthesis: what an LLM writes, turned into what a person would say.
+
+Removed: `<think>` blocks, code fences, markdown markup, HTML tags, emojis, footnote marks. Spoken sensibly:
+links (their text, or a bare URL's host), numbers, money, percentages, times, dates, ordinals and common
+abbreviations. Paralinguistic tags (`[laugh]`) pass through untouched for `api.paralinguistics`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from api.paralinguistics import normalise_tag_syntax
+
+_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+        "seventeen eighteen nineteen".split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                  "nine": "ninth", "twelve": "twelfth"}
+_MONTHS = "January February March April May June July August September October November December".split()
+_ABBREVIATIONS = {
+    "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus", "approx.": "approximately",
+    "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "Prof.": "Professor", "Jr.": "Junior",
+    "Sr.": "Senior", "St.": "Saint", "Mt.": "Mount", "No.": "number", "Inc.": "Incorporated", "Ltd.": "Limited",
+    "Jan.": "January", "Feb.": "February", "Aug.": "August", "Sept.": "September", "Oct.": "October",
+    "Nov.": "November", "Dec.": "December", "a.m.": "AM", "p.m.": "PM",
+}
+_UNITS = {"km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters", "mi": "miles",
+          "lb": "pounds", "lbs": "pounds", "ms": "milliseconds", "GB": "gigabytes", "MB": "megabytes",
+          "kB": "kilobytes", "TB": "terabytes", "Hz": "hertz", "kHz": "kilohertz", "mph": "miles per hour"}
+_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
+             "£": ("pound", "pounds", "penny", "pence")}
+
+
+def number_words(n: int) -> str:
+    if n < 0:
+        return "minus " + number_words(-n)
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("-" + _ONES[n % 10] if n % 10 else "")
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + (" " + number_words(rest) if rest else "")
+    for value, name in _SCALES:
+        if n >= value:
+            rest = n % value
+            return number_words(n // value) + " " + name + (" " + number_words(rest) if rest else "")
+    return str(n)
+
+
+def ordinal_words(n: int) -> str:
+    words = number_words(n)
+    head, sep, last = words.rpartition(" ") if " " in words else ("", "", words)
+    pre, dash, tail = last.rpartition("-")
+    if tail in _ORDINAL_WORDS:
+        tail = _ORDINAL_WORDS[tail]
+    elif tail.endswith("y"):
+        tail = tail[:-1] + "ieth"
+    else:
+        tail += "th"
+    return head + sep + pre + dash + tail
+
+
+def year_words(n: int) -> str:
+    """1999 -> nineteen ninety-nine; 2005 -> two thousand five; 2024 -> twenty twenty-four."""
+    if 2000 <= n <= 2009 or n % 1000 == 0 or not 1100 <= n <= 2099:
+        return number_words(n)
+    high, low = divmod(n, 100)
+    if low == 0:
+        return number_words(high) + " hundred"
+    return number_words(high) + " " + ("oh " + _ONES[low] if low < 10 else number_words(low))
+
+
+def _decimal_words(text: str) -> str:
+    whole, _, frac = text.partition(".")
+    words = number_words(int(whole or "0"))
+    return words + (" point " + " ".join(_ONES[int(d)] for d in frac) if frac else "")
+
+
+def _date(m: re.Match[str]) -> str:
+    year, month, day = int(m["y"]), int(m["m"]), int(m["d"])
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return m.group(0)
+    return f"{_MONTHS[month - 1]} {ordinal_words(day)}, {year_words(year)}"
+
+
+def _money(m: re.Match[str]) -> str:
+    one, many, cent, cents = _CURRENCY[m["cur"]]
+    amount = int(m["whole"].replace(",", ""))
+    out = f"{number_words(amount)} {one if amount == 1 else many}"
+    if m["frac"] and int(m["frac"]):
+        c = int(m["frac"].ljust(2, "0")[:2])
+        out += f" and {number_words(c)} {cent if c == 1 else cents}"
+    return out + (" " + m["scale"] if m["scale"] else "")
+
+
+def _time(m: re.Match[str]) -> str:
+    hour, minute = int(m["h"]), int(m["min"])
+    spoken = number_words(hour) + (" o'clock" if minute == 0 and not m["ampm"] else "")
+    if minute:
+        spoken += " " + ("oh " + _ONES[minute] if minute < 10 else number_words(minute))
+    return spoken + (" " + m["ampm"].replace(".", "").upper() if m["ampm"] else "")
+
+
+def _number(m: re.Match[str]) -> str:
+    raw = m.group(0).replace(",", "")
+    if "." in raw:
+        return _decimal_words(raw)
+    n = int(raw)
+    if len(raw) == 4 and 1100 <= n <= 2099 and "," not in m.group(0):
+        return year_words(n)  # a bare four-digit number in prose is almost always a year
+    return number_words(n)
+
+
+def _strip_markdown(text: str) -> str:
+    text = re.sub(r"```.*?(```|$)", " ", text, flags=re.DOTALL)  # code blocks are not read out
+    text = re.sub(r"`([^`]*)`", r"\1", text)
+    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"\[([^\]]+)\]\((?:[^)]*)\)", r"\1", text)
+    text = re.sub(r"\[\^?\d+\]", "", text)  # footnote marks
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if re.fullmatch(r"[-*_=|: ]{3,}", line):  # rules and table separators
+            continue
+        line = re.sub(r"^(#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)", "", line)
+        if "|" in line:
+            line = ", ".join(c.strip() for c in line.strip("|").split("|") if c.strip())
+        if line:
+            lines.append(line)
+    # A heading, list item or table row is its own phrase: give it an ending so it does not run into the next.
+    if len(lines) > 1:
+        lines = [line if line[-1] in ".!?:;," else line + "." for line in lines]
+    text = " ".join(lines)
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    text = re.sub(r"(?<![\w*])[*_](?!\s)(.+?)(?<!\s)[*_](?![\w*])", r"\1", text)
+    text = re.sub(r"~~(.+?)~~", r"\1", text)
+    return re.sub(r"</?[a-zA-Z][^>]*>", " ", text)  # HTML tags (paralinguistic ones were converted before)
+
+
+def _url(m: re.Match[str]) -> str:
+    host = m["host"].removeprefix("www.")
+    return host
+
+
+def _drop_emoji(text: str) -> str:
+    keep = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in ("So", "Cs", "Co") or 0xFE00 <= ord(ch) <= 0xFE0F or ord(ch) in (0x200D, 0x20E3) \
+                or 0x1F3FB <= ord(ch) <= 0x1F3FF:
+            continue
+        keep.append(ch)
+    return "".join(keep)
+
+
+def strip_think(text: str) -> str:
+    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.DOTALL | re.IGNORECASE)
+    text = re.sub(r"<think>.*", " ", text, flags=re.DOTALL | re.IGNORECASE)  # unclosed: still thinking
+    return re.sub(r"^.*?</think>", " ", text, flags=re.DOTALL | re.IGNORECASE)
+
+
+def clean_for_speech(text: str) -> str:
+    """The whole pipeline. Returns "" when nothing speakable is left."""
+    text = strip_think(text)
+    text = normalise_tag_syntax(text)
+    text = re.sub(r"(?P<url>(?:https?://|www\.)(?P<host>[\w.-]+)[^\s)\]]*)", lambda m: _url(m), text)
+    text = _strip_markdown(text)
+    text = re.sub(r"°\s?([CF])\b", lambda m: " degrees " + ("Celsius" if m.group(1) == "C" else "Fahrenheit"), text)
+    text = text.replace("°", " degrees")
+    text = re.sub(r"\s*[→⇒⟶←⇐↔]\s*", ", ", text)  # arrows in notes: a pause, not "rightwards arrow"
+    text = _drop_emoji(text)
+    for short, long in _ABBREVIATIONS.items():
+        text = re.sub(rf"(?<![\w.]){re.escape(short)}", long, text)
+    text = re.sub(r"(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b", _date, text)
+    text = re.sub(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\b", _date, text)
+    money = r"(?P<cur>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<frac>\d+))?(?:\s?(?P<scale>million|billion|thousand))?"
+    text = re.sub(money, _money, text)
+    text = re.sub(r"\b(?P<h>\d{1,2}):(?P<min>\d{2})(?:\s?(?P<ampm>[ap]m\b))?(?![\d:])", _time, text,
+                  flags=re.IGNORECASE)
+    text = re.sub(r"(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent", text)
+    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)
+    units = "|".join(_UNITS)
+    text = re.sub(rf"\b(\d+(?:\.\d+)?)\s?({units})\b", lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
+    text = re.sub(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\d.])\d+(?:\.\d+)?(?![\d])", _number, text)
+    text = text.replace("&", " and ").replace("@", " at ")
+    text = re.sub(r"[#*_~^\\{}<>|=]+", " ", text)  # leftover markup symbols nobody would say
+    text = re.sub(r"\s+([,.!?;:])", r"\1", text)
+    text = re.sub(r"([.!?])[.!?,]+", r"\1", text)
+    return " ".join(text.split())

@@ -1,0 +1,101 @@
+"""Cutting text into speakable phrases, and parsing blended voice ids: pure functions the TTS engines share.
+
+Time to first audio is the time to synthesize the first chunk, so the first chunk is cut short (at the first
+clause break, or after a few words); later chunks are whole clauses or sentences, which sound better and keep
+throughput up. Each phrase carries the pause that should follow it, because engines trim their own silences.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SENTENCE_PAUSE = 0.25
+CLAUSE_PAUSE = 0.12
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
+_CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+")
+_LONG_SENTENCE_WORDS = 28
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    pause_after: float
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+def _clauses(sentence: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE_END.split(sentence) if c.strip()]
+
+
+# Words a phrase naturally starts with: cutting just before one leaves a smaller prosody seam.
+_PHRASE_STARTS = frozenset(
+    "and but or so because when while if that which who where over under near with without to in on at for from "
+    "of into after before about through".split()
+)
+
+
+def _cut_words(text: str, words: int) -> tuple[str, str]:
+    """Cut after `words` words, or up to two words later where a new phrase begins."""
+    parts = text.split()
+    cut = next((i for i in range(words, min(words + 3, len(parts))) if parts[i].lower() in _PHRASE_STARTS), words)
+    return " ".join(parts[:cut]), " ".join(parts[cut:])
+
+
+def split_phrases(text: str, first_words: int = 4) -> list[Phrase]:
+    """Phrases in speaking order: a short first one, then sentences (long sentences cut at clause breaks)."""
+    out: list[Phrase] = []
+    for sentence in split_sentences(text):
+        pieces = [sentence]
+        if not out or len(sentence.split()) > _LONG_SENTENCE_WORDS:
+            pieces = _group_clauses(_clauses(sentence), first=not out, first_words=first_words)
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            out.append(Phrase(piece, SENTENCE_PAUSE if last else (CLAUSE_PAUSE if piece[-1] in ",;:—–" else 0.0)))
+    if out:
+        out[-1] = Phrase(out[-1].text, 0.0)
+    return out
+
+
+def _group_clauses(clauses: list[str], *, first: bool, first_words: int) -> list[str]:
+    """Merge clauses back into chunks of sensible size; the very first chunk is kept short."""
+    out: list[str] = []
+    if first and clauses:
+        head = clauses[0]
+        if len(head.split()) > first_words * 2:
+            # No early clause break: cut after a few words (a tiny prosody seam, for a much earlier first sound).
+            cut, rest = _cut_words(head, first_words)
+            out.append(cut)
+            clauses = ([rest] if rest else []) + clauses[1:]
+        else:
+            out.append(head)
+            clauses = clauses[1:]
+    current = ""
+    for clause in clauses:
+        candidate = f"{current} {clause}".strip()
+        if current and len(candidate.split()) > _LONG_SENTENCE_WORDS:
+            out.append(current)
+            candidate = clause
+        current = candidate
+    if current:
+        out.append(current)
+    return out
+
+
+def parse_blend(voice: str) -> list[tuple[str, float]]:
+    """`"a:0.7+b:0.3"` or `"a+b"` (equal parts) -> [(id, weight)] with weights summing to 1."""
+    parts: list[tuple[str, float]] = []
+    for item in voice.split("+"):
+        name, _, weight = item.strip().partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"bad blend weight '{weight}' in voice '{voice}'") from None
+        if not name or value <= 0:
+            raise ValueError(f"bad voice blend '{voice}': use 'a:0.6+b:0.4'")
+        parts.append((name.strip(), value))
+    total = sum(w for _, w in parts)
+    return [(n, w / total) for n, w in parts]

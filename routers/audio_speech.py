@@ -1,0 +1,88 @@
+"""POST /v1/audio/speech: HTTP glue only (parse JSON, plan, stream)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from api.deps import ServicesDep
+from api.errors import InvalidRequestError, UnsupportedMediaError, validation_error
+from api.schemas.common import ERROR_RESPONSES
+from api.schemas.speech import SpeechRequest
+from api.services.speech import StreamStats
+from api.speech_stream import audio_response, sse_response
+
+router = APIRouter(tags=["audio"])
+
+_OK = {
+    200: {
+        "description": "Audio in the requested format, streamed as it is synthesized, or SSE events "
+        "(`speech.audio.delta` ... `speech.audio.done`).",
+        "content": {
+            "audio/mpeg": {"schema": {"type": "string", "format": "binary"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _inlined_schema() -> dict[str, Any]:
+    """The request's JSON schema with its `$defs` inlined: a `#/$defs/...` ref would point at the OpenAPI root."""
+    schema = SpeechRequest.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+async def _parse(request: Request) -> SpeechRequest:
+    # Parsed by hand so that a wrong content type or broken JSON is an OpenAI 4xx, not FastAPI's 422.
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaError(
+            f"Content-Type must be application/json, got '{content_type or 'none'}'.", param="content-type"
+        )
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc}.", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    try:
+        return SpeechRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from exc
+
+
+@router.post(
+    "/v1/audio/speech",
+    summary="Generate speech",
+    responses={**_OK, **ERROR_RESPONSES, 415: ERROR_RESPONSES[413] | {"description": "Body is not JSON."}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inlined_schema()}},
+        }
+    },
+)
+async def create_speech(request: Request, services: ServicesDep) -> StreamingResponse:
+    req = await _parse(request)
+    service = services.speech
+    plan = service.plan(req)
+    if req.stream_format == "sse":
+        stats = StreamStats()
+        return await sse_response(plan, service.stream(plan, stats), stats)
+    return await audio_response(plan, service.stream(plan))

@@ -1,0 +1,188 @@
+"""Bad input on the Realtime socket, auth the way real clients send it, and cleanup when a client vanishes.
+
+These use the `websockets` client directly: bad frames are exactly what the SDK will not send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import websockets
+
+from api.app import create_app
+from api.settings import Settings
+from tests.support.realtime import GA_EVENTS, b64, to_pcm16_24k
+from tests.support.server import live_server
+from tests.support.speech import speak
+
+pytestmark = pytest.mark.models
+
+API_KEY = "sk-test-realtime"
+
+
+def ws_url(server_url: str, query: str = "model=gpt-realtime") -> str:
+    return server_url.replace("http://", "ws://") + "/v1/realtime?" + query
+
+
+async def recv(ws: Any, timeout: float = 30.0) -> dict[str, Any]:
+    data = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    GA_EVENTS.validate_python(data)
+    return data
+
+
+async def until(ws: Any, type_: str) -> dict[str, Any]:
+    while (event := await recv(ws))["type"] != type_:
+        pass
+    return event
+
+
+@pytest.fixture
+async def ws(server_url: str) -> AsyncIterator[Any]:
+    async with websockets.connect(ws_url(server_url), max_size=None) as conn:
+        assert (await recv(conn))["type"] == "session.created"
+        assert (await recv(conn))["type"] == "conversation.created"
+        yield conn
+
+
+async def assert_error(ws: Any, frame: str, code: str, param: str | None = None, event_id: str | None = None) -> None:
+    await ws.send(frame)
+    event = await until(ws, "error")
+    error = event["error"]
+    assert error["code"] == code, error
+    assert error["type"] and error["message"]
+    if param is not None:
+        assert error["param"] == param, error
+    assert error["event_id"] == event_id
+
+
+async def still_usable(ws: Any) -> None:
+    await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "hi"}}))
+    assert (await until(ws, "session.updated"))["session"]["instructions"] == "hi"
+
+
+BAD_FRAMES = [
+    ("{not json", "invalid_json", None, None),
+    ("[1, 2]", "invalid_json", None, None),
+    (json.dumps({"event_id": "e1"}), "missing_required_parameter", "type", "e1"),
+    (json.dumps({"type": "no.such.event", "event_id": "e2"}), "invalid_value", "type", "e2"),
+    (json.dumps({"type": "input_audio_buffer.append", "event_id": "e3"}), "missing_required_parameter", "audio", "e3"),
+    (json.dumps({"type": "conversation.item.retrieve"}), "missing_required_parameter", "item_id", None),
+    (json.dumps({"type": "input_audio_buffer.append", "audio": "%%%not base64", "event_id": "e4"}),
+     "invalid_value", "audio", "e4"),
+    (json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}),
+     "invalid_audio_format", "audio", None),
+    (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "format": {"type": "audio/flac"}}}}}), "invalid_value", "session.audio.input.format.type", None),
+    (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "format": {"type": "audio/pcm", "rate": 16000}}}}}), "invalid_value", "session.audio.input.format.rate", None),
+    (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "turn_detection": {"type": "server_vad", "threshold": 7}}}}}), "invalid_value",
+     "session.audio.input.turn_detection.threshold", None),
+    (json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "no-such-model"}}}}}), "model_not_found",
+     "session.audio.input.transcription.model", None),
+    (json.dumps({"type": "input_audio_buffer.commit", "event_id": "e5"}), "input_audio_buffer_commit_empty", None,
+     "e5"),
+    (json.dumps({"type": "conversation.item.truncate", "item_id": "item_nope", "content_index": 0,
+                 "audio_end_ms": 10}), "item_truncate_invalid_item_id", "item_id", None),
+    (json.dumps({"type": "conversation.item.delete", "item_id": "item_nope"}), "item_delete_invalid_item_id",
+     "item_id", None),
+    (json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "robot", "content": []}}),
+     "invalid_value", "item.role", None),
+    (json.dumps({"type": "conversation.item.create", "previous_item_id": "item_nope", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}}),
+     "item_create_invalid_previous_item_id", "previous_item_id", None),
+    (json.dumps({"type": "transcription_session.update", "session": {}}), "invalid_request_error", None, None),
+    (json.dumps({"type": "response.create"}), "not_implemented", None, None),
+    (json.dumps({"type": "response.cancel"}), "response_cancel_not_active", None, None),
+]
+
+
+@pytest.mark.parametrize(("frame", "code", "param", "event_id"), BAD_FRAMES, ids=[f[1] + str(i) for i, f in
+                                                                                   enumerate(BAD_FRAMES)])
+async def test_bad_input_is_an_error_event_and_the_session_survives(
+    ws: Any, frame: str, code: str, param: str | None, event_id: str | None
+) -> None:
+    await assert_error(ws, frame, code, param, event_id)
+    await still_usable(ws)
+
+
+async def test_append_limit(ws: Any) -> None:
+    """Appends up to 15 MiB of base64 work; a larger one is an error event, not a closed socket."""
+    await ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "turn_detection": None}}}}))
+    await until(ws, "session.updated")
+    limit = 15 * 1024 * 1024
+    await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * limit}))
+    await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+    assert (await until(ws, "input_audio_buffer.cleared"))["type"] == "input_audio_buffer.cleared"
+    await assert_error(ws, json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (limit + 4)}),
+                       "input_audio_buffer_append_too_large", "audio")
+    await still_usable(ws)
+
+
+async def test_binary_frame_is_an_error(ws: Any) -> None:
+    await ws.send(b"\x00\x01")
+    assert (await until(ws, "error"))["error"]["code"] == "invalid_json"
+    await still_usable(ws)
+
+
+async def test_vanished_client_frees_the_model_lease(server_url: str, app: Any) -> None:
+    manager = app.state.services.manager
+    pcm = to_pcm16_24k(speak("This sentence is cut off when the client goes away without saying goodbye."))
+    async with websockets.connect(ws_url(server_url), max_size=None) as conn:
+        await conn.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "whisper-1"}, "turn_detection": {"type": "server_vad"}}}}}))
+        await until(conn, "session.updated")
+        for offset in range(0, len(pcm), 4800):
+            append = {"type": "input_audio_buffer.append", "audio": b64(pcm[offset : offset + 4800])}
+            await conn.send(json.dumps(append))
+        await until(conn, "input_audio_buffer.speech_started")
+        conn.transport.abort()  # vanish: no close frame
+    deadline = time.monotonic() + 30
+    while manager.in_flight("whisper-tiny.en") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # polling a condition with a deadline, not waiting a fixed time
+    assert manager.in_flight("whisper-tiny.en") == 0
+
+
+# --- auth ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def secured_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(cache_dir=tmp_path_factory.mktemp("cache"), api_key=API_KEY)
+    with live_server(create_app(settings)) as url:
+        yield url
+
+
+async def _first_event(url: str, **kw: Any) -> tuple[dict[str, Any], str | None]:
+    async with websockets.connect(url, max_size=None, **kw) as conn:
+        return await recv(conn), conn.response.headers.get("sec-websocket-protocol")
+
+
+async def test_auth_bearer(secured_url: str) -> None:
+    event, _ = await _first_event(ws_url(secured_url), additional_headers={"Authorization": f"Bearer {API_KEY}"})
+    assert event["type"] == "session.created"
+
+
+async def test_auth_browser_subprotocol_is_echoed(secured_url: str) -> None:
+    event, chosen = await _first_event(
+        ws_url(secured_url), subprotocols=["realtime", f"openai-insecure-api-key.{API_KEY}"]
+    )
+    assert event["type"] == "session.created" and chosen == "realtime"
+
+
+async def test_auth_query_parameter(secured_url: str) -> None:
+    event, _ = await _first_event(ws_url(secured_url, f"model=gpt-realtime&api_key={API_KEY}"))
+    assert event["type"] == "session.created"
+
+
+async def test_auth_wrong_key_is_refused(secured_url: str) -> None:
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        await _first_event(ws_url(secured_url), additional_headers={"Authorization": "Bearer wrong"})

@@ -1,0 +1,50 @@
+"""Text hygiene: what an LLM writes becomes what a person would say."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.text_hygiene import clean_for_speech, number_words, ordinal_words, year_words
+
+
+@pytest.mark.parametrize(
+    ("raw", "spoken"),
+    [
+        ("<think>plan the answer</think>Sure thing.", "Sure thing."),
+        ("<think>never closed, still thinking", ""),
+        ("**Bold** and _italic_ and `code`.", "Bold and italic and code."),
+        ("# Title\n- first item\n- second item", "Title. first item. second item."),
+        ("Run this:\n```python\nprint('hi')\n```\nDone.", "Run this: Done."),
+        ("See [the docs](https://example.com/docs) now.", "See the docs now."),
+        ("Visit https://www.example.com/a?b=1 today.", "Visit example.com today."),
+        ("Great job 🎉👍🏽!", "Great job!"),
+        ("It costs $5.20.", "It costs five dollars and twenty cents."),
+        ("Meet at 3:30 pm.", "Meet at three thirty PM."),
+        ("On 2024-05-01 we ship.", "On May first, twenty twenty-four we ship."),
+        ("Dr. Smith, e.g. the 21st guest, got 50% of 1,250.",
+         "Doctor Smith, for example the twenty-first guest, got fifty percent of one thousand two hundred fifty."),
+        ("Pi is 3.14 and it ran 5 km in 1999.",
+         "Pi is three point one four and it ran five kilometers in nineteen ninety-nine."),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "a, b. one, two."),
+        ("It is 25°C → warm.", "It is twenty-five degrees Celsius, warm."),
+    ],
+)
+def test_clean_for_speech(raw: str, spoken: str) -> None:
+    assert clean_for_speech(raw) == spoken
+
+
+def test_tags_survive_hygiene_in_canonical_form() -> None:
+    assert clean_for_speech("Ha <laugh> that is *sighs* fine [smiles].") == "Ha [laugh] that is [sigh] fine [smiles]."
+
+
+@pytest.mark.parametrize(("n", "words"), [(0, "zero"), (13, "thirteen"), (45, "forty-five"), (101, "one hundred one"),
+                                          (2_000_019, "two million nineteen")])
+def test_number_words(n: int, words: str) -> None:
+    assert number_words(n) == words
+
+
+def test_ordinals_and_years() -> None:
+    assert [ordinal_words(n) for n in (1, 2, 3, 12, 20, 42)] == [
+        "first", "second", "third", "twelfth", "twentieth", "forty-second"]
+    assert [year_words(y) for y in (1905, 2000, 2007, 2024, 1800)] == [
+        "nineteen oh five", "two thousand", "two thousand seven", "twenty twenty-four", "eighteen hundred"]
