@@ -1,10 +1,10 @@
 """A bounded mixed soak: memory, file descriptors and asyncio tasks must not grow while traffic runs.
 
 Starts `voxloop serve` on loopback and runs, for a --warmup (default 30) and then --seconds (default 180):
-transcription clients (JSON), streaming transcriptions that vanish after the first SSE event, short chat completions
-(some streamed and abandoned), and malformed uploads. After each phase the clients stop and, once the server is idle,
-RSS, open fds and live asyncio tasks are read from /metrics; it prints the growth from warm-up to the end. Speech (TTS) and realtime sessions
-are not on this branch yet: add their clients here when they land.
+transcription clients (JSON), streaming transcriptions that vanish after the first SSE event, speech (TTS, alternately
+read whole and abandoned mid-stream), realtime sessions that connect, send audio and vanish without a close frame,
+short chat completions (some streamed and abandoned), and malformed uploads. After each phase the clients stop and, once the server is idle,
+RSS, open fds and live asyncio tasks are read from /metrics; it prints the growth from warm-up to the end.
 Run: `.venv/bin/python bench/soak.py [--seconds 180] [--warmup 30]`. Loopback only.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import sys
 import time
 from collections import Counter
@@ -22,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
 
 from bench.common import voxloop_server  # noqa: E402
+from tests.support.realtime import b64, to_pcm16_24k  # noqa: E402
 from tests.support.speech import encode, silence, speak  # noqa: E402
 
 URL = "/v1/audio/transcriptions"
@@ -37,19 +41,21 @@ async def gauges(client: httpx.AsyncClient) -> dict[str, float]:
 
 
 async def quiet(client: httpx.AsyncClient, timeout: float = 60) -> None:
-    """Wait until the scrape itself is the only request in flight (abandoned streams have wound down)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Wait until the scrape is the only request in flight and the task count has settled (vanished sessions done)."""
+    deadline, last, stable = time.monotonic() + timeout, -1.0, 0
+    while time.monotonic() < deadline and stable < 5:
         text = (await client.get("/metrics")).text
-        line = next(x for x in text.splitlines() if x.startswith("voxloop_http_requests_in_flight "))
-        if float(line.split()[1]) <= 1:
-            return
+        values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+        tasks = values.get("voxloop_asyncio_tasks", 0.0)
+        stable = stable + 1 if values.get("voxloop_http_requests_in_flight", 0) <= 1 and tasks == last else 0
+        last = tasks
         await asyncio.sleep(0.2)
 
 
 async def soak(url: str, seconds: float, warmup: float) -> None:
-    clip = encode(np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."),
-                                  silence(0.2)]), "wav")
+    samples = np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."), silence(0.2)])
+    clip, pcm = encode(samples, "wav"), to_pcm16_24k(samples)
+    ws_url = url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
     statuses: Counter[str] = Counter()
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
 
@@ -57,7 +63,7 @@ async def soak(url: str, seconds: float, warmup: float) -> None:
             while time.monotonic() < stop_at:
                 try:
                     statuses[f"{kind} {await action()}"] += 1
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, OSError) as exc:
                     statuses[f"{kind} {type(exc).__name__}"] += 1
                 if kind == "garbage":
                     await asyncio.sleep(0.05)  # bad uploads are cheap: pace them so they do not crowd out the rest
@@ -73,6 +79,26 @@ async def soak(url: str, seconds: float, warmup: float) -> None:
                     break
                 return r.status_code
 
+        async def tts() -> int:
+            body = {"model": "tts-1", "voice": "alloy", "input": "Thanks for calling. How can I help you today?"}
+            if statuses["speech 200"] % 2:  # every other one is abandoned after the first bytes
+                async with client.stream("POST", "/v1/audio/speech", json=body) as r:
+                    async for _ in r.aiter_bytes():
+                        break
+                    return r.status_code
+            return (await client.post("/v1/audio/speech", json=body)).status_code
+
+        async def realtime_vanish() -> str:
+            ws = await connect(ws_url, max_size=None)
+            first = json.loads(await ws.recv())
+            for offset in range(0, len(pcm), 9600):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(pcm[offset:offset + 9600])}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 2)
+            ws.transport.abort()  # vanish: no close frame, the server finds a dead socket
+            return first["type"]
+
         async def chat() -> int:
             body = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hi."}]}
             if statuses["chat 200"] % 2:
@@ -87,8 +113,8 @@ async def soak(url: str, seconds: float, warmup: float) -> None:
                                   data={"model": "whisper-1"})
             return r.status_code
 
-        mix = [("transcribe", transcribe), ("transcribe", transcribe), ("vanish", vanish), ("chat", chat),
-               ("garbage", garbage)]
+        mix = [("transcribe", transcribe), ("vanish", vanish), ("speech", tts), ("realtime", realtime_vanish),
+               ("chat", chat), ("garbage", garbage)]
 
         async def phase(duration: float) -> dict[str, float]:
             # Both samples are taken with the clients stopped and the server idle, so they compare like with like.
