@@ -52,7 +52,7 @@ async def quiet(client: httpx.AsyncClient, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def soak(url: str, seconds: float, warmup: float) -> None:
+async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = None) -> None:
     samples = np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."), silence(0.2)])
     clip, pcm = encode(samples, "wav"), to_pcm16_24k(samples)
     ws_url = url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
@@ -115,6 +115,7 @@ async def soak(url: str, seconds: float, warmup: float) -> None:
 
         mix = [("transcribe", transcribe), ("vanish", vanish), ("speech", tts), ("realtime", realtime_vanish),
                ("chat", chat), ("garbage", garbage)]
+        mix = [(kind, action) for kind, action in mix if only is None or kind in only]
 
         async def phase(duration: float) -> dict[str, float]:
             # Both samples are taken with the clients stopped and the server idle, so they compare like with like.
@@ -142,9 +143,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=180.0, help="measured duration after warm-up")
     parser.add_argument("--warmup", type=float, default=30.0)
+    parser.add_argument("--only", help="comma-separated client kinds to run (to find which one grows memory)")
     args = parser.parse_args()
     with voxloop_server() as url:
-        asyncio.run(soak(url, args.seconds, args.warmup))
+        asyncio.run(soak(url, args.seconds, args.warmup, set(args.only.split(",")) if args.only else None))
 
 
 if __name__ == "__main__":
