@@ -9,7 +9,7 @@ VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: serve test test-core test-extras test-nemo test-whisperx install bench openapi clean
+.PHONY: serve test test-core test-extras test-nemo test-whisperx install bench bench-load bench-soak openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,14 @@ test-extras: test-nemo test-whisperx
 
 bench: $(STAMP)
 	$(BIN)/python bench/transcribe.py
+
+# Overload (4x the per-model limit) and a bounded mixed soak; both on loopback. SOAK_SECONDS bounds the soak.
+SOAK_SECONDS ?= 180
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py
+
+bench-soak: $(STAMP)
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
 
 # Rewrite the checked-in snapshot of the served OpenAPI schema after an intended API change.
 openapi: $(STAMP)

@@ -8,15 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.metrics import Metrics, MetricsMiddleware
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
 from api.services.speech import SpeechService, openai_tts_aliases
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.services.tts_router import router_spec
 from api.settings import Settings
+from api.tracing import install_tracing
 from engines.emotion2vec import emotion2vec_specs
 from engines.kokoro_onnx import kokoro_specs
 from engines.llama_cpp_chat import llama_cpp_specs
@@ -30,9 +33,19 @@ from engines.whisper import whisper_specs
 from engines.whisperx_engine import whisperx_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
-from middleware.limits import BodySizeLimitMiddleware
+from middleware.limits import BodySizeLimitMiddleware, ConcurrencyLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
-from routers import audio_emotion, audio_speech, audio_transcriptions, audio_voices, chat, health, models, realtime
+from routers import (
+    audio_emotion,
+    audio_speech,
+    audio_transcriptions,
+    audio_voices,
+    chat,
+    health,
+    metrics,
+    models,
+    realtime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +81,14 @@ def build_registry(settings: Settings) -> EngineRegistry:
 
 def build_services(settings: Settings) -> Services:
     registry = build_registry(settings)
+    metrics = Metrics()
     manager = ModelManager(
-        registry, ttl_seconds=settings.model_ttl_seconds, max_concurrent=settings.max_concurrent_per_model
+        registry,
+        ttl_seconds=settings.model_ttl_seconds,
+        max_concurrent=settings.max_concurrent_per_model,
+        on_event=metrics.model_event,
     )
+    metrics.watch_models(registry, manager)
     transcription = TranscriptionService(registry, manager, settings)
     return Services(
         settings=settings,
@@ -81,6 +99,7 @@ def build_services(settings: Settings) -> Services:
         emotion=EmotionService(registry, manager, transcription, settings),
         speech=SpeechService(registry, manager, settings),
         started_at=int(time.time()),
+        metrics=metrics,
     )
 
 
@@ -94,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.tracer_provider is not None:
+                app.state.tracer_provider.shutdown()  # flushes spans still batched
             await services.chat.close()
             await services.manager.close()
 
@@ -103,11 +124,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, audio_emotion.router,
                    chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+    add_middlewares(app, settings, services.metrics)
+    app.state.tracer_provider = install_tracing(app, settings.otel_endpoint)
+    return app
 
-    # Outermost last: request id -> access log -> auth -> body limit -> app.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+
+def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """Outermost last: request id -> access log -> metrics -> CORS -> auth -> global limit -> body limit -> app.
+
+    Metrics sit outside the refusals so 401/413/429 are counted; CORS sits outside auth so browsers' preflight
+    requests (which carry no key) are answered.
+    """
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, on_reject=metrics.reject)
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        max_concurrent=settings.max_concurrent_requests,
+        retry_after=settings.retry_after_seconds,
+        on_reject=metrics.reject,
+    )
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(), on_reject=metrics.reject)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    return app

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.metrics import Metrics
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
 from api.services.speech import SpeechService
@@ -28,6 +29,7 @@ class Services:
     started_at: int
     emotion: EmotionService
     speech: SpeechService
+    metrics: Metrics = field(default_factory=Metrics)
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""
@@ -42,3 +44,10 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.services.metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

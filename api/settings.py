@@ -6,6 +6,7 @@ the environment: `create_app(settings)` receives this object and passes it down.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -213,6 +214,23 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     log_level: str = Field("info", description="Python log level.")
     api_key: SecretStr | None = Field(None, description="If set, every request needs `Authorization: Bearer <key>`.")
+    allow_insecure_public: bool = Field(
+        False, description="Serve on a non-loopback address without an API key (refused otherwise)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed by CORS, as JSON (["https://app.example"] or ["*"]); empty: no CORS.',
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per line, with request ids."
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics (behind the API key if set).")
+    otel_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); needs the otel extra."
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before closing connections."
+    )
 
     cache_dir: Path = Field(
         Path.home() / ".cache" / "voxloop", description="Where models assembled from wheels are kept."
@@ -228,6 +246,9 @@ class Settings(BaseSettings):
     )
     max_concurrent_per_model: int = Field(
         8, ge=1, description="Requests admitted at once per model; further requests get 429 with Retry-After."
+    )
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="API requests in flight at once over all models; further requests get 429 with Retry-After."
     )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
 
@@ -255,9 +276,28 @@ class Settings(BaseSettings):
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     tts: TTSSettings = Field(default_factory=TTSSettings)
 
+    def public_bind_problem(self) -> str | None:
+        """Why serving on `host` would be unsafe, or None. A LAN or public address needs a key or an explicit opt-out."""
+        if self.api_key is not None or self.allow_insecure_public or is_loopback(self.host):
+            return None
+        return (
+            f"refusing to serve on {self.host} without an API key: set VOXLOOP_API_KEY, or set "
+            "VOXLOOP_ALLOW_INSECURE_PUBLIC=true if a firewall or proxy in front already restricts access"
+        )
+
     def warn_unknown_env(self) -> None:
         """Log VOXLOOP_* variables that match no setting: a typo would otherwise be silently ignored."""
         known = {f"{ENV_PREFIX}{name}".upper() for name in type(self).model_fields}
         for key in os.environ:
             if key.startswith(ENV_PREFIX) and key.split("__")[0] not in known:
                 logger.warning("unknown setting %s (ignored)", key)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses; wildcard (0.0.0.0, ::), LAN and unknown names count as public."""
+    if host.lower() in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -118,8 +118,11 @@ class ModelManager:
         ttl_seconds: int = -1,
         max_concurrent: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[str, str, float], None] | None = None,
     ):
         self.registry = registry
+        # Optional observer (metrics): ("load", id, seconds), ("unload", id, 0.0), ("reject", id, 0.0).
+        self._on_event = on_event or (lambda kind, model_id, seconds: None)
         self.ttl_seconds = ttl_seconds
         self.max_concurrent = max_concurrent
         self._clock = clock
@@ -148,6 +151,7 @@ class ModelManager:
     async def lease(self, spec: EngineSpec) -> AsyncIterator[Lease]:
         slot = self._slot(spec)
         if slot.admitted >= self.max_concurrent:
+            self._on_event("reject", spec.model_id, 0.0)
             raise EngineOverloadedError(
                 f"The model '{spec.model_id}' is busy with {slot.admitted} requests; retry shortly."
             )
@@ -190,6 +194,7 @@ class ModelManager:
             slot.engine, slot.executor = engine, executor
             slot.loaded_at = slot.last_used = self._clock()
             logger.info("loaded %s in %.2fs", slot.spec.model_id, time.perf_counter() - started)
+            self._on_event("load", slot.spec.model_id, time.perf_counter() - started)
 
     async def unload(self, model_id: str) -> bool:
         """Unload now if idle. Returns False when the model was not loaded."""
@@ -208,6 +213,7 @@ class ModelManager:
         await asyncio.get_running_loop().run_in_executor(executor, engine.close)
         executor.shutdown(wait=False)
         logger.info("unloaded %s", slot.spec.model_id)
+        self._on_event("unload", slot.spec.model_id, 0.0)
 
     async def reap_idle(self) -> list[str]:
         """Unload every model idle for longer than the TTL. Returns the ids unloaded."""

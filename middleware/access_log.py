@@ -1,4 +1,7 @@
-"""One access-log line per HTTP request: method, path, status, duration, request id (never headers or keys)."""
+"""One access-log line per HTTP request or WebSocket: method, path, status, duration, request id.
+
+Never headers, query strings or keys: the path is logged without its query, where `?api_key=` would be.
+"""
 
 from __future__ import annotations
 
@@ -15,26 +18,35 @@ class AccessLogMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        method = scope.get("method", "WS")
+        status = 500 if scope["type"] == "http" else 0
 
         async def capture(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] == "websocket.close" and status == 0:
+                status = 403  # closed before accept: the handshake was refused
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
+            duration_ms = (time.perf_counter() - started) * 1000
+            request_id = scope.get("state", {}).get("request_id", "-")
             logger.info(
                 "%s %s %d %.1fms id=%s",
-                scope["method"],
+                method,
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
-                scope.get("state", {}).get("request_id", "-"),
+                duration_ms,
+                request_id,
+                extra={"method": method, "path": scope["path"], "status": status,
+                       "duration_ms": round(duration_ms, 1), "request_id": request_id},
             )

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import AuthenticationError
 
-_OPEN_PATHS = ("/health", "/ready", "/docs", "/openapi.json", "/redoc")
+# Probes and the docs stay open so orchestrators and browsers work; everything else, /metrics included, needs the key.
+_OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
@@ -33,19 +35,25 @@ def presented_keys(scope: Scope) -> list[str]:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, api_key: str):
+    def __init__(self, app: ASGIApp, api_key: str, on_reject: Callable[[str], None] | None = None):
         self.app = app
         self._key = api_key.encode()
+        self._on_reject = on_reject
 
     def _valid(self, scope: Scope) -> bool:
-        return any(hmac.compare_digest(k.encode(), self._key) for k in presented_keys(scope))
+        # compare_digest on every presented key (no early exit on a length or prefix mismatch): constant time.
+        matches = [hmac.compare_digest(k.encode("utf-8", "surrogateescape"), self._key) for k in presented_keys(scope)]
+        return any(matches)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(_OPEN_PATHS) or self._valid(scope):
+        if scope["type"] not in ("http", "websocket") or scope["path"] in _OPEN_PATHS or self._valid(scope):
             await self.app(scope, receive, send)
             return
+        if self._on_reject is not None:
+            self._on_reject("unauthorized")
         error = AuthenticationError("Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")
         if scope["type"] == "websocket":
+            # Closing before accept: the server answers the handshake with 403 and the socket never opens.
             await send({"type": "websocket.close", "code": 1008, "reason": "invalid api key"})
             return
         body = json.dumps(error.body()).encode()
@@ -53,7 +61,11 @@ class ApiKeyMiddleware:
             {
                 "type": "http.response.start",
                 "status": 401,
-                "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PayloadTooLargeError
+from api.errors import ApiError, PayloadTooLargeError, RateLimitError
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
@@ -24,9 +25,10 @@ async def _drain(receive: Receive) -> None:
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, on_reject: Callable[[str], None] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,6 +40,8 @@ class BodySizeLimitMiddleware:
             # they see the 413 instead of a reset connection.
             if int(declared) <= _DRAIN_FACTOR * self.max_bytes:
                 await _drain(receive)
+            if self.on_reject is not None:
+                self.on_reject("body_too_large")
             error = _too_large(self.max_bytes)
             body = json.dumps(error.body()).encode()
             await send(
@@ -58,7 +62,60 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if self.on_reject is not None:
+                        self.on_reject("body_too_large")
                     raise _too_large(self.max_bytes)  # rendered by the app's ApiError handler
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class ConcurrencyLimitMiddleware:
+    """Global cap on API requests in flight: beyond it, answer 429 + Retry-After at once instead of queueing.
+
+    The per-model cap in the model manager protects one engine; this one protects the process (memory for bodies,
+    decode threads, the event loop) when many models are busy at once. Probes and /metrics are not counted, so an
+    overloaded server still reports its health.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_concurrent: int,
+        retry_after: int,
+        on_reject: Callable[[str], None] | None = None,
+        prefix: str = "/v1/",
+    ):
+        self.app = app
+        self.max_concurrent = max_concurrent
+        self.retry_after = retry_after
+        self.on_reject = on_reject
+        self.prefix = prefix
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_concurrent:
+            if self.on_reject is not None:
+                self.on_reject("global_concurrency")
+            error = RateLimitError(
+                f"The server is busy with {self.in_flight} requests; retry shortly.", retry_after=self.retry_after
+            )
+            await send_error(send, error)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def send_error(send: Send, error: ApiError) -> None:
+    """Answer an ASGI HTTP request with an ApiError in the OpenAI envelope, from middleware outside the app."""
+    body = json.dumps(error.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

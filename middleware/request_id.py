@@ -1,12 +1,23 @@
-"""Give every HTTP request an id (the client's `X-Request-ID` when sent) and echo it in the response."""
+"""Give every HTTP request and WebSocket an id (the client's `X-Request-ID` when sent) and echo it in the response.
+
+The id is also set in a context variable for the duration of the request, so any log line written while serving
+it (engines, services, errors) carries it without passing it around.
+"""
 
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
+# A ContextVar is per-task state (each request runs in its own task), not shared mutable state.
+_REQUEST_ID: ContextVar[str | None] = ContextVar("voxloop_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _REQUEST_ID.get()
 
 
 class RequestIdMiddleware:
@@ -18,7 +29,9 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
-        request_id = given[:128] if given else f"req_{uuid.uuid4().hex}"
+        # Printable ASCII only: the id is echoed in a header and written to logs.
+        given = "".join(c for c in given[:128] if 32 < ord(c) < 127)
+        request_id = given or f"req_{uuid.uuid4().hex}"
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -27,4 +40,8 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (HEADER, request_id.encode("latin-1"))]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = _REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _REQUEST_ID.reset(token)

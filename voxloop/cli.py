@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+
+# Exit status when the configuration is refused (as argparse uses for bad usage).
+EXIT_REFUSED = 2
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,18 +18,34 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, help="port (default: VOXLOOP_PORT or 8000)")
     args = parser.parse_args(argv)
 
-    import uvicorn
-
-    from api.app import create_app
+    from api.logs import configure_logging
     from api.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     settings.warn_unknown_env()
-    # voxloop's own access log carries request ids; uvicorn's would duplicate every line.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False, ws_max_size=16 * 1024 * 1024)
+    problem = settings.public_bind_problem()
+    if problem is not None:
+        logging.getLogger("voxloop").error(problem)
+        sys.exit(EXIT_REFUSED)
+
+    import uvicorn
+
+    from api.app import create_app
+
+    # voxloop's own access log carries request ids; uvicorn's would duplicate every line. On SIGTERM uvicorn stops
+    # accepting, lets in-flight requests finish for up to the grace period, then closes what is left.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        ws_max_size=16 * 1024 * 1024,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
 
 
 if __name__ == "__main__":
