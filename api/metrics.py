@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from engines.manager import ModelManager
     from engines.registry import EngineRegistry
+
+T = TypeVar("T")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Request latencies run from milliseconds (health, errors) to minutes (hour-long uploads).
@@ -182,3 +185,15 @@ class MetricsMiddleware:
             route, method = route_label(scope), scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(self.clock() - started)
+
+
+async def timed_first(chunks: AsyncIterator[T], observe: Callable[[float], None]) -> AsyncIterator[T]:
+    """Pass `chunks` through, reporting the seconds until the first one (time to first audio)."""
+    started = time.perf_counter()
+    first = True
+    async with aclosing(chunks):  # type: ignore[type-var]
+        async for chunk in chunks:
+            if first:
+                observe(time.perf_counter() - started)
+                first = False
+            yield chunk

@@ -14,6 +14,7 @@ from api.errors import InvalidRequestError, UnsupportedMediaError, validation_er
 from api.schemas.common import ERROR_RESPONSES
 from api.schemas.speech import SpeechRequest
 from api.services.speech import StreamStats
+from api.metrics import timed_first
 from api.speech_stream import audio_response, sse_response
 
 router = APIRouter(tags=["audio"])
@@ -82,7 +83,11 @@ async def create_speech(request: Request, services: ServicesDep) -> StreamingRes
     req = await _parse(request)
     service = services.speech
     plan = service.plan(req)
+
+    def observe(seconds: float) -> None:
+        services.metrics.observe_first_audio(plan.spec.model_id, seconds)
+
     if req.stream_format == "sse":
         stats = StreamStats()
-        return await sse_response(plan, service.stream(plan, stats), stats)
-    return await audio_response(plan, service.stream(plan))
+        return await sse_response(plan, timed_first(service.stream(plan, stats), observe), stats)
+    return await audio_response(plan, timed_first(service.stream(plan), observe))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter
@@ -48,7 +50,10 @@ async def create_transcription(request: Request, services: ServicesDep) -> Respo
     if form.stream:
         diarized = form.response_format == "diarized_json"
         return await sse(events, prompt_tokens=len((form.prompt or "").split()), diarized=diarized)
-    return render(await collect(events), form.response_format, "transcribe", form.timestamp_granularities)
+    started = time.perf_counter()
+    transcript = await collect(events)
+    services.metrics.observe_engine("transcriptions", spec.model_id, time.perf_counter() - started, transcript.duration)
+    return render(transcript, form.response_format, "transcribe", form.timestamp_granularities)
 
 
 @router.post(

@@ -84,6 +84,7 @@ class Responder:
                  conversation: Any = None):
         self._speech = services.speech
         self._chat = services.chat
+        self._metrics = services.metrics
         self._emit = emit
         self.params = params
         self._messages = messages
@@ -292,6 +293,8 @@ class Responder:
 
     async def _finish(self, status: str, details: dict[str, Any] | None) -> None:
         await self._close_items(status)
+        for stage, ms in self.timings.breakdown().items():  # per-stage latency histograms at /metrics
+            self._metrics.observe_realtime_stage(stage, ms / 1000)
         audio_seconds = len(self._audio) / 2 / _PCM_RATE
         usage = rev.usage_object(self._usage["prompt"], self._usage["completion"],
                                  round(audio_seconds * AUDIO_TOKENS_PER_SECOND))
