@@ -33,6 +33,7 @@ from middleware.auth import ApiKeyMiddleware
 from middleware.limits import BodySizeLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
 from routers import audio_emotion, audio_speech, audio_transcriptions, audio_voices, chat, health, models, realtime
+from routers.playground import mount_playground
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, audio_emotion.router,
                    chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
+    mount_playground(app)  # the browser page at / (issue 9)
 
     # Outermost last: request id -> access log -> auth -> body limit -> app.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)

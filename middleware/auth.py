@@ -14,7 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import AuthenticationError
 
-_OPEN_PATHS = ("/health", "/ready", "/docs", "/openapi.json", "/redoc")
+_OPEN_PATHS = ("/health", "/ready", "/docs", "/openapi.json", "/redoc", "/playground/")
+# The playground page itself is public: it asks the person for the key and sends it on every API call.
+_OPEN_EXACT = ("/",)
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
@@ -41,7 +43,9 @@ class ApiKeyMiddleware:
         return any(hmac.compare_digest(k.encode(), self._key) for k in presented_keys(scope))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(_OPEN_PATHS) or self._valid(scope):
+        path = scope.get("path", "")
+        open_path = path.startswith(_OPEN_PATHS) or path in _OPEN_EXACT
+        if scope["type"] not in ("http", "websocket") or open_path or self._valid(scope):
             await self.app(scope, receive, send)
             return
         error = AuthenticationError("Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")
