@@ -31,6 +31,7 @@ class Talk {
   constructor() {
     this.ws = null;
     this.turns = new Map();  // item id → its bubble's parts
+    this.cut = new Set();     // reply items the person talked over: their late audio deltas are dropped
     window.voxloopTalk = this.debug = { events: {}, truncates: [], playedMs: 0 };
   }
 
@@ -137,9 +138,11 @@ const HANDLERS = {
   },
   "input_audio_buffer.speech_started"(e) {
     // Barge-in: the person talks over the reply, so stop it and tell the server how much of it was heard.
+    // (The server has already cancelled the response; only the page knows how much was actually played.)
     if (this.player.playing) {
       const cut = this.player.stop();
       if (cut.itemId) {
+        this.cut.add(cut.itemId);
         this.send({ type: "conversation.item.truncate", item_id: cut.itemId, content_index: 0,
           audio_end_ms: cut.playedMs });
         this.debug.truncates.push(cut);
@@ -182,11 +185,15 @@ const HANDLERS = {
     this.turn(e.item_id, "assistant").text.append(e.delta);
   },
   "response.output_audio.delta"(e) {
-    this.player.enqueue(e.item_id, bytesFromBase64(e.delta));
+    if (!this.cut.has(e.item_id)) this.player.enqueue(e.item_id, bytesFromBase64(e.delta));
   },
   "response.done"(e) {
     const r = e.response || {};
     const message = (r.output || []).find((i) => i.type === "message");
+    if (message && r.status === "cancelled") {
+      this.cut.add(message.id);  // talked over before its audio played: no late chunks either
+      this.turn(message.id, "assistant").node.classList.add("interrupted");
+    }
     if (r.status === "failed") {
       const why = r.status_details && r.status_details.error ? r.status_details.error.message : "it failed";
       showError(`The reply could not be made: ${why}`);

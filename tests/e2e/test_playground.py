@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.models, pytest.mark.skipif(_WHY is not None, reason=_W
 
 QUESTION = "What is the capital of France?"
 SENTENCE = "The quick brown fox jumps over the lazy dog."
+STORY = "Tell me a long story about a dragon who learns to bake bread."
+STOP = "Stop, wait a moment."
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,15 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # 48 kHz, the rate Chromium's audio capture runs at; its WAV reader does not resample.
     mic = root / "question.wav"
     mic.write_bytes(encode(soxr.resample(question, PIPER_RATE, 48_000).astype(np.float32), "wav", rate=48_000))
+    # Barge-in: a request for a long story, then, while the story plays, the person talks over it.
+    # Replies start 3-6 s after a turn here; a second "stop" 6 s later catches the next reply if the first came late.
+    barge = np.concatenate([silence(1.0), speak(STORY), silence(7.0), speak(STOP), silence(6.0), speak(STOP),
+                            silence(40.0)])
+    barge_in = root / "barge_in.wav"
+    barge_in.write_bytes(encode(soxr.resample(barge, PIPER_RATE, 48_000).astype(np.float32), "wav", rate=48_000))
     sentence = root / "sentence.wav"
     sentence.write_bytes(encode(np.concatenate([silence(0.3), speak(SENTENCE), silence(0.3)]), "wav"))
-    return {"mic": mic, "sentence": sentence}
+    return {"mic": mic, "sentence": sentence, "barge_in": barge_in}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +66,8 @@ def wait_for(driver, what: str, check, timeout: float = 60.0, poll: float = 0.25
     name = "failed-" + what.replace(" ", "-")[:40]
     screenshot(driver, name)
     body = driver.execute_script("return document.body.innerText")
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}.\nPage text:\n{body}\n"
+    talk = driver.execute_script("return JSON.stringify(window.voxloopTalk || null)")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}.\nPage text:\n{body}\nTalk: {talk}\n"
                          f"Console:\n{console(driver)}")
 
 
@@ -99,6 +108,34 @@ def test_talk_spoken_question_gets_transcript_emotion_and_spoken_reply(browser, 
     events = js(browser, "return window.voxloopTalk.events")
     assert events.get("response.output_audio.delta", 0) >= 1, events
     browser.find_element("id", "talk-stop").click()
+
+
+def test_talk_barge_in_by_speaking_stops_the_reply(clips, server_url: str) -> None:
+    with chromium(fake_audio=clips["barge_in"]) as browser:
+        open_tab(browser, server_url, "talk")
+        instructions = browser.find_element("id", "talk-instructions")
+        instructions.clear()
+        instructions.send_keys("You tell long, detailed stories of at least ten sentences.")
+        browser.find_element("id", "talk-start").click()
+        wait_for(browser, "the story to start playing", lambda d: js(d, """
+            return window.voxloopTalk.events['response.output_audio.delta'] > 0"""), timeout=90)
+        cut = wait_for(browser, "the barge-in truncate", lambda d: js(d, "return window.voxloopTalk.truncates[0]"),
+                       timeout=60)
+        assert cut["itemId"] and cut["playedMs"] >= 0, cut
+        # The reply talked over is marked on the page, and the server trimmed it to what was heard (the response
+        # itself may have finished generating already, or been cancelled by the server's VAD).
+        wait_for(browser, "the interrupted reply", lambda d: js(d, f"""
+            const t = document.querySelector('.turn.assistant[data-item="{cut['itemId']}"]');
+            return t && t.classList.contains('interrupted')"""), timeout=30)
+        wait_for(browser, "the truncate to be confirmed", lambda d: js(d, """
+            return window.voxloopTalk.events['conversation.item.truncated'] >= 1"""), timeout=30)
+        assert js(browser, "return document.getElementById('error').hidden"), "the page shows an error"
+        second = wait_for(browser, "the second user turn", lambda d: js(d, """
+            const t = document.querySelectorAll('.turn.user .text:not(.pending)');
+            return t.length >= 2 && t[1].textContent.trim()"""), timeout=60)
+        assert wer(STOP, second) <= 0.5, second
+        screenshot(browser, "talk-barge-in")
+        browser.find_element("id", "talk-stop").click()
 
 
 def test_transcribe_tab_shows_words_and_highlights_them(browser, server_url: str, clips) -> None:
