@@ -106,7 +106,8 @@ export function barChart(rows, { max = 1, unit = "", format = (v) => v.toFixed(2
   return el("div", { class: "bars" }, ...rows.map(([label, value]) =>
     el("div", { class: "bar-row", "data-label": label },
       el("span", { class: "bar-label" }, label),
-      el("span", { class: "bar-track" }, el("span", { class: "bar-fill", style: `width:${(100 * value / top).toFixed(1)}%` })),
+      el("span", { class: "bar-track" },
+        el("span", { class: "bar-fill", style: `width:${(100 * value / top).toFixed(1)}%` })),
       el("span", { class: "bar-value" }, `${format(value)}${unit}`))));
 }
 

@@ -56,7 +56,8 @@ async function transcribe(file) {
     $("tr-text").textContent = format === "verbose_json" ? segmentsText(result) : result.text;
     if (result.words && result.words.length) renderWords(result.words);
   }
-  $("tr-state").textContent = `Done in ${seconds} s${result.duration ? ` (${result.duration.toFixed(1)} s of audio)` : ""}`;
+  const audio = result.duration ? ` (${result.duration.toFixed(1)} s of audio)` : "";
+  $("tr-state").textContent = `Done in ${seconds} s${audio}`;
 }
 
 function segmentsText(result) {

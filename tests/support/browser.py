@@ -19,8 +19,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 # Flags that work on a headless, sandbox-less CI box: no GPU, no background traffic, a fresh profile.
 HEADLESS_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--window-size=1280,900",
     "--autoplay-policy=no-user-gesture-required",
 ]
 
