@@ -9,7 +9,7 @@ VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: serve test test-core test-extras test-nemo test-whisperx install bench bench-load bench-soak openapi clean
+.PHONY: serve test test-core browser test-extras test-nemo test-whisperx install bench bench-load bench-soak openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,22 @@ serve: $(STAMP)
 
 # Every test: the core suite in .venv, then each GPU extra's suite in its own venv. The three installs run in
 # parallel first (the extras' pip installs overlap the llama.cpp compile of .venv).
-test:
+test: browser
 	$(MAKE) -j3 $(STAMP) $(NEMO_VENV)/.installed $(WHISPERX_VENV)/.installed
 	$(MAKE) test-core test-extras
 
-test-core: $(STAMP)
+test-core: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The playground's browser tests (issue 9) drive Debian's headless Chromium through its chromedriver. Installed
+# only when missing (a no-op otherwise); needs root and apt. If the install fails, those tests skip and say why.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium + chromium-driver for the playground tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "WARNING: could not install chromium; the playground browser tests will be skipped"; \
+	else echo "WARNING: /usr/bin/chromium missing and not root with apt-get; the playground browser tests will be skipped"; fi
 
 # --- optional GPU engines (issue 7): each extra gets its own venv, because their pins conflict with each other.
 # These venvs skip llama-cpp-python (a 15-minute compile the extras' tests do not need): they install voxloop's

@@ -46,6 +46,7 @@ from routers import (
     models,
     realtime,
 )
+from routers.playground import mount_playground
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, audio_emotion.router,
                    chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
+    mount_playground(app)  # the browser page at / (issue 9)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     add_middlewares(app, settings, services.metrics)

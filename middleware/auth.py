@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.errors import AuthenticationError
 
 # Probes and the docs stay open so orchestrators and browsers work; everything else, /metrics included, needs the key.
-_OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+# The playground page itself is public too: it asks the person for the key and sends it on every API call.
+_OPEN_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+_OPEN_PREFIXES = ("/playground/",)
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
@@ -46,7 +48,9 @@ class ApiKeyMiddleware:
         return any(matches)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in _OPEN_PATHS or self._valid(scope):
+        path = scope.get("path", "")
+        open_path = path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
+        if scope["type"] not in ("http", "websocket") or open_path or self._valid(scope):
             await self.app(scope, receive, send)
             return
         if self._on_reject is not None:
