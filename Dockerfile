@@ -8,7 +8,9 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
-RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
+# make runs the install; a C++ toolchain and cmake build llama-cpp-python (the embedded LLM) from source.
+RUN apt-get update && apt-get install -y --no-install-recommends make build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 voxloop
 WORKDIR /app
 COPY --chown=voxloop:voxloop . /app
