@@ -59,6 +59,9 @@ def _partial_suffix(text: str, tag: str) -> int:
 @dataclass
 class PhraseChunker:
     first_min_words: int = 3
+    # With no punctuation yet, the first phrase leaves after this many whole words: the time to first audio is the
+    # time to generate and synthesize it, and a voice that starts a beat early beats one that waits for a comma.
+    first_cut_words: int = 4
     min_words: int = 6
     long_words: int = 18
     _buffer: str = ""
@@ -87,6 +90,10 @@ class PhraseChunker:
             if len(candidate.split()) >= min(minimum, 2):
                 return self._take(match.end())
         words = len(self._buffer.split())
+        if self._emitted == 0 and words > self.first_cut_words:  # more words than N: the first N are whole
+            whole = re.match(rf"\s*(?:\S+\s+){{{self.first_cut_words}}}", self._buffer)
+            if whole is not None:
+                return self._take(whole.end())
         if words >= (minimum if self._emitted == 0 else self.long_words):
             clauses = list(_CLAUSE_END.finditer(self._buffer))
             for match in clauses:

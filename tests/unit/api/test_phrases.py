@@ -15,11 +15,15 @@ def _tokens(text: str) -> list[str]:
     return [t + " " for t in text.split(" ")]
 
 
-def test_first_phrase_leaves_early_at_a_clause() -> None:
-    phrases = _run(_tokens("Sure, here is what I found, after looking at the whole report carefully. It is good."))
-    assert phrases[0] == "Sure, here is what I found,"
+def test_first_phrase_leaves_early() -> None:
+    # A clause of three or more words ends the first phrase as soon as it appears...
+    phrases = _run(_tokens("Well, here it is, after looking at the whole report carefully. It is good."))
+    assert phrases[0] == "Well, here it is,"
     assert phrases[1] == "after looking at the whole report carefully."
     assert phrases[-1] == "It is good."
+    # ...and without one, the first four whole words go (the voice starts instead of waiting for a comma).
+    phrases = _run(_tokens("The capital of France is Paris and it is lovely."))
+    assert phrases == ["The capital of France", "is Paris and it is lovely."]
 
 
 def test_nothing_lost_or_duplicated() -> None:
