@@ -24,11 +24,9 @@ def emotion_note(emotion: EmotionScores | None, tags: frozenset[str]) -> str | N
     """A short system note about how the user sounded (or None when there is nothing to say)."""
     if emotion is None or not emotion.speech or emotion.label not in _NOTEWORTHY:
         return None
-    confidence = emotion.score_map.get(emotion.label, 0.0)
-    note = (
-        f"The user sounds {emotion.label} (confidence {confidence:.2f}, valence {emotion.valence:+.2f}, "
-        f"arousal {emotion.arousal:+.2f}). Let that shape your tone."
-    )
+    # Words, not scores: small models read numbers in a system note back to the user.
+    strength = "clearly" if emotion.score_map.get(emotion.label, 0.0) >= 0.6 else "somewhat"
+    note = f"The user sounds {strength} {emotion.label}. Let that shape your tone; do not mention it."
     if tags:
         note += " You may use at most one of these sound tags where it fits: " + " ".join(f"[{t}]" for t in sorted(tags))
     return note
