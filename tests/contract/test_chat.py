@@ -30,16 +30,20 @@ def test_embedded_model_answers(sdk: openai.OpenAI) -> None:
     assert completion.usage and completion.usage.completion_tokens > 0
 
 
-def test_embedded_model_tool_call(sdk: openai.OpenAI) -> None:
-    completion = sdk.chat.completions.create(
-        model="smollm2-135m-instruct",
+def _forced_weather_call(client: openai.OpenAI, model: str):
+    completion = client.chat.completions.create(
+        model=model,
         messages=[{"role": "user", "content": "What is the weather in Paris?"}],
         tools=WEATHER_TOOL,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         max_tokens=60,
         temperature=0,
     )
-    call = completion.choices[0].message.tool_calls[0]
+    return completion.choices[0].message.tool_calls[0]
+
+
+def test_embedded_model_tool_call(sdk: openai.OpenAI) -> None:
+    call = _forced_weather_call(sdk, "smollm2-135m-instruct")
     assert call.function.name == "get_weather" and json.loads(call.function.arguments)["city"] == "Paris"
 
 
@@ -75,15 +79,7 @@ def test_proxy_non_streaming_and_streaming(proxied) -> None:
 
 def test_proxy_passes_tools_through(proxied) -> None:
     _, client = proxied
-    completion = client.chat.completions.create(
-        model="smollm2-upstream",
-        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
-        tools=WEATHER_TOOL,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        max_tokens=60,
-        temperature=0,
-    )
-    call = completion.choices[0].message.tool_calls[0]
+    call = _forced_weather_call(client, "smollm2-upstream")
     assert call.function.name == "get_weather" and "city" in json.loads(call.function.arguments)
 
 

@@ -120,24 +120,30 @@ async def test_admission_limit_fails_fast() -> None:
     await _use(manager, spec)
 
 
+class SlowEngine:
+    """Yields items slowly and records what it produced and when it stopped (tests the manager, not a model)."""
+
+    def __init__(self) -> None:
+        self.produced: list[int] = []
+        self.finished = threading.Event()
+
+    def items(self) -> Iterator[int]:
+        try:
+            for i in range(1000):
+                self.produced.append(i)
+                time.sleep(0.002)
+                yield i
+        finally:
+            self.finished.set()
+
+    def close(self) -> None:
+        pass
+
+
 async def test_iterate_stops_engine_when_consumer_leaves() -> None:
-    produced: list[int] = []
-    finished = threading.Event()
-
-    class Slow:
-        def items(self) -> Iterator[int]:
-            try:
-                for i in range(1000):
-                    produced.append(i)
-                    time.sleep(0.002)
-                    yield i
-            finally:
-                finished.set()
-
-        def close(self) -> None:
-            pass
-
-    spec = EngineSpec("slow", "speech", Slow)
+    engine = SlowEngine()
+    produced, finished = engine.produced, engine.finished
+    spec = EngineSpec("slow", "speech", lambda: engine)
     manager = ModelManager(EngineRegistry([spec]))
     async with manager.lease(spec) as lease:
         cancel = CancelToken()
@@ -189,23 +195,9 @@ async def test_failed_load_is_retried_and_reported() -> None:
 
 async def test_abandoned_iterator_is_stopped_before_the_lease_is_released() -> None:
     """A consumer that drops its iterator without closing it must not leave the engine working after release."""
-    finished = threading.Event()
-    produced: list[int] = []
-
-    class Slow:
-        def items(self) -> Iterator[int]:
-            try:
-                for i in range(1000):
-                    produced.append(i)
-                    time.sleep(0.002)
-                    yield i
-            finally:
-                finished.set()
-
-        def close(self) -> None:
-            pass
-
-    spec = EngineSpec("slow2", "speech", Slow)
+    engine = SlowEngine()
+    produced, finished = engine.produced, engine.finished
+    spec = EngineSpec("slow2", "speech", lambda: engine)
     manager = ModelManager(EngineRegistry([spec]))
     async with manager.lease(spec) as lease:
         stream = lease.iterate(lease.engine.items, CancelToken(), buffer=2)
