@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.server import free_port, wait_until_up  # noqa: E402
+from tests.support.server import free_port, server_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,14 +21,9 @@ def voxloop_server(env: dict[str, str] | None = None) -> Iterator[str]:
     """`voxloop serve` as a separate process (as users run it), stopped on exit."""
     port = free_port()
     full_env = {**os.environ, "VOXLOOP_PORT": str(port), "VOXLOOP_LOG_LEVEL": "warning", **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "voxloop.cli", "serve"], cwd=ROOT, env=full_env)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/health", proc)
+    with server_process([sys.executable, "-m", "voxloop.cli", "serve"], f"{url}/health", cwd=ROOT, env=full_env):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def summary(values: list[float]) -> str:

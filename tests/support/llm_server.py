@@ -14,27 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from engines.llama_cpp_chat import smollm2_gguf
-from tests.support.server import free_port, wait_until_up
+from tests.support.server import free_port, server_process
 
 
 @contextmanager
 def llama_cpp_server() -> Iterator[str]:
     """`python -m llama_cpp.server` with the embedded SmolLM2 GGUF; yields its base URL ending in /v1."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--chat_format", "chatml-function-calling",
-         "--model_alias", "smollm2-upstream"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_until_up(f"{url}/models", proc)
+    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
+            "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--chat_format", "chatml-function-calling",
+            "--model_alias", "smollm2-upstream"]
+    with server_process(args, f"{url}/models", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @contextmanager

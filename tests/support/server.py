@@ -53,3 +53,15 @@ def wait_until_up(url: str, proc: subprocess.Popen | None = None, timeout: float
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up within {timeout:.0f} s")
+
+
+@contextmanager
+def server_process(args: list[str], health_url: str, **popen: object) -> Iterator[subprocess.Popen]:
+    """Start a server process, wait until `health_url` answers, and stop it on exit."""
+    proc = subprocess.Popen(args, **popen)  # type: ignore[call-overload]
+    try:
+        wait_until_up(health_url, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
