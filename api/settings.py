@@ -121,11 +121,26 @@ class TTSSettings(BaseModel):
         4,
         ge=1,
         le=16,
-        description="Kokoro requests synthesized at once (threads sharing one model). More than the cores keeps "
-        "concurrent requests from queueing for their first audio.",
+        description="Kokoro requests in progress at once (threads sharing one model); their phrases then take turns "
+        "on the cores (`kokoro_parallel_phrases`), first phrases first.",
+    )
+    kokoro_parallel_phrases: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Kokoro phrases synthesized at once; 0: one per CPU core. More than the cores only makes the "
+        "threads fight: total throughput drops and the last request waits longer for its first audio.",
     )
     kokoro_threads: int = Field(
-        1, ge=0, le=64, description="onnxruntime threads per Kokoro request; 0 lets onnxruntime choose."
+        1, ge=0, le=64, description="onnxruntime threads for a Kokoro phrase that shares the cores with others."
+    )
+    kokoro_solo_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="onnxruntime threads for a Kokoro phrase that runs alone (0: all cores): a lone request gets "
+        "its first audio sooner. Costs a second copy of the model in memory (~150 MB) unless equal to "
+        "`kokoro_threads`.",
     )
     first_phrase_words: int = Field(
         4,

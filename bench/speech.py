@@ -157,14 +157,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--formats", default="mp3,opus,aac,flac,wav,pcm")
     parser.add_argument("--c4-formats", default="mp3,pcm")
+    parser.add_argument("--models", default="piper-joe,kokoro-82m")
     args = parser.parse_args()
     cache = Path(tempfile.gettempdir()) / "voxloop-bench-cache"
     settings = Settings(cache_dir=cache)
     tts = settings.tts
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} text: {len(TEXT)} chars, 2 sentences; "
           f"reps={args.reps} (medians); server: piper {tts.piper_workers}x{tts.piper_threads} thread, kokoro "
-          f"{tts.kokoro_workers}x{tts.kokoro_threads} thread, first phrase {tts.first_phrase_words} words")
-    raws = {"piper-joe": RawPiper(), "kokoro-82m": RawKokoro(cache)}
+          f"{tts.kokoro_workers} requests, {tts.kokoro_parallel_phrases or 'per-core'} phrases at once x "
+          f"{tts.kokoro_threads or 'all'} thread ({tts.kokoro_solo_threads or 'all'} alone), first phrase "
+          f"{tts.first_phrase_words} words")
+    makers = {"piper-joe": RawPiper, "kokoro-82m": lambda: RawKokoro(cache)}
+    raws = {model: makers[model]() for model in args.models.split(",")}
     url, server = serve(create_app(settings))
     try:
         asyncio.run(run(url, raws, args.formats.split(","), args.c4_formats.split(","), args.reps))

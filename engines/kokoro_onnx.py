@@ -9,6 +9,7 @@ Kokoro-82M is Apache-2.0. Nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from engines.base import (
     UnsupportedOptionError,
     Voice,
 )
+from engines.core_slots import CoreSlots
 from engines.model_files import is_hub_ref, package_dir, resolve_file
 from engines.registry import EngineSpec
 from engines.speech_text import parse_blend, split_phrases
@@ -87,7 +89,8 @@ class KokoroSynthesizer:
     """One loaded Kokoro model, shared by `workers` threads (an onnxruntime session is safe to run concurrently).
 
     Chunks by phrase, not by sentence: the first chunk is a few words, so it is heard after a fraction of the time
-    a whole sentence would take.
+    a whole sentence would take. Phrases take turns on the cores (`CoreSlots`): one per core at a time, first
+    phrases first, and a phrase that runs alone uses every core.
     """
 
     def __init__(self, model_path: Path, voices_path: Path, tts: TTSSettings):
@@ -99,16 +102,17 @@ class KokoroSynthesizer:
         for path in (model_path, voices_path):
             if not path.exists():
                 raise EngineUnavailableError(f"Kokoro file not found: {path}")
+        cores = _available_cores()
+        shared_threads = tts.kokoro_threads or cores
+        solo_threads = tts.kokoro_solo_threads or cores
         try:
-            options = ort.SessionOptions()
-            # Several requests in parallel with one thread each beat one request on all cores: small kernels
-            # scale badly across threads, so this is how concurrent throughput is reached.
-            options.intra_op_num_threads = tts.kokoro_threads
-            options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
-            self._kokoro = Kokoro.from_session(session, str(voices_path))
+            self._kokoro = Kokoro.from_session(_session(ort, model_path, shared_threads), str(voices_path))
+            # A second session only to run a lone phrase on every core; onnxruntime fixes a session's thread count.
+            self._solo = (self._kokoro if solo_threads == shared_threads
+                          else Kokoro.from_session(_session(ort, model_path, solo_threads), str(voices_path)))
         except Exception as exc:
             raise EngineUnavailableError(f"Kokoro could not be loaded from {model_path}: {exc}") from exc
+        self._slots = CoreSlots(tts.kokoro_parallel_phrases or cores)
         names = list(getattr(self._kokoro.voices, "files", None) or self._kokoro.voices.keys())
         known = {v.id: v for v in KOKORO_VOICES}
         voices = tuple(known.get(n) or Voice(id=n, name=n, language=_language_of(n)) for n in names)
@@ -135,19 +139,35 @@ class KokoroSynthesizer:
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         style = self.style(options.voice)
-        for phrase in split_phrases(text, self._first_words):
+        for index, phrase in enumerate(split_phrases(text, self._first_words)):
             cancel.raise_if_cancelled()
-            try:
-                audio, rate = self._kokoro.create(phrase.text, voice=style, speed=options.speed, lang=options.language)
-            except ValueError:  # only punctuation or symbols: nothing to say in this phrase
-                continue
+            with self._slots.slot(first_phrase=index == 0, cancel=cancel) as alone:
+                kokoro = self._solo if alone else self._kokoro
+                try:
+                    audio, rate = kokoro.create(phrase.text, voice=style, speed=options.speed, lang=options.language)
+                except ValueError:  # only punctuation or symbols: nothing to say in this phrase
+                    continue
             samples = np.asarray(audio, dtype=np.float32)
             if phrase.pause_after:
                 samples = np.concatenate([samples, np.zeros(int(phrase.pause_after * rate), np.float32)])
             yield AudioChunk(samples, rate, text=phrase.text)
 
     def close(self) -> None:
-        del self._kokoro
+        del self._kokoro, self._solo
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (a container's CPU set)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _session(ort: Any, model_path: Path, threads: int) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _probe(tts: TTSSettings) -> Any:
