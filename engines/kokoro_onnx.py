@@ -25,6 +25,7 @@ from engines.base import (
     UnsupportedOptionError,
     Voice,
 )
+from engines.footprint import KOKORO_EMBEDDED_BYTES, KOKORO_FP32_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, package_dir, resolve_file
 from engines.registry import EngineSpec
 from engines.speech_text import parse_blend, split_phrases
@@ -211,5 +212,8 @@ def kokoro_specs(settings: Settings) -> list[EngineSpec]:
             workers=tts.kokoro_workers,
             capabilities=_capabilities(tts),
             probe=_probe(tts),
+            memory_bytes=with_margin(
+                KOKORO_EMBEDDED_BYTES if tts.kokoro_model is None else file_bytes(tts.kokoro_model, KOKORO_FP32_BYTES)
+            ),
         )
     ]
