@@ -118,8 +118,10 @@ class OutOfMemoryBudgetError(ServiceUnavailableError):
     code = "insufficient_memory"
 
     def __init__(self, message: str, *, retry_after: int | None):
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {"x-should-retry": "false"}
-        super().__init__(message, code=None if retry_after is not None else "model_exceeds_memory_budget", headers=headers)
+        if retry_after is not None:
+            super().__init__(message, headers={"Retry-After": str(retry_after)})
+        else:
+            super().__init__(message, code="model_exceeds_memory_budget", headers={"x-should-retry": "false"})
 
 
 class EngineFailureError(ApiError):

@@ -81,7 +81,12 @@ class Emotion2vecRecognizer:
             root_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
             with CudaAllocation(device) as allocated:
                 self._model = AutoModel(
-                    model=model_ref, hub=hub, device=device, disable_update=True, disable_pbar=True, log_level=root_level
+                    model=model_ref,
+                    hub=hub,
+                    device=device,
+                    disable_update=True,
+                    disable_pbar=True,
+                    log_level=root_level,
                 )
         except Exception as exc:
             raise EngineUnavailableError(f"emotion2vec+ '{model_ref}' could not be loaded: {exc}") from exc

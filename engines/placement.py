@@ -43,10 +43,6 @@ class MemoryBudget:
     def estimate(self, spec: EngineSpec) -> int:
         return int(self.estimates.get(spec.model_id, spec.memory_bytes))
 
-    @property
-    def unlimited(self) -> bool:
-        return self.gpu is None and self.cpu is None
-
 
 class Resident(Protocol):
     """What eviction needs to know of a loaded model."""

@@ -3,7 +3,11 @@ CUDA measurement staying out of the way off CUDA."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from api.app import build_registry
 from api.settings import Settings
@@ -63,3 +67,32 @@ def test_cuda_measurement_is_none_off_cuda() -> None:
     with CudaAllocation("cpu") as allocated:
         pass
     assert allocated.bytes is None
+
+
+class _FakeCuda:
+    """torch.cuda as CudaAllocation sees it: an allocator whose total the test moves."""
+
+    def __init__(self) -> None:
+        self.allocated = 100
+        self.asked: list[str] = []
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def memory_allocated(self, device: str) -> int:
+        self.asked.append(device)
+        return self.allocated
+
+
+def test_cuda_measurement_is_the_allocator_delta_of_that_device(monkeypatch) -> None:
+    cuda = _FakeCuda()
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    with CudaAllocation("cuda:1") as allocated:
+        cuda.allocated = 600
+    assert allocated.bytes == 500 and cuda.asked == ["cuda:1", "cuda:1"]
+    with CudaAllocation("cuda") as freed:
+        cuda.allocated = 300  # something else freed more than this load took: no usable figure
+    assert freed.bytes is None
+    with pytest.raises(RuntimeError), CudaAllocation("cuda") as failed:
+        raise RuntimeError("load failed")
+    assert failed.bytes is None

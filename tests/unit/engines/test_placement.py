@@ -19,7 +19,8 @@ class Loaded:
 
 @pytest.mark.parametrize(
     ("device", "pool"),
-    [("cuda", "cuda:0"), ("CUDA:1", "cuda:1"), ("auto", "cuda:0"), ("cpu", "cpu"), ("mps", "mps"), ("remote", "remote")],
+    [("cuda", "cuda:0"), ("CUDA:1", "cuda:1"), ("auto", "cuda:0"), ("cpu", "cpu"), ("mps", "mps"),
+     ("remote", "remote")],
 )
 def test_devices_map_to_pools(device: str, pool: str) -> None:
     assert memory_pool(device) == pool
@@ -28,7 +29,7 @@ def test_devices_map_to_pools(device: str, pool: str) -> None:
 def test_gpu_budget_applies_to_each_gpu_and_cpu_budget_to_system_memory() -> None:
     budget = MemoryBudget(gpu=8, cpu=4)
     assert [budget.limit(p) for p in ("cuda:0", "cuda:3", "mps", "cpu", "remote")] == [8, 8, 8, 4, None]
-    assert MemoryBudget().unlimited and not budget.unlimited
+    assert MemoryBudget().limit("cuda:0") is None
 
 
 def test_estimate_override_by_model_id() -> None:
