@@ -24,6 +24,7 @@ from engines.emotion2vec import emotion2vec_specs
 from engines.kokoro_onnx import kokoro_specs
 from engines.llama_cpp_chat import llama_cpp_specs
 from engines.manager import ModelManager
+from engines.placement import MemoryBudget
 from engines.piper import piper_specs
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
@@ -88,6 +89,11 @@ def build_services(settings: Settings) -> Services:
         ttl_seconds=settings.model_ttl_seconds,
         max_concurrent=settings.max_concurrent_per_model,
         on_event=metrics.model_event,
+        budget=MemoryBudget(
+            gpu=settings.models.gpu_memory_budget,
+            cpu=settings.models.cpu_memory_budget,
+            estimates=dict(settings.models.memory_estimates),
+        ),
     )
     metrics.watch_models(registry, manager)
     transcription = TranscriptionService(registry, manager, settings)

@@ -19,6 +19,7 @@ from engines.base import (
     EngineError,
     EngineOverloadedError,
     EngineUnavailableError,
+    InsufficientMemoryError,
     InvalidAudioError,
     UnsupportedOptionError,
 )
@@ -110,6 +111,19 @@ class ServiceUnavailableError(ApiError):
     code = "engine_unavailable"
 
 
+class OutOfMemoryBudgetError(ServiceUnavailableError):
+    """The model does not fit its device's memory budget now (Retry-After) or ever (`x-should-retry: false`, which
+    the OpenAI SDKs honour, so clients do not retry a request that cannot succeed)."""
+
+    code = "insufficient_memory"
+
+    def __init__(self, message: str, *, retry_after: int | None):
+        if retry_after is not None:
+            super().__init__(message, headers={"Retry-After": str(retry_after)})
+        else:
+            super().__init__(message, code="model_exceeds_memory_budget", headers={"x-should-retry": "false"})
+
+
 class EngineFailureError(ApiError):
     status = 500
     type = "server_error"
@@ -128,6 +142,8 @@ def api_error_from_engine(exc: EngineError, *, retry_after: int = 1) -> ApiError
         return InvalidRequestError(str(exc), param=exc.param, code="unsupported_value")
     if isinstance(exc, EngineOverloadedError):
         return RateLimitError(str(exc), retry_after=retry_after)
+    if isinstance(exc, InsufficientMemoryError):
+        return OutOfMemoryBudgetError(str(exc), retry_after=retry_after if exc.retryable else None)
     if isinstance(exc, EngineUnavailableError):
         return ServiceUnavailableError(str(exc), headers={"Retry-After": str(retry_after)})
     return EngineFailureError(f"The engine failed: {exc}")

@@ -2,7 +2,8 @@
 
 Nothing here is module-global, so two apps in one process (tests, benches) never share or double-register
 series. Code that knows about engine work records it through the `observe_*` helpers; the HTTP middleware records
-requests; the model manager reports loads, unloads and per-model rejections through its `on_event` callback.
+requests; the model manager reports loads, unloads (with their reason: idle, requested, shutdown, memory_budget) and
+per-model rejections through its `on_event` callback.
 """
 
 from __future__ import annotations
@@ -47,11 +48,19 @@ class _ModelStateCollector(Collector):
         in_flight = GaugeMetricFamily(
             "voxloop_model_requests_in_flight", "Requests admitted to the model (queue depth).", labels=["model"]
         )
+        memory = GaugeMetricFamily(
+            "voxloop_model_memory_bytes",
+            "Memory a loaded model is counted for on its device (measured, else estimated); 0 when not loaded.",
+            labels=["model", "device"],
+        )
         for spec in self._registry.specs():
-            loaded.add_metric([spec.model_id], 1.0 if self._manager.state(spec.model_id) == "loaded" else 0.0)
+            is_loaded = self._manager.state(spec.model_id) == "loaded"
+            loaded.add_metric([spec.model_id], 1.0 if is_loaded else 0.0)
             in_flight.add_metric([spec.model_id], float(self._manager.in_flight(spec.model_id)))
+            memory.add_metric([spec.model_id, spec.device], float(self._manager.memory(spec)) if is_loaded else 0.0)
         yield loaded
         yield in_flight
+        yield memory
 
 
 class Metrics:
@@ -75,7 +84,12 @@ class Metrics:
             "voxloop_rejections", "Requests refused before any work: limits, overload, auth.", ["reason"], registry=r
         )
         self.model_loads = Counter("voxloop_model_loads", "Models loaded.", ["model"], registry=r)
-        self.model_unloads = Counter("voxloop_model_unloads", "Models unloaded.", ["model"], registry=r)
+        self.model_unloads = Counter(
+            "voxloop_model_unloads",
+            "Models unloaded, by reason: idle (TTL), requested (DELETE), shutdown, memory_budget (evicted).",
+            ["model", "reason"],
+            registry=r,
+        )
         self.model_load_seconds = Histogram(
             "voxloop_model_load_seconds", "Time to load a model.", ["model"], buckets=LATENCY_BUCKETS, registry=r
         )
@@ -114,15 +128,16 @@ class Metrics:
     def reject(self, reason: str) -> None:
         self.rejections.labels(reason).inc()
 
-    def model_event(self, kind: str, model_id: str, seconds: float = 0.0) -> None:
-        """The model manager's `on_event` callback: ("load", id, seconds), ("unload", id), ("reject", id)."""
+    def model_event(self, kind: str, model_id: str, seconds: float = 0.0, reason: str = "") -> None:
+        """The model manager's `on_event` callback: ("load", id, seconds), ("unload", id, 0, reason), and
+        ("reject", id, 0, reason) with reason model_concurrency (429) or insufficient_memory (503)."""
         if kind == "load":
             self.model_loads.labels(model_id).inc()
             self.model_load_seconds.labels(model_id).observe(seconds)
         elif kind == "unload":
-            self.model_unloads.labels(model_id).inc()
+            self.model_unloads.labels(model_id, reason or "requested").inc()
         elif kind == "reject":
-            self.rejections.labels("model_concurrency").inc()
+            self.rejections.labels(reason or "model_concurrency").inc()
 
     def observe_engine(self, endpoint: str, model: str, seconds: float, audio_seconds: float | None = None) -> None:
         """One engine call: its duration and, for audio in or out, the audio length and the realtime factor."""

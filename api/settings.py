@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ByteSize, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,23 @@ class WhisperXSettings(BaseModel):
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
 
 
+class ModelsSettings(BaseModel):
+    """Where models may load: memory budgets per device. Sizes are bytes or strings like `20GiB`, `512MB`."""
+
+    gpu_memory_budget: ByteSize | None = Field(
+        None,
+        description="Memory the models on each GPU (cuda:N, mps) may take together; None: unlimited. Loading past it "
+        "unloads least-recently-used idle models on that GPU; if nothing idle is left, 503 with Retry-After.",
+    )
+    cpu_memory_budget: ByteSize | None = Field(
+        None, description="The same for models on the CPU (system memory); None: unlimited."
+    )
+    memory_estimates: dict[str, ByteSize] = Field(
+        default_factory=dict,
+        description='Footprint of a model id instead of its built-in estimate, e.g. {"parakeet-tdt-0.6b-v2": "3GiB"}.',
+    )
+
+
 class RemoteEndpoint(BaseModel):
     """One model served by another OpenAI-compatible server (another voxloop, or a peer)."""
 
@@ -265,7 +282,8 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         64, ge=1, description="API requests in flight at once over all models; further requests get 429 with Retry-After."
     )
-    retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 answers.")
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 and 503 answers.")
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     emotion: EmotionSettings = Field(default_factory=EmotionSettings)

@@ -42,6 +42,15 @@ class EngineOverloadedError(EngineError):
     """The engine's admission limit is reached."""
 
 
+class InsufficientMemoryError(EngineError):
+    """The model does not fit its device's memory budget. `retryable`: it would fit once busy models go idle;
+    otherwise it is larger than the whole budget and never will."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class CancelledByClient(EngineError):
     """The caller went away; the engine stopped between chunks."""
 
@@ -164,7 +173,11 @@ class TranscriptionInfo:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the model manager needs of any loaded engine."""
+    """What the model manager needs of any loaded engine.
+
+    An engine may also define `memory_bytes() -> int | None`: what it really took when loaded, if it can measure
+    that (torch on CUDA). The manager then budgets with it instead of the spec's estimate.
+    """
 
     def close(self) -> None: ...
 

@@ -27,6 +27,7 @@ from engines.base import (
     EngineUnavailableError,
 )
 from engines.circumplex import make_scores, normalised, va_from_scores
+from engines.footprint import CudaAllocation, emotion2vec_bytes
 from engines.registry import EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -78,11 +79,21 @@ class Emotion2vecRecognizer:
             # disable_update: otherwise FunASR asks PyPI for its latest version on every load. FunASR calls
             # logging.basicConfig(level=log_level); passing the root's current level keeps that from changing it.
             root_level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-            self._model = AutoModel(
-                model=model_ref, hub=hub, device=device, disable_update=True, disable_pbar=True, log_level=root_level
-            )
+            with CudaAllocation(device) as allocated:
+                self._model = AutoModel(
+                    model=model_ref,
+                    hub=hub,
+                    device=device,
+                    disable_update=True,
+                    disable_pbar=True,
+                    log_level=root_level,
+                )
         except Exception as exc:
             raise EngineUnavailableError(f"emotion2vec+ '{model_ref}' could not be loaded: {exc}") from exc
+        self._memory = allocated.bytes
+
+    def memory_bytes(self) -> int | None:
+        return self._memory
 
     def recognize(self, audio: AudioBuffer, options: EmotionOptions, cancel: CancelToken) -> EmotionScores:
         cancel.raise_if_cancelled()
@@ -162,6 +173,8 @@ def emotion2vec_specs(settings: Settings) -> list[EngineSpec]:
                 f"{'local path' if local else 'hub id'} {ref}. Needs the `funasr` extra.",
                 capabilities=Emotion2vecRecognizer.capabilities,
                 probe=_probe(path, local, es),
+                device=es.device,
+                memory_bytes=emotion2vec_bytes(f"{model_id} {ref}"),
             )
         )
     return specs

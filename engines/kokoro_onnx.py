@@ -27,6 +27,7 @@ from engines.base import (
     Voice,
 )
 from engines.core_slots import CoreSlots
+from engines.footprint import KOKORO_EMBEDDED_BYTES, KOKORO_FP32_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, package_dir, resolve_file
 from engines.registry import EngineSpec
 from engines.speech_text import parse_blend, split_phrases
@@ -231,5 +232,10 @@ def kokoro_specs(settings: Settings) -> list[EngineSpec]:
             workers=tts.kokoro_workers,
             capabilities=_capabilities(tts),
             probe=_probe(tts),
+            # Two onnxruntime sessions (shared and alone) each hold the weights, unless their thread counts match.
+            memory_bytes=with_margin(
+                (KOKORO_EMBEDDED_BYTES if tts.kokoro_model is None else file_bytes(tts.kokoro_model, KOKORO_FP32_BYTES))
+                * (1 if tts.kokoro_solo_threads == tts.kokoro_threads else 2)
+            ),
         )
     ]

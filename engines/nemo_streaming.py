@@ -24,6 +24,7 @@ from engines.base import (
     TranscriptionOptions,
     UnsupportedOptionError,
 )
+from engines.footprint import CudaAllocation
 from engines.nemo import STREAMING_CAPABILITIES, import_nemo, load_nemo_model
 
 # Feature frames recomputed before the first unfinished one, so the STFT sees real samples on its left.
@@ -133,7 +134,9 @@ class NemoStreamingTranscriber:
 
     def __init__(self, ref: str, settings: NemoSettings):
         self._torch, _ = import_nemo()
-        self._model = load_nemo_model(ref, settings)
+        with CudaAllocation(settings.device) as allocated:
+            self._model = load_nemo_model(ref, settings)
+        self._memory = allocated.bytes
         encoder = self._model.encoder
         if not hasattr(encoder, "setup_streaming_params"):
             raise UnsupportedOptionError(f"The NeMo model '{ref}' has no cache-aware streaming encoder.")
@@ -145,6 +148,9 @@ class NemoStreamingTranscriber:
         self._preprocessor = CacheAwareStreamingAudioBuffer(self._model, online_normalization=False).preprocessor
         self._rate = int(self._model.cfg.get("sample_rate", 16000))
         self.capabilities = STREAMING_CAPABILITIES
+
+    def memory_bytes(self) -> int | None:
+        return self._memory
 
     def stream_transcribe(
         self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken

@@ -25,6 +25,7 @@ from engines.base import (
     SynthesizerCapabilities,
     Voice,
 )
+from engines.footprint import PIPER_HIGH_BYTES, PIPER_MEDIUM_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, resolve_file
 from engines.registry import EngineSpec
 from engines.speech_text import split_phrases
@@ -143,6 +144,7 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
             description="Piper VITS en_US-joe-medium: fast plain English voice, embedded from PyPI.",
             capabilities=PIPER_CAPABILITIES,
             probe=_probe(None),
+            memory_bytes=with_margin(PIPER_MEDIUM_BYTES),
         )
     ]
     ref = tts.piper_model
@@ -168,6 +170,7 @@ def piper_specs(settings: Settings) -> list[EngineSpec]:
             capabilities=SynthesizerCapabilities(voices=(voice,), sample_rate=PIPER_RATE),
             workers=tts.piper_workers,
             probe=_probe(ref),
+            memory_bytes=with_margin(file_bytes(ref, PIPER_HIGH_BYTES)),
         )
     )
     return specs

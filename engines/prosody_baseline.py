@@ -31,6 +31,7 @@ from engines.base import (
     EngineUnavailableError,
 )
 from engines.circumplex import clamp, make_scores, no_speech, scores_from_va
+from engines.footprint import PROSODY_BASELINE_BYTES
 from engines.pitch_yin import yin
 from engines.registry import EngineSpec
 
@@ -235,4 +236,5 @@ def baseline_spec() -> EngineSpec:
         "valence from the VADER sentiment lexicon on the Whisper transcript (English); labels by the circumplex model.",
         capabilities=ProsodyLexiconRecognizer.capabilities,
         probe=_probe,
+        memory_bytes=PROSODY_BASELINE_BYTES,
     )

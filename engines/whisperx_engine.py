@@ -30,6 +30,7 @@ from engines.base import (
     UnsupportedOptionError,
     Word,
 )
+from engines.footprint import whisperx_bytes
 from engines.registry import EngineSpec
 
 logger = logging.getLogger(__name__)
@@ -290,6 +291,8 @@ def whisperx_specs(settings: Settings) -> list[EngineSpec]:
                 probe=(lambda path=path: None if Path(path).is_dir() else f"missing model directory {path}")
                 if local
                 else None,
+                device=xs.device,
+                memory_bytes=whisperx_bytes(f"{model_id} {ref}", xs.compute_type, xs.diarization_model is not None),
             )
         )
     return specs

@@ -22,6 +22,8 @@ def _card(services: Services, spec: EngineSpec) -> ModelCard:
         state=services.manager.state(spec.model_id),
         aliases=list(spec.aliases),
         description=spec.description,
+        device=spec.device,
+        memory_bytes=services.manager.memory(spec),
     )
 
 

@@ -44,6 +44,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Unknown model.",
         413: "Upload larger than the configured limit.",
         429: "The model is busy; retry after `Retry-After` seconds.",
-        503: "The engine cannot be loaded here.",
+        503: "The engine cannot be loaded here, or its device's memory budget is held by models in use (retry after "
+        "`Retry-After` seconds).",
     }.items()
 }

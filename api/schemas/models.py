@@ -17,6 +17,12 @@ class ModelCard(BaseModel):
     state: Literal["not_loaded", "loading", "loaded"] = Field(description="Whether the weights are in memory now.")
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
+    device: str | None = Field(None, description="Where the weights go: cpu, cuda, cuda:1, mps, auto, or remote.")
+    memory_bytes: int | None = Field(
+        None,
+        description="Memory the model takes on its device: measured once loaded where the engine can tell, else the "
+        "estimate that memory budgets count.",
+    )
 
 
 class ModelList(BaseModel):

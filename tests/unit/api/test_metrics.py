@@ -78,7 +78,7 @@ async def test_model_lifecycle_and_per_model_rejections() -> None:
     await manager.unload("m")
     text = metrics.render().decode()
     assert value(text, "voxloop_model_loaded", model="m") == 0
-    assert value(text, "voxloop_model_unloads_total", model="m") == 1
+    assert value(text, "voxloop_model_unloads_total", model="m", reason="requested") == 1
     assert value(text, "voxloop_rejections_total", reason="model_concurrency") == 1
     assert value(text, "voxloop_model_load_seconds_count", model="m") == 1
     await asyncio.sleep(0)
