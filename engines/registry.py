@@ -29,6 +29,8 @@ class EngineSpec:
     capabilities: Any = None
     # Cheap check that the weights are present (no loading): None when fine, else what is missing.
     probe: Callable[[], str | None] | None = None
+    # Learn again capabilities that live elsewhere (a remote's voices). Does I/O: callers run it off the event loop.
+    refresh: Callable[[], None] | None = None
 
 
 class UnknownModel(LookupError):

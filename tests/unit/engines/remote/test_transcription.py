@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings import RemoteEndpoint
+from api.settings import RemoteTranscriptionEndpoint
 from engines.base import (
     AudioBuffer,
     CancelToken,
@@ -16,7 +16,7 @@ from engines.base import (
     TranscriptionOptions,
     UnsupportedOptionError,
 )
-from engines.remote import RemoteTranscriber
+from engines.remote.transcription import RemoteTranscriber
 
 AUDIO = AudioBuffer(np.zeros(16000, np.float32), 16000, offset=10.0)
 VERBOSE = {
@@ -43,9 +43,8 @@ def make(handler, **endpoint) -> tuple[RemoteTranscriber, list[httpx.Request]]:
         seen.append(request)
         return handler(request, len(seen))
 
-    engine = RemoteTranscriber(RemoteEndpoint(base_url="http://up/v1", model="m", **endpoint))
-    engine._client = httpx.Client(base_url="http://up/v1", transport=httpx.MockTransport(record))
-    return engine, seen
+    endpoint = RemoteTranscriptionEndpoint(base_url="http://up/v1", model="m", **endpoint)
+    return RemoteTranscriber(endpoint, transport=httpx.MockTransport(record)), seen
 
 
 def run(engine: RemoteTranscriber, **options):
