@@ -110,10 +110,10 @@ class RemoteVoiceCatalog:
 
 
 def probe_speech(endpoint: RemoteEndpoint, catalog: RemoteVoiceCatalog) -> str | None:
-    """/ready: the upstream serves the model; its voices are learnt again while it is asked."""
+    """/ready: the upstream serves the model; its voices are learnt again (when stale) while it is asked."""
     problem = probe_endpoint(endpoint)
     if problem is None:
-        catalog.refresh()
+        catalog.refresh(VOICES_MAX_AGE_SECONDS)
     return problem
 
 
