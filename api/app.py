@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from engines.piper import piper_specs
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
 from engines.nemo import nemo_specs
-from engines.remote import remote_transcription_specs
+from engines.remote.specs import remote_specs
 from engines.whisper import whisper_specs
 from engines.whisperx_engine import whisperx_specs
 from middleware.access_log import AccessLogMiddleware
@@ -65,7 +66,8 @@ def build_registry(settings: Settings) -> EngineRegistry:
             # Optional GPU engines (issue 7): registered only when configured; their libraries load lazily.
             *nemo_specs(settings),
             *whisperx_specs(settings),
-            *remote_transcription_specs(settings),
+            # Remote engines of every capability, before the aliases that may point at them (tts-1-hd -> a remote).
+            *remote_specs(settings),
         ]
     )
     for alias in OPENAI_ASR_ALIASES:
@@ -117,9 +119,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.manager.start()
+        # Remote voices are learnt in the background, so the first request can use their tags; startup never waits.
+        discovery = asyncio.create_task(services.speech.refresh_remote_voices())
         try:
             yield
         finally:
+            discovery.cancel()
             if app.state.tracer_provider is not None:
                 app.state.tracer_provider.shutdown()  # flushes spans still batched
             await services.chat.close()

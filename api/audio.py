@@ -7,7 +7,9 @@ first window while later ones are still being decoded.
 
 from __future__ import annotations
 
+import io
 import logging
+import wave
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -161,6 +163,17 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
 
 def float_to_pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def wav_bytes(audio: AudioBuffer) -> bytes:
+    """16-bit PCM WAV in memory: lossless at speech rates, and every OpenAI-compatible server decodes it."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(audio.sample_rate)
+        out.writeframes(float_to_pcm16(audio.samples))
+    return buf.getvalue()
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -18,10 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engines.base import (
     EngineError,
     EngineOverloadedError,
+    EngineTimeoutError,
     EngineUnavailableError,
     InsufficientMemoryError,
     InvalidAudioError,
     UnsupportedOptionError,
+    UpstreamFailedError,
+    UpstreamRejectedError,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,6 +133,11 @@ class EngineFailureError(ApiError):
     code = "engine_error"
 
 
+_CLIENT_ERROR_BY_STATUS: dict[int, type[ApiError]] = {
+    400: InvalidRequestError, 413: PayloadTooLargeError, 415: UnsupportedMediaError,
+}
+
+
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
@@ -138,6 +146,10 @@ def api_error_from_engine(exc: EngineError, *, retry_after: int = 1) -> ApiError
     """The one place where engine failures become HTTP errors."""
     if isinstance(exc, InvalidAudioError):
         return InvalidRequestError(str(exc), param="file", code="invalid_audio")
+    if isinstance(exc, UpstreamRejectedError):
+        # A remote engine's 4xx is the client's error there as here: same status class, the remote's own words.
+        cls = _CLIENT_ERROR_BY_STATUS.get(exc.status, InvalidRequestError)
+        return cls(str(exc), param=exc.param, code=exc.code)
     if isinstance(exc, UnsupportedOptionError):
         return InvalidRequestError(str(exc), param=exc.param, code="unsupported_value")
     if isinstance(exc, EngineOverloadedError):
@@ -146,6 +158,10 @@ def api_error_from_engine(exc: EngineError, *, retry_after: int = 1) -> ApiError
         return OutOfMemoryBudgetError(str(exc), retry_after=retry_after if exc.retryable else None)
     if isinstance(exc, EngineUnavailableError):
         return ServiceUnavailableError(str(exc), headers={"Retry-After": str(retry_after)})
+    if isinstance(exc, EngineTimeoutError):
+        return GatewayTimeoutError(str(exc))
+    if isinstance(exc, UpstreamFailedError):
+        return UpstreamError(str(exc), code="upstream_error")
     return EngineFailureError(f"The engine failed: {exc}")
 
 

@@ -219,22 +219,42 @@ class RemoteEndpoint(BaseModel):
     base_url: str = Field(description="Base URL including `/v1`, e.g. http://gpu-box:8000/v1.")
     model: str = Field(description="Model name sent upstream.")
     api_key: SecretStr | None = Field(None, description="Bearer key sent upstream.")
-    timeout_seconds: float = Field(600.0, gt=0, description="Read timeout of one request.")
+    timeout_seconds: float = Field(
+        600.0, gt=0, description="Read timeout: the longest wait for the next bytes of an answer (504 past it)."
+    )
     connect_timeout_seconds: float = Field(5.0, gt=0, description="Connect timeout.")
     retries: int = Field(2, ge=0, le=10, description="Retries on connection errors only (never after a request was sent).")
+
+
+class RemoteTranscriptionEndpoint(RemoteEndpoint):
+    """A remote transcription model, with what it can do (a remote cannot be asked before it is reached)."""
+
     languages: list[str] | None = Field(None, description="Languages the upstream model knows; unset: any.")
     translate: bool = Field(False, description="Whether the upstream model can translate.")
     diarization: bool = Field(False, description="Whether the upstream model answers diarized_json.")
 
 
 class RemoteSettings(BaseModel):
-    """Engines that are other servers, per capability."""
+    """Engines that are other servers, per capability. Model ids must be unique over all capabilities."""
 
-    transcription: dict[str, RemoteEndpoint] = Field(
+    transcription: dict[str, RemoteTranscriptionEndpoint] = Field(
         default_factory=dict,
         description='id -> endpoint, e.g. {"parakeet-remote": {"base_url": "http://gpu-box:8000/v1", '
         '"model": "parakeet-tdt-0.6b-v2"}}.',
     )
+    speech: dict[str, RemoteEndpoint] = Field(
+        default_factory=dict,
+        description='id -> endpoint for /v1/audio/speech, e.g. {"chatterbox-remote": {"base_url": '
+        '"http://127.0.0.1:8001/v1", "model": "chatterbox-turbo"}}. Voices come from the remote\'s GET /audio/voices.',
+    )
+    emotion: dict[str, RemoteEndpoint] = Field(
+        default_factory=dict,
+        description='id -> endpoint for /v1/emotion (another voxloop), e.g. {"e2v-remote": {"base_url": '
+        '"http://gpu-box:8000/v1", "model": "emotion2vec_plus_large"}}.',
+    )
+
+    def model_ids(self) -> set[str]:
+        return {*self.transcription, *self.speech, *self.emotion}
 
 
 class Settings(BaseSettings):

@@ -51,6 +51,23 @@ class InsufficientMemoryError(EngineError):
         self.retryable = retryable
 
 
+class UpstreamRejectedError(UnsupportedOptionError):
+    """A remote engine refused the request as the client's fault (its 4xx): passed on with its status and words."""
+
+    def __init__(self, message: str, *, status: int = 400, param: str | None = None, code: str | None = None):
+        super().__init__(message, param=param)
+        self.status = status
+        self.code = code
+
+
+class UpstreamFailedError(EngineError):
+    """A remote engine failed on its side (its 5xx, a broken answer): a bad gateway, not our engine failing."""
+
+
+class EngineTimeoutError(EngineError):
+    """A remote engine did not answer within its timeout."""
+
+
 class CancelledByClient(EngineError):
     """The caller went away; the engine stopped between chunks."""
 
@@ -267,6 +284,9 @@ class Voice:
     # Paralinguistic tags (e.g. "laugh") this voice renders as sound; every other tag is stripped or mapped.
     tags: frozenset[str] = frozenset()
     cloning: bool = False
+    # OpenAI voice names the engine itself maps onto this voice (a remote's own mapping); empty for local engines,
+    # whose OpenAI names the speech service maps.
+    openai_aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -281,9 +301,16 @@ class SynthesizerCapabilities:
     cloning: bool = False
     # Voice blending ("a:0.6+b:0.4"): styles are vectors that can be mixed.
     blending: bool = False
+    # The engine checks voice ids itself (a remote server): any id, OpenAI names included, is passed on as given
+    # and an unknown one is refused by the engine, in its own words.
+    checks_voices: bool = False
 
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for v in self.voices if v.id == voice_id), None)
+
+    def default_voice(self) -> str:
+        # A remote not reached yet lists no voices; OpenAI's first name is one every OpenAI-compatible server takes.
+        return self.voices[0].id if self.voices else "alloy"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class EngineSpec:
     # memory per device with these before loading; 0 means too small to count.
     device: str = "cpu"
     memory_bytes: int = 0
+    # Learn again capabilities that live elsewhere (a remote's voices). Does I/O: callers run it off the event loop.
+    refresh: Callable[[], None] | None = None
 
 
 class UnknownModel(LookupError):

@@ -18,6 +18,7 @@ router = APIRouter(tags=["audio"])
 async def list_voices(services: ServicesDep, model: str | None = None) -> VoiceList:
     """All voices, or those of one `model` (an id or alias). Known without loading any model."""
     speech = services.speech
+    await speech.refresh_remote_voices()
     model_id = speech.resolve_model(model).model_id if model else None
     data = [
         VoiceInfo(

@@ -21,7 +21,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
     problems = {}
     specs = services.default_specs()
     # Remote engines are checked too: a configured upstream that is down makes its models unusable.
-    specs += [s for s in services.registry.specs() if s.model_id in services.settings.remote.transcription]
+    remote = services.settings.remote.model_ids()
+    specs += [s for s in services.registry.specs() if s.model_id in remote and s not in specs]
     for spec in specs:
         # Probes may do I/O (a remote engine's GET /models): keep them off the event loop.
         problem = await run_in_threadpool(spec.probe) if spec.probe else None

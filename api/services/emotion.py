@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import io
-import wave
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from api.audio import WHISPER_RATE, decode_audio, float_to_pcm16, resample
+from api.audio import WHISPER_RATE, decode_audio, resample, wav_bytes
 from api.errors import InvalidRequestError, ModelNotFoundError
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
@@ -148,7 +147,7 @@ class EmotionService:
         """
         service = self._transcription
         spec = service.resolve(self._settings.emotion.transcription_model, "transcribe")
-        wav = await lease.call(_wav_bytes, audio)
+        wav = await lease.call(wav_bytes, audio)
         options = TranscriptionOptions(word_timestamps=timed)
         pieces: list[tuple[float, float, str]] = []
         texts: list[str] = []
@@ -170,12 +169,3 @@ class EmotionService:
             )
         return response_format == "verbose_json" and granularity != "utterance"
 
-
-def _wav_bytes(audio: AudioBuffer) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(audio.sample_rate)
-        out.writeframes(float_to_pcm16(audio.samples))
-    return buf.getvalue()

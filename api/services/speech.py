@@ -8,6 +8,7 @@ holding the model lease for the whole stream. Synthesis and encoding both run on
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
@@ -92,6 +93,8 @@ def usage(input_chars: int, audio_seconds: float) -> dict[str, int]:
 
 def openai_voice_for(name: str, caps: SynthesizerCapabilities) -> str:
     """Map an OpenAI voice name onto one of the engine's voices (by hand for Kokoro, by gender otherwise)."""
+    if caps.checks_voices:
+        return name  # a remote maps OpenAI names itself
     mapped = KOKORO_OPENAI_VOICES.get(name)
     if mapped and caps.voice(mapped) is not None:
         return mapped
@@ -102,6 +105,8 @@ def openai_voice_for(name: str, caps: SynthesizerCapabilities) -> str:
 
 
 def openai_aliases(voice: Voice, caps: SynthesizerCapabilities) -> list[str]:
+    if caps.checks_voices:
+        return list(voice.openai_aliases)
     return [n for n in OPENAI_VOICES if openai_voice_for(n, caps) == voice.id]
 
 
@@ -152,6 +157,11 @@ class SpeechService:
             return frozenset()
         return spec.capabilities.tags if spec.capabilities is not None else frozenset()
 
+    async def refresh_remote_voices(self) -> None:
+        """Learn again the voices of remote speech models whose last answer is stale (threads: it is network I/O)."""
+        refreshes = [s.refresh for s in self._registry.specs("speech") if s.refresh is not None]
+        await asyncio.gather(*(asyncio.to_thread(refresh) for refresh in refreshes))
+
     def voices(self) -> list[tuple[EngineSpec, Voice]]:
         return [(s, v) for s in self._registry.specs("speech") if s.capabilities for v in s.capabilities.voices]
 
@@ -162,6 +172,8 @@ class SpeechService:
             raise InvalidRequestError(
                 f"The custom voice '{voice.id}' does not exist on this server.", param="voice", code="voice_not_found"
             )
+        if caps.checks_voices:
+            return voice  # the engine (a remote) refuses unknown voices itself, in its own words
         if voice.lower() in OPENAI_VOICES:
             return openai_voice_for(voice.lower(), caps)
         if caps.voice(voice) is not None:

@@ -110,7 +110,7 @@ class TTSRouter:
     def route(self, req: RouteRequest) -> RouteDecision:
         emotion, why = self._emotion(req)
         if emotion in (None, "neutral"):
-            voice = self._fast_caps.voices[0].id
+            voice = self._fast_caps.default_voice()
             reason = why or "plain text: no emotion, emotional tags or expressive instructions"
             return RouteDecision("fast", self.fast_model, voice, "neutral", 1.0, f"fast: {reason}")
         voice = self._style(emotion)
@@ -139,7 +139,7 @@ class TTSRouter:
         wanted = KOKORO_EMOTION_STYLES.get(emotion, KOKORO_EMOTION_STYLES["neutral"])
         if self._expressive_caps.voice(wanted) is not None:
             return wanted
-        return self._expressive_caps.voices[0].id  # another expressive engine: its default voice
+        return self._expressive_caps.default_voice()  # another expressive engine: its default voice
 
 
 class _RouterHandle:

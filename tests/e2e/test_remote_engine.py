@@ -1,6 +1,6 @@
 """Remote engines end to end: a front voxloop whose transcription model is a second, real voxloop process.
 
-The upstream is `voxloop serve` in a subprocess (bench/common.py), serving the embedded Whisper tiny.en; the front
+The upstream is `voxloop serve` in a subprocess (tests/e2e/conftest.py), serving the embedded Whisper tiny.en; the front
 app maps `tiny-remote` to it through settings, exactly as a user points at a GPU box.
 """
 
@@ -16,7 +16,6 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from bench.common import voxloop_server
 from tests.support.server import free_port, live_server
 from tests.support.speech import encode, silence, speak
 from tests.support.wer import wer
@@ -27,19 +26,13 @@ SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with voxloop_server({"VOXLOOP_CACHE_DIR": str(tmp_path_factory.mktemp("upstream-cache"))}) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def front(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def front(voxloop_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     settings = Settings(
         cache_dir=tmp_path_factory.mktemp("front-cache"),
         remote={
             "transcription": {
-                "tiny-remote": {"base_url": f"{upstream}/v1", "model": "whisper-tiny.en", "retries": 1},
+                "tiny-remote": {"base_url": f"{voxloop_upstream}/v1", "model": "whisper-tiny.en", "retries": 1},
                 "dead-remote": {"base_url": dead, "model": "x", "retries": 2, "connect_timeout_seconds": 0.5},
             }
         },

@@ -11,7 +11,7 @@ import pytest
 
 from api.errors import InvalidRequestError
 from api.schemas.speech import SpeechRequest
-from api.services.speech import SpeechService
+from api.services.speech import SpeechService, openai_aliases
 from api.settings import Settings
 from engines.base import AudioChunk, CancelToken, SynthesisOptions, SynthesizerCapabilities, Voice
 from engines.manager import ModelManager
@@ -99,3 +99,31 @@ async def test_closing_the_stream_stops_the_engine_before_the_lease_ends(service
 def test_pieces_without_words_are_not_sent_to_the_engine(service) -> None:
     plan = service[0].plan(request(input="Yes [sigh] . [cough] !"))
     assert plan.parts == ("Yes", 0.4, 0.3)
+
+
+REMOTE_CAPS = SynthesizerCapabilities(
+    voices=(Voice("anna", "Anna", "en-gb", "female", tags=frozenset({"laugh", "sigh"}), openai_aliases=("nova",)),),
+    sample_rate=24_000, min_speed=0.25, max_speed=4.0, tags=frozenset({"laugh", "sigh"}), checks_voices=True,
+)
+
+
+@pytest.fixture
+def remote_service() -> SpeechService:
+    registry = EngineRegistry([EngineSpec("far-tts", "speech", SlowSynth, capabilities=REMOTE_CAPS)])
+    return SpeechService(registry, ModelManager(registry), Settings())
+
+
+@pytest.mark.parametrize("voice", ["alloy", "anna", "not-listed-here"])
+def test_a_remote_gets_voices_as_given_for_it_to_judge(remote_service: SpeechService, voice: str) -> None:
+    plan = remote_service.plan(request(model="far-tts", voice=voice))
+    assert plan.voice == voice
+
+
+def test_a_remote_keeps_the_tags_it_declares_and_the_whole_speed_range(remote_service: SpeechService) -> None:
+    plan = remote_service.plan(request(model="far-tts", voice="anna", input="Ha [laugh] well [sigh] ok.", speed=4.0))
+    assert plan.parts == ("Ha [laugh] well [sigh] ok.",)
+    assert (plan.engine_speed, plan.tempo) == (4.0, 1.0)
+
+
+def test_a_remotes_own_openai_mapping_is_listed(remote_service: SpeechService) -> None:
+    assert openai_aliases(REMOTE_CAPS.voices[0], REMOTE_CAPS) == ["nova"]

@@ -7,6 +7,7 @@ import pytest
 from api.services.tts_router import RouteRequest, TTSRouter, emotion_from_instructions
 from engines.kokoro_onnx import KOKORO_CAPABILITIES
 from engines.piper import PIPER_CAPABILITIES
+from engines.remote.speech import capabilities_for
 
 
 @pytest.fixture
@@ -54,3 +55,9 @@ def test_roles_are_settings(router: TTSRouter) -> None:
     d = swapped.route(RouteRequest("yay", emotion="happy"))
     assert (d.model, d.voice) == ("piper-joe", "en_US-joe-medium")  # no emotion styles there: its default voice
     assert swapped.route(RouteRequest("plain")).voice == "jf_alpha"
+
+
+def test_a_remote_not_reached_yet_is_asked_for_an_openai_voice() -> None:
+    unknown = capabilities_for(())  # a remote speech model whose voices are not learnt yet
+    d = TTSRouter("piper-joe", PIPER_CAPABILITIES, "chatterbox-remote", unknown).route(RouteRequest("Yay!", "happy"))
+    assert (d.role, d.model, d.voice) == ("expressive", "chatterbox-remote", "alloy")

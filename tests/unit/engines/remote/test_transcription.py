@@ -6,17 +6,9 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings import RemoteEndpoint
-from engines.base import (
-    AudioBuffer,
-    CancelToken,
-    EngineError,
-    EngineOverloadedError,
-    EngineUnavailableError,
-    TranscriptionOptions,
-    UnsupportedOptionError,
-)
-from engines.remote import RemoteTranscriber
+from api.settings import RemoteTranscriptionEndpoint
+from engines.base import AudioBuffer, CancelToken, EngineUnavailableError, TranscriptionOptions
+from engines.remote.transcription import RemoteTranscriber
 
 AUDIO = AudioBuffer(np.zeros(16000, np.float32), 16000, offset=10.0)
 VERBOSE = {
@@ -43,9 +35,8 @@ def make(handler, **endpoint) -> tuple[RemoteTranscriber, list[httpx.Request]]:
         seen.append(request)
         return handler(request, len(seen))
 
-    engine = RemoteTranscriber(RemoteEndpoint(base_url="http://up/v1", model="m", **endpoint))
-    engine._client = httpx.Client(base_url="http://up/v1", transport=httpx.MockTransport(record))
-    return engine, seen
+    endpoint = RemoteTranscriptionEndpoint(base_url="http://up/v1", model="m", **endpoint)
+    return RemoteTranscriber(endpoint, transport=httpx.MockTransport(record)), seen
 
 
 def run(engine: RemoteTranscriber, **options):
@@ -106,28 +97,6 @@ def test_connect_errors_give_up_as_unavailable() -> None:
     with pytest.raises(EngineUnavailableError):
         run(engine)
     assert len(seen) == 2
-
-
-@pytest.mark.parametrize(
-    ("answer", "error"),
-    [
-        (httpx.ReadTimeout("slow"), EngineError),
-        (httpx.Response(500, json={"error": {"message": "boom"}}), EngineError),
-        (httpx.Response(400, json={"error": {"message": "bad", "param": "language"}}), UnsupportedOptionError),
-        (httpx.Response(429, json={"error": {"message": "busy"}}), EngineOverloadedError),
-        (httpx.Response(503, text="down"), EngineUnavailableError),
-    ],
-)
-def test_other_failures_are_not_retried(answer, error) -> None:
-    def handler(request: httpx.Request, n: int) -> httpx.Response:
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    engine, seen = make(handler, retries=3)
-    with pytest.raises(error):
-        run(engine)
-    assert len(seen) == 1
 
 
 def test_translate_posts_to_translations() -> None:
