@@ -162,7 +162,7 @@ class SpeechService:
             raise InvalidRequestError(
                 f"The custom voice '{voice.id}' does not exist on this server.", param="voice", code="voice_not_found"
             )
-        if voice.lower() in OPENAI_VOICES:
+        if voice.lower() in OPENAI_VOICES and caps.voices:  # no voices (a model dir without packs): nothing to map to
             return openai_voice_for(voice.lower(), caps)
         if caps.voice(voice) is not None:
             return voice
