@@ -8,7 +8,7 @@ EXTRAS ?= test,funasr
 # The torch Kokoro (extra `kokoro`) for its tests, on the torch and transformers the funasr extra brings: kokoro and
 # misaki without their dependencies, because misaki[en] pulls phonemizer-fork (which overwrites kokoro-onnx's
 # phonemizer) and spacy-curated-transformers; spaCy itself is needed only because `import kokoro` imports misaki's
-# English G2P module, which imports spacy (the engine uses espeak-ng, not misaki). ~30 s, ~230 MB, no torch.
+# English G2P module, which imports spacy (the engine uses espeak-ng, not misaki). ~10 s, ~240 MB, no torch.
 KOKORO_PKGS := kokoro==0.9.4 misaki==0.9.4
 KOKORO_DEPS := loguru num2words addict regex "spacy>=3.8,<4"
 VOXLOOP_HOST ?= 127.0.0.1
