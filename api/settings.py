@@ -114,6 +114,15 @@ class TTSSettings(BaseModel):
     kokoro_voices: str | None = Field(
         None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
     )
+    kokoro_torch_model: str | None = Field(
+        None,
+        description="Kokoro-82M in PyTorch (extra `voxloop[kokoro]`), served as `kokoro-82m-torch`: a directory "
+        "laid out like the hexgrad/Kokoro-82M hub repo (config.json, kokoro-v1_0.pth, voices/*.pt) or that hub id. "
+        "Unset: not registered.",
+    )
+    kokoro_torch_device: str = Field(
+        "auto", description="`auto` (cuda, then mps, then cpu), `cuda`, `cuda:1`, `mps` or `cpu`."
+    )
     allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
     piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
     piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")

@@ -116,7 +116,7 @@ class KokoroSynthesizer:
         self._slots = CoreSlots(tts.kokoro_parallel_phrases or cores)
         names = list(getattr(self._kokoro.voices, "files", None) or self._kokoro.voices.keys())
         known = {v.id: v for v in KOKORO_VOICES}
-        voices = tuple(known.get(n) or Voice(id=n, name=n, language=_language_of(n)) for n in names)
+        voices = tuple(known.get(n) or Voice(id=n, name=n, language=voice_language(n)) for n in names)
         self.capabilities = SynthesizerCapabilities(
             voices=voices, sample_rate=KOKORO_RATE, min_speed=0.5, max_speed=2.0, blending=True
         )
@@ -198,11 +198,11 @@ def _capabilities(tts: TTSSettings) -> SynthesizerCapabilities:
     except (OSError, ValueError):
         return KOKORO_CAPABILITIES
     known = {v.id: v for v in KOKORO_VOICES}
-    voices = tuple(known.get(n) or Voice(id=n, name=n, language=_language_of(n)) for n in names)
+    voices = tuple(known.get(n) or Voice(id=n, name=n, language=voice_language(n)) for n in names)
     return SynthesizerCapabilities(voices=voices, sample_rate=KOKORO_RATE, min_speed=0.5, max_speed=2.0, blending=True)
 
 
-def _language_of(voice_id: str) -> str:
+def voice_language(voice_id: str) -> str:
     # Kokoro voice ids start with a language letter: a (US English), b (UK English), j, z, e, f, h, i, p.
     return {"a": "en-US", "b": "en-GB", "j": "ja", "z": "zh", "e": "es", "f": "fr", "h": "hi", "i": "it",
             "p": "pt-BR"}.get(voice_id[:1], "en-US")

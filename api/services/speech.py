@@ -174,7 +174,7 @@ class SpeechService:
             )
         if caps.checks_voices:
             return voice  # the engine (a remote) refuses unknown voices itself, in its own words
-        if voice.lower() in OPENAI_VOICES:
+        if voice.lower() in OPENAI_VOICES and caps.voices:  # no voices (a model dir without packs): nothing to map to
             return openai_voice_for(voice.lower(), caps)
         if caps.voice(voice) is not None:
             return voice

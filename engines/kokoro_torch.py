@@ -1,0 +1,207 @@
+"""Kokoro-82M in PyTorch (hexgrad's `kokoro` package, extra `voxloop[kokoro]`) behind `Synthesizer`, with the real
+voice packs: the GPU box's Kokoro, served as `kokoro-82m-torch` beside the embedded ONNX one (`kokoro-82m`).
+
+Weights come from a local directory laid out like the hexgrad/Kokoro-82M hub repo, or that hub id (see
+`engines/kokoro_torch_files.py`). Runs on cuda, mps or cpu.
+
+G2P: espeak-ng through kokoro-onnx's tokenizer (the embedded engine's route, `espeakng-loader`), then `KModel`
+directly with the phoneme string and the voice pack row for its length, as `KPipeline.infer` does. Not misaki:
+its English G2P needs spaCy's `en_core_web_sm`, which it downloads at first use (from GitHub, so never offline),
+and `KPipeline` builds it on construction. espeak phonemes are what Kokoro's own pipeline falls back to for unknown
+English words and use for its espeak languages (es, fr, hi, it, pt-br); for English, misaki's are closer to what
+the model was trained on, so some words sound different from hexgrad's demo.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from api.settings import Settings, TTSSettings
+from engines.base import (
+    AudioChunk,
+    CancelToken,
+    EngineError,
+    EngineUnavailableError,
+    SynthesisOptions,
+    SynthesizerCapabilities,
+    UnsupportedOptionError,
+    Voice,
+)
+from engines.kokoro_torch_files import (
+    HUB_REPO,
+    cached_dir,
+    is_local,
+    kokoro_voice,
+    listed_voices,
+    missing_files,
+    model_dir,
+    voice_files,
+    weights_file,
+)
+from engines.registry import EngineSpec
+from engines.speech_text import parse_blend, split_phrases
+
+logger = logging.getLogger(__name__)
+
+MODEL_ID = "kokoro-82m-torch"
+INSTALL_HINT = "pip install 'voxloop[kokoro]'"
+KOKORO_RATE = 24_000
+# A voice pack has one style row per phoneme count (510 rows), and ALBERT's 512 positions hold 510 phonemes plus
+# the two pad tokens: longer phrases are cut into batches of at most this many phonemes.
+MAX_PHONEMES = 510
+# espeak-ng's names where Kokoro's voice language codes differ.
+_ESPEAK_LANGUAGE = {"zh": "cmn", "fr": "fr-fr"}
+
+
+def import_kokoro() -> tuple[Any, Any]:
+    """torch and KModel, or an install hint. Imported lazily: kokoro pulls torch, transformers and spaCy."""
+    try:
+        import torch
+        from kokoro import KModel
+    except ImportError as exc:
+        raise EngineUnavailableError(f"Kokoro (torch) is not installed ({exc.name}): {INSTALL_HINT}") from exc
+    return torch, KModel
+
+
+def pick_device(torch: Any, setting: str) -> str:
+    """`auto`: cuda, then mps, then cpu. An explicit device that is not here fails now, not on the first request."""
+    if setting == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineUnavailableError(f"Kokoro device {setting} asked for, but torch sees no CUDA GPU")
+    if setting == "mps" and not torch.backends.mps.is_available():
+        raise EngineUnavailableError("Kokoro device mps asked for, but torch has no MPS backend here")
+    return setting
+
+
+class KokoroTorchSynthesizer:
+    """One loaded `KModel` and its voice packs. One worker: KModel's iSTFT keeps per-call state on the module
+    (`TorchSTFT.forward` sets `self.magnitude`), so concurrent calls on one model are not safe.
+
+    Chunks by phrase like the ONNX engine, so the first audio comes after a few words.
+    """
+
+    def __init__(self, directory: Path, tts: TTSSettings):
+        torch, KModel = import_kokoro()
+        from kokoro_onnx.tokenizer import Tokenizer  # the embedded engine's espeak-ng G2P (a core dependency)
+
+        self._torch = torch
+        self.device = pick_device(torch, tts.kokoro_torch_device)
+        missing = missing_files(directory)
+        if missing:
+            raise EngineUnavailableError(f"Kokoro directory {directory} lacks {', '.join(missing)}")
+        try:
+            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+            # repo_id only names the model (it is not fetched): config and weights are given as files.
+            model = KModel(repo_id=HUB_REPO, config=config, model=str(weights_file(directory)))
+            self._model = model.to(self.device).eval()
+            self._packs = {
+                name: torch.load(path, map_location=self.device, weights_only=True)
+                for name, path in voice_files(directory).items()
+            }
+        except Exception as exc:
+            raise EngineUnavailableError(f"Kokoro could not be loaded from {directory}: {exc}") from exc
+        self._tokenizer = Tokenizer(vocab=config["vocab"])
+        self._first_words = tts.first_phrase_words
+        self.capabilities = capabilities(tuple(kokoro_voice(name) for name in self._packs))
+        self.sample_rate = KOKORO_RATE
+        logger.info("Kokoro (torch) loaded from %s on %s with %d voices", directory, self.device, len(self._packs))
+
+    def voices(self) -> list[Voice]:
+        return list(self.capabilities.voices)
+
+    def pack(self, voice: str) -> Any:
+        """The voice pack tensor [510, 1, 256], blended when the id is `a:0.6+b:0.4`."""
+        try:
+            parts = parse_blend(voice)
+        except ValueError as exc:
+            raise UnsupportedOptionError(str(exc), param="voice") from exc
+        missing = [name for name, _ in parts if name not in self._packs]
+        if missing:
+            raise UnsupportedOptionError(f"Kokoro has no voice {', '.join(missing)}", param="voice")
+        return sum(self._packs[name] * weight for name, weight in parts)
+
+    def phonemes(self, text: str, language: str) -> list[str]:
+        """espeak-ng phonemes of `text` in Kokoro's vocabulary, cut into batches the model can take."""
+        from kokoro_onnx.chunker import split_phonemes
+
+        lang = language.lower()
+        phonemes = self._tokenizer.phonemize(text, _ESPEAK_LANGUAGE.get(lang, lang))
+        return split_phonemes(" ".join(phonemes.split()), MAX_PHONEMES)
+
+    def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
+        pack = self.pack(options.voice)
+        for phrase in split_phrases(text, self._first_words):
+            cancel.raise_if_cancelled()
+            parts = [self._speak(batch, pack, options.speed) for batch in self.phonemes(phrase.text, options.language)]
+            if not parts:  # only punctuation or symbols: nothing to say in this phrase
+                continue
+            if phrase.pause_after:
+                parts.append(np.zeros(int(phrase.pause_after * KOKORO_RATE), np.float32))
+            yield AudioChunk(np.concatenate(parts), KOKORO_RATE, text=phrase.text)
+
+    def _speak(self, phonemes: str, pack: Any, speed: float) -> np.ndarray:
+        try:
+            with self._torch.inference_mode():
+                audio = self._model(phonemes, pack[len(phonemes) - 1], speed)
+        except Exception as exc:
+            raise EngineError(f"Kokoro inference failed: {exc}") from exc
+        return audio.float().cpu().numpy().reshape(-1)
+
+    def close(self) -> None:
+        del self._model, self._packs
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()
+
+
+def capabilities(voices: tuple[Voice, ...]) -> SynthesizerCapabilities:
+    return SynthesizerCapabilities(voices=voices, sample_rate=KOKORO_RATE, min_speed=0.5, max_speed=2.0, blending=True)
+
+
+def _probe(ref: str, tts: TTSSettings, cache_dir: Path) -> Any:
+    def probe() -> str | None:
+        if importlib.util.find_spec("kokoro") is None:
+            return f"Kokoro (torch) is not installed: {INSTALL_HINT}"
+        directory = cached_dir(ref, cache_dir)
+        if directory is None:
+            if is_local(ref):
+                return f"missing Kokoro directory {ref}"
+            return None if tts.allow_downloads else f"hub id {ref} is not cached and downloads are off"
+        missing = missing_files(directory)
+        return f"missing in {directory}: {', '.join(missing)}" if missing else None
+
+    return probe
+
+
+def kokoro_torch_specs(settings: Settings) -> list[EngineSpec]:
+    """`kokoro-82m-torch` when `tts.kokoro_torch_model` is set (none by default: the torch Kokoro is an extra)."""
+    tts = settings.tts
+    ref = tts.kokoro_torch_model
+    if ref is None:
+        return []
+
+    def factory() -> KokoroTorchSynthesizer:
+        return KokoroTorchSynthesizer(model_dir(ref, allow_downloads=tts.allow_downloads, cache_dir=settings.cache_dir),
+                                      tts)
+
+    return [
+        EngineSpec(
+            MODEL_ID,
+            "speech",
+            factory,
+            aliases=("kokoro-torch",),
+            owned_by="hexgrad (Kokoro-82M, Apache-2.0), " + ("local" if is_local(ref) else "hub"),
+            description=f"Kokoro-82M in PyTorch from {ref}, real voice packs, espeak-ng G2P. Needs voxloop[kokoro].",
+            capabilities=capabilities(listed_voices(ref, settings.cache_dir)),
+            probe=_probe(ref, tts, settings.cache_dir),
+        )
+    ]
