@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -268,9 +269,19 @@ class SynthesizerCapabilities:
     cloning: bool = False
     # Voice blending ("a:0.6+b:0.4"): styles are vectors that can be mixed.
     blending: bool = False
+    # Takes `exaggeration` and `cfg_weight` (the original Chatterbox's emotion intensity and guidance).
+    expressive_controls: bool = False
 
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for v in self.voices if v.id == voice_id), None)
+
+
+@dataclass(frozen=True)
+class VoiceReference:
+    """A custom voice to clone: its id and its reference recording (mono wav on disk, written once, never changed)."""
+
+    voice_id: str
+    path: Path
 
 
 @dataclass(frozen=True)
@@ -278,6 +289,14 @@ class SynthesisOptions:
     voice: str
     speed: float = 1.0
     language: str = "en-us"
+    # Set only for engines whose capabilities say `cloning`: speak like this recording (`voice` is then its id).
+    reference: VoiceReference | None = None
+    # The feeling asked for (the request's emotion or instructions, or the router's choice); engines with expressive
+    # controls map it onto them. None: say it plainly.
+    emotion: str | None = None
+    # Explicit controls from the request (engines with `expressive_controls`); None: the engine's own mapping.
+    exaggeration: float | None = None
+    cfg_weight: float | None = None
 
 
 @dataclass(frozen=True)
