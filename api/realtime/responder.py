@@ -305,7 +305,8 @@ class Responder:
         await self._emit(server_event("response.done", response=response))
 
     def _object(self, status: str, details: dict[str, Any] | None = None, usage: dict[str, Any] | None = None):
-        return rev.response_object(self.id, status, [], modalities=self.params.modalities, voice=wire_voice(self.params.voice),
+        return rev.response_object(self.id, status, [], modalities=self.params.modalities,
+                                   voice=wire_voice(self.params.voice),
                                    status_details=details, usage=usage, metadata=self.metadata() or None,
                                    conversation=self.params.in_conversation)
 

@@ -89,7 +89,9 @@ class CustomVoiceService:
     def consent(self, consent_id: str) -> StoredRecord:
         record = self.consents.get(consent_id)
         if record is None:
-            raise NotFoundError(f"No voice consent with id '{consent_id}'.", param="consent_id", code="consent_not_found")
+            raise NotFoundError(
+                f"No voice consent with id '{consent_id}'.", param="consent_id", code="consent_not_found"
+            )
         return record
 
     def list_consents(self, after: str | None, limit: int) -> tuple[list[StoredRecord], bool]:

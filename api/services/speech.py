@@ -309,7 +309,8 @@ class SpeechService:
         if spec.capabilities.expressive_controls or (req.exaggeration is None and req.cfg_weight is None):
             return
         param = "exaggeration" if req.exaggeration is not None else "cfg_weight"
-        able = [s.model_id for s in self._registry.specs("speech") if s.capabilities and s.capabilities.expressive_controls]
+        specs = self._registry.specs("speech")
+        able = [s.model_id for s in specs if s.capabilities and s.capabilities.expressive_controls]
         raise InvalidRequestError(
             f"The model '{spec.model_id}' has no '{param}' control. Models that have it: "
             f"{', '.join(able) or 'none on this server (the original Chatterbox does)'}.",

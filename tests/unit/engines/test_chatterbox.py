@@ -19,7 +19,14 @@ from api.app import create_app
 from api.paralinguistics import TAG_PROSODY
 from api.settings import ChatterboxSettings, Settings
 from engines import chatterbox as cb
-from engines.base import AudioBuffer, CancelToken, EngineUnavailableError, SynthesisOptions, UnsupportedOptionError, VoiceReference
+from engines.base import (
+    AudioBuffer,
+    CancelToken,
+    EngineUnavailableError,
+    SynthesisOptions,
+    UnsupportedOptionError,
+    VoiceReference,
+)
 
 
 def checkpoint(tmp_path: Path, variant: cb.Variant) -> Path:
@@ -104,7 +111,9 @@ async def test_the_app_lists_it_as_cloning_and_a_request_gets_the_install_hint(t
         listing = (await client.get("/v1/audio/voices")).json()
         assert listing["cloning_models"] == ["chatterbox-turbo"]
         assert [v["id"] for v in listing["custom_voices"]] == [voice.id]
-        refused = await client.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hi.", "voice": {"id": voice.id}})
+        refused = await client.post(
+            "/v1/audio/speech", json={"model": "tts-1", "input": "Hi.", "voice": {"id": voice.id}}
+        )
         assert refused.status_code == 400 and "chatterbox-turbo" in refused.json()["error"]["message"]
         # Past validation, the model itself cannot load here: a 503 with the install hint, not a 500.
         response = await client.post("/v1/audio/speech", json={
@@ -168,10 +177,11 @@ def test_turbo_clones_once_per_voice_and_sends_no_controls(tmp_path: Path, fake_
     sample = tmp_path / "voice.wav"
     sample.write_bytes(b"RIFF")
     ref = VoiceReference("voice_a", sample)
+    options = SynthesisOptions("voice_a", reference=ref, emotion="happy")
     for _ in range(2):
-        chunks = list(engine.synthesize("Hello there [chuckle]. How are you?", SynthesisOptions("voice_a", reference=ref,
-                                                                                          emotion="happy"), CancelToken()))
-        assert sum(len(c.samples) for c in chunks if c.text) == 2 * 2400 and all(c.sample_rate == 24_000 for c in chunks)
+        chunks = list(engine.synthesize("Hello there [chuckle]. How are you?", options, CancelToken()))
+        assert sum(len(c.samples) for c in chunks if c.text) == 2 * 2400
+        assert all(c.sample_rate == 24_000 for c in chunks)
     model = engine._model
     assert model.prepared == [(str(sample), 0.7)]  # conditioning computed once, then cached
     assert {text for text, _, _ in model.generated} == {"Hello there [chuckle].", "How are you?"}
