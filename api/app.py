@@ -15,12 +15,14 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.services.chat import ChatService
+from api.services.custom_voices import CustomVoiceService
 from api.services.emotion import EmotionService
 from api.services.speech import SpeechService, openai_tts_aliases
 from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.services.tts_router import router_spec
 from api.settings import Settings
 from api.tracing import install_tracing
+from engines.chatterbox import chatterbox_specs
 from engines.emotion2vec import emotion2vec_specs
 from engines.kokoro_onnx import kokoro_specs
 from engines.kokoro_torch import kokoro_torch_specs
@@ -40,8 +42,10 @@ from middleware.limits import BodySizeLimitMiddleware, ConcurrencyLimitMiddlewar
 from middleware.request_id import RequestIdMiddleware
 from routers import (
     audio_emotion,
+    audio_custom_voices,
     audio_speech,
     audio_transcriptions,
+    audio_voice_consents,
     audio_voices,
     chat,
     health,
@@ -76,8 +80,10 @@ def build_registry(settings: Settings) -> EngineRegistry:
     for spec in (baseline_spec(), *emotion2vec_specs(settings)):
         registry.add(spec)
     registry.alias("emotion", "default", settings.emotion.default_model)
-    # The torch Kokoro (extra) is registered only when configured, beside the embedded ONNX one.
-    for spec in [*piper_specs(settings), *kokoro_specs(settings), *kokoro_torch_specs(settings)]:
+    # Extras registered only when configured: the torch Kokoro (beside the embedded ONNX one) and Chatterbox (the
+    # one engine that clones).
+    for spec in [*piper_specs(settings), *kokoro_specs(settings), *kokoro_torch_specs(settings),
+                 *chatterbox_specs(settings)]:
         registry.add(spec)
     registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
     for alias, target in openai_tts_aliases(settings).items():
@@ -101,6 +107,7 @@ def build_services(settings: Settings) -> Services:
     )
     metrics.watch_models(registry, manager)
     transcription = TranscriptionService(registry, manager, settings)
+    voices = CustomVoiceService(settings, registry)
     return Services(
         settings=settings,
         registry=registry,
@@ -108,7 +115,8 @@ def build_services(settings: Settings) -> Services:
         transcription=transcription,
         chat=ChatService(registry, manager, settings),
         emotion=EmotionService(registry, manager, transcription, settings),
-        speech=SpeechService(registry, manager, settings),
+        speech=SpeechService(registry, manager, settings, voices),
+        voices=voices,
         started_at=int(time.time()),
         metrics=metrics,
     )
@@ -135,7 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router, audio_emotion.router,
+    for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router,
+                   audio_custom_voices.router, audio_voice_consents.router, audio_emotion.router,
                    chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
     mount_playground(app)  # the browser page at / (issue 9)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from api.metrics import Metrics
 from api.services.chat import ChatService
+from api.services.custom_voices import CustomVoiceService
 from api.services.emotion import EmotionService
 from api.services.speech import SpeechService
 from api.services.transcription import TranscriptionService
@@ -29,6 +30,7 @@ class Services:
     started_at: int
     emotion: EmotionService
     speech: SpeechService
+    voices: CustomVoiceService
     metrics: Metrics = field(default_factory=Metrics)
 
     def default_specs(self) -> list[EngineSpec]:

@@ -243,6 +243,40 @@ class RemoteTranscriptionEndpoint(RemoteEndpoint):
     diarization: bool = Field(False, description="Whether the upstream model answers diarized_json.")
 
 
+class CustomVoiceSettings(BaseModel):
+    """Custom voices (`POST /v1/audio/voices`) and the consent recordings they need (`/v1/audio/voice_consents`)."""
+
+    dir: Path | None = Field(
+        None, description="Where voices and consents are kept (a wav + JSON per record); default <cache_dir>/voices."
+    )
+    min_seconds: float = Field(
+        6.0, ge=1.0, description="Shortest voice sample. Chatterbox needs more than 5 s of reference audio."
+    )
+    max_seconds: float = Field(30.0, gt=0, description="Longest voice sample (cloning engines use the first 10-15 s).")
+    min_speech_seconds: float = Field(
+        2.0, ge=0.0, description="Audible audio a sample or consent recording must hold (else: silent, refused)."
+    )
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest sample or recording (OpenAI: 10 MiB).")
+    max_records: int = Field(1000, ge=1, description="Voices (and, separately, consents) kept at most.")
+
+
+class ChatterboxSettings(BaseModel):
+    """Resemble AI Chatterbox (extra `voxloop[chatterbox]`): Turbo/Nano (paralinguistic tags) and the original
+    Chatterbox (exaggeration and cfg_weight); all clone a voice from a few seconds of reference audio."""
+
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description='id -> local checkpoint directory or hub id, e.g. {"chatterbox-turbo": "/models/chatterbox-turbo"} '
+        "(ResembleAI/chatterbox-turbo, ResembleAI/chatterbox-nano, ResembleAI/chatterbox).",
+    )
+    device: str = Field("cuda", description="Torch device: `cuda`, `cuda:1`, `cpu` or `mps`.")
+    allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
+    exaggeration: float = Field(0.5, ge=0.0, le=2.0, description="Original Chatterbox: emotion intensity by default.")
+    cfg_weight: float = Field(0.5, ge=0.0, le=1.0, description="Original Chatterbox: guidance weight by default.")
+    temperature: float = Field(0.8, gt=0.0, le=2.0, description="Sampling temperature of the speech tokens.")
+    cached_voices: int = Field(16, ge=1, description="Cloned voices whose conditioning is kept in memory.")
+
+
 class RemoteSettings(BaseModel):
     """Engines that are other servers, per capability. Model ids must be unique over all capabilities."""
 
@@ -319,6 +353,8 @@ class Settings(BaseSettings):
     nemo: NemoSettings = Field(default_factory=NemoSettings)
     whisperx: WhisperXSettings = Field(default_factory=WhisperXSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)
+    chatterbox: ChatterboxSettings = Field(default_factory=ChatterboxSettings)
+    voices: CustomVoiceSettings = Field(default_factory=CustomVoiceSettings)
 
     chat_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM to proxy /v1/chat/completions to (e.g. vLLM at http://127.0.0.1:8001/v1). "
@@ -337,6 +373,9 @@ class Settings(BaseSettings):
 
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     tts: TTSSettings = Field(default_factory=TTSSettings)
+
+    def voices_dir(self) -> Path:
+        return self.voices.dir if self.voices.dir is not None else self.cache_dir / "voices"
 
     def public_bind_problem(self) -> str | None:
         """Why serving on `host` would be unsafe, or None. A LAN or public address needs a key or an explicit opt-out."""

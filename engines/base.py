@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -304,6 +305,8 @@ class SynthesizerCapabilities:
     # The engine checks voice ids itself (a remote server): any id, OpenAI names included, is passed on as given
     # and an unknown one is refused by the engine, in its own words.
     checks_voices: bool = False
+    # Takes `exaggeration` and `cfg_weight` (the original Chatterbox's emotion intensity and guidance).
+    expressive_controls: bool = False
 
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for v in self.voices if v.id == voice_id), None)
@@ -314,10 +317,26 @@ class SynthesizerCapabilities:
 
 
 @dataclass(frozen=True)
+class VoiceReference:
+    """A custom voice to clone: its id and its reference recording (mono wav on disk, written once, never changed)."""
+
+    voice_id: str
+    path: Path
+
+
+@dataclass(frozen=True)
 class SynthesisOptions:
     voice: str
     speed: float = 1.0
     language: str = "en-us"
+    # Set only for engines whose capabilities say `cloning`: speak like this recording (`voice` is then its id).
+    reference: VoiceReference | None = None
+    # The feeling asked for (the request's emotion or instructions, or the router's choice); engines with expressive
+    # controls map it onto them. None: say it plainly.
+    emotion: str | None = None
+    # Explicit controls from the request (engines with `expressive_controls`); None: the engine's own mapping.
+    exaggeration: float | None = None
+    cfg_weight: float | None = None
 
 
 @dataclass(frozen=True)

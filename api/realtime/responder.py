@@ -22,6 +22,8 @@ from api.audio import resample
 from api.realtime import response_events as rev
 from api.realtime.input_buffer import G711_RATE, encode_g711
 from api.realtime.events import new_id, server_event
+from api.realtime.session_config import wire_voice
+from api.schemas.speech import CustomVoice
 from api.text_hygiene import spoken_transcript
 from api.voice.phrases import PhraseChunker
 
@@ -38,7 +40,7 @@ class ResponseParams:
 
     instructions: str
     modalities: list[str]
-    voice: str
+    voice: str | CustomVoice
     speed: float
     tools: list[dict[str, Any]]
     tool_choice: Any
@@ -303,7 +305,8 @@ class Responder:
         await self._emit(server_event("response.done", response=response))
 
     def _object(self, status: str, details: dict[str, Any] | None = None, usage: dict[str, Any] | None = None):
-        return rev.response_object(self.id, status, [], modalities=self.params.modalities, voice=self.params.voice,
+        return rev.response_object(self.id, status, [], modalities=self.params.modalities,
+                                   voice=wire_voice(self.params.voice),
                                    status_details=details, usage=usage, metadata=self.metadata() or None,
                                    conversation=self.params.in_conversation)
 

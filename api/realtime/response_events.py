@@ -52,7 +52,7 @@ def response_object(
     output: list[dict[str, Any]],
     *,
     modalities: list[str],
-    voice: str,
+    voice: str | dict[str, str],
     status_details: dict[str, Any] | None = None,
     usage: dict[str, Any] | None = None,
     metadata: dict[str, str] | None = None,

@@ -237,6 +237,8 @@ class RealtimeSession:
                     exc.param = (exc.param or "").replace("session.audio.input.transcription",
                                                           "session.input_audio_transcription")
                 raise
+        if config.voice != self.config.voice:
+            self.voice.check_voice(config.voice, "session.voice" if beta else "session.audio.output.voice", event_id)
         previous, self.config = self.config, config
         if config.input_format != previous.input_format:
             self.buffer.set_format(config.input_format)

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api.schemas.speech import CustomVoice
+
 logger = logging.getLogger(__name__)
 
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
@@ -89,7 +91,7 @@ class SessionConfig(BaseModel):
     output_modalities: list[Literal["text", "audio"]] = Field(default_factory=lambda: ["audio"])
     input_format: AudioFormat = "pcm16"
     output_format: AudioFormat = "pcm16"
-    voice: str = "alloy"
+    voice: str | CustomVoice = "alloy"  # a custom voice is `{"id": "voice_..."}` on the wire
     speed: float = Field(1.0, ge=0.25, le=1.5)
     transcription: TranscriptionConfig | None = None
     noise_reduction: NoiseReduction | None = None
@@ -116,8 +118,9 @@ def _ga_format(value: Any, param: str) -> AudioFormat:
     return _GA_FORMATS[value["type"]]
 
 
-def _voice(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
+def wire_voice(voice: str | CustomVoice) -> str | dict[str, str]:
+    """The voice as the client wrote it: a name, or `{"id": ...}` for a custom voice."""
+    return {"id": voice.id} if isinstance(voice, CustomVoice) else voice
 
 
 def _ga_patch(session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -147,7 +150,7 @@ def _ga_patch(session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     if "format" in out:
         put("output_format", _ga_format(out["format"], "session.audio.output.format"), "audio.output.format")
     if "voice" in out:
-        put("voice", _voice(out["voice"]), "audio.output.voice")
+        put("voice", out["voice"], "audio.output.voice")
     if "speed" in out:
         put("speed", out["speed"], "audio.output.speed")
     return patch, names
@@ -232,7 +235,8 @@ def render_ga(config: SessionConfig, session_id: str) -> dict[str, Any]:
         "instructions": config.instructions,
         "audio": {
             "input": audio_input,
-            "output": {"format": _format_ga(config.output_format), "voice": config.voice, "speed": config.speed},
+            "output": {"format": _format_ga(config.output_format), "voice": wire_voice(config.voice),
+                       "speed": config.speed},
         },
         "tools": config.tools,
         "tool_choice": config.tool_choice,
@@ -256,7 +260,7 @@ def render_beta(config: SessionConfig, session_id: str) -> dict[str, Any]:
         "model": config.model or "gpt-4o-realtime-preview",
         "modalities": ["text", "audio"] if "audio" in config.output_modalities else ["text"],
         "instructions": config.instructions,
-        "voice": config.voice,
+        "voice": wire_voice(config.voice),
         "input_audio_format": config.input_format,
         "output_audio_format": config.output_format,
         "input_audio_transcription": _dump(config.transcription),

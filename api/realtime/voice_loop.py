@@ -24,6 +24,8 @@ from api.realtime.llm_context import build_messages, emotion_note
 from api.realtime.responder import Responder, ResponseParams, Timings
 from api.realtime.transcriber import resolve_transcription, transcribe_samples
 from api.realtime.session_config import SessionConfig, TranscriptionConfig
+from api.errors import InvalidRequestError
+from api.schemas.speech import CustomVoice
 from engines.base import AudioBuffer, EmotionScores
 
 logger = logging.getLogger(__name__)
@@ -124,6 +126,17 @@ class VoiceLoop:
         await asyncio.wait([task])
         return True
 
+    def check_voice(self, voice: Any, param: str, event_id: str | None) -> None:
+        """A custom voice must exist and the reply's speech model must clone: an `error` event now, not silence later
+        (phrases that fail to plan are skipped without a word)."""
+        if not isinstance(voice, CustomVoice):
+            return
+        try:
+            self._services.speech.check_custom_voice(voice, self._settings.speech_model)
+        except InvalidRequestError as exc:
+            raise RealtimeProtocolError(exc.message, code=exc.code or "invalid_value", param=param,
+                                        event_id=event_id) from None
+
     def _params(self, o: dict[str, Any], event_id: str | None) -> ResponseParams:
         c = self.config
         modalities = o.get("output_modalities") or o.get("modalities") or c.output_modalities
@@ -131,7 +144,8 @@ class VoiceLoop:
         output = audio.get("output") or {} if isinstance(audio, dict) else {}
         voice = output.get("voice") or o.get("voice") or c.voice
         if isinstance(voice, dict):
-            voice = voice.get("id", c.voice)
+            voice = CustomVoice(id=str(voice.get("id") or "")) if voice.get("id") else c.voice
+        self.check_voice(voice, "response.audio.output.voice" if "voice" in output else "response.voice", event_id)
         limit = o.get("max_output_tokens", o.get("max_response_output_tokens", c.max_output_tokens))
         conversation = o.get("conversation", "auto")
         if conversation not in ("auto", "none", None):
@@ -141,7 +155,7 @@ class VoiceLoop:
         return ResponseParams(
             instructions=o.get("instructions") or c.instructions,
             modalities=["text"] if "audio" not in modalities else ["audio"],
-            voice=str(voice),
+            voice=voice if isinstance(voice, CustomVoice) else str(voice),
             speed=float(output.get("speed") or o.get("speed") or c.speed),
             tools=o.get("tools", c.tools) or [],
             tool_choice=o.get("tool_choice", c.tool_choice),

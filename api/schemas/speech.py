@@ -45,6 +45,14 @@ class SpeechRequest(OpenAIBaseModel):
     emotion: str | None = Field(
         None, description="voxloop: the listener's or turn's emotion (e.g. from /v1/emotion), for the router."
     )
+    exaggeration: float | None = Field(
+        None, ge=0.0, le=2.0, description="voxloop: emotion intensity on models that take it (original Chatterbox); "
+        "unset: derived from `emotion`/`instructions`."
+    )
+    cfg_weight: float | None = Field(
+        None, ge=0.0, le=1.0, description="voxloop: guidance weight on models that take it (original Chatterbox); "
+        "lower is slower and more deliberate."
+    )
 
     @field_validator("voice", mode="before")
     @classmethod
@@ -80,9 +88,22 @@ class VoiceInfo(BaseModel):
     openai_aliases: list[str] = Field(default_factory=list, description="OpenAI voice names mapped onto it.")
 
 
+class CustomVoiceInfo(BaseModel):
+    """A custom voice (POST /v1/audio/voices), spoken by any cloning model as `voice: {"id": ...}`."""
+
+    object: Literal["audio.voice"] = "audio.voice"
+    id: str
+    name: str
+    created_at: int
+
+
 class VoiceList(BaseModel):
     object: Literal["list"] = "list"
     data: list[VoiceInfo]
+    custom_voices: list[CustomVoiceInfo] = Field(
+        default_factory=list, description="Custom voices, usable as `{\"id\": ...}` on the `cloning_models`."
+    )
+    cloning_models: list[str] = Field(default_factory=list, description="Models that can speak custom voices.")
     tag_vocabulary: list[str] = Field(
         default_factory=list,
         description="Paralinguistic tags understood in `input` (`[laugh]`, ...). A voice renders those in its "

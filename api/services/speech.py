@@ -12,7 +12,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -20,10 +20,18 @@ from api.audio_encode import SpeechAudioPipeline
 from api.errors import InvalidRequestError, ModelNotFoundError
 from api.paralinguistics import apply_tags, find_tags, split_pauses
 from api.schemas.speech import OPENAI_VOICES, CustomVoice, SpeechRequest
-from api.services.tts_router import ROUTER_MODEL_ID, RouteDecision, RouteRequest, TTSRouter
+from api.services.custom_voices import CustomVoiceService
+from api.services.tts_router import (
+    ROUTER_MODEL_ID,
+    RouteDecision,
+    RouteRequest,
+    TTSRouter,
+    emotion_from_instructions,
+    normalise_emotion,
+)
 from api.settings import Settings
 from api.text_hygiene import clean_for_speech
-from engines.base import CancelToken, SynthesisOptions, SynthesizerCapabilities, Voice
+from engines.base import CancelToken, SynthesisOptions, SynthesizerCapabilities, Voice, VoiceReference
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec, UnknownModel
 from engines.speech_text import parse_blend
@@ -64,6 +72,10 @@ class SpeechPlan:
     input_chars: int
     route: RouteDecision | None = None
     tags: dict[str, list[str]] = field(default_factory=dict)
+    reference: VoiceReference | None = None  # a custom voice, for a cloning engine
+    emotion: str | None = None
+    exaggeration: float | None = None
+    cfg_weight: float | None = None
 
     def headers(self) -> dict[str, str]:
         out = {"X-Voxloop-Engine": self.spec.model_id, "X-Voxloop-Voice": self.voice}
@@ -122,10 +134,17 @@ def _header_safe(text: str) -> str:
 
 
 class SpeechService:
-    def __init__(self, registry: EngineRegistry, manager: ModelManager, settings: Settings):
+    def __init__(
+        self,
+        registry: EngineRegistry,
+        manager: ModelManager,
+        settings: Settings,
+        custom_voices: CustomVoiceService | None = None,
+    ):
         self._registry = registry
         self._manager = manager
         self._settings = settings
+        self._custom = custom_voices if custom_voices is not None else CustomVoiceService(settings, registry)
 
     # --- resolution ---------------------------------------------------------------------------------------
 
@@ -165,13 +184,8 @@ class SpeechService:
     def voices(self) -> list[tuple[EngineSpec, Voice]]:
         return [(s, v) for s in self._registry.specs("speech") if s.capabilities for v in s.capabilities.voices]
 
-    def _voice(self, voice: str | CustomVoice, spec: EngineSpec) -> str:
+    def _voice(self, voice: str, spec: EngineSpec) -> str:
         caps: SynthesizerCapabilities = spec.capabilities
-        if isinstance(voice, CustomVoice):
-            # Custom voices come from cloning engines; none of the embedded ones clones, so no id can exist.
-            raise InvalidRequestError(
-                f"The custom voice '{voice.id}' does not exist on this server.", param="voice", code="voice_not_found"
-            )
         if caps.checks_voices:
             return voice  # the engine (a remote) refuses unknown voices itself, in its own words
         if voice.lower() in OPENAI_VOICES and caps.voices:  # no voices (a model dir without packs): nothing to map to
@@ -212,15 +226,28 @@ class SpeechService:
                 f"'input' is {len(req.input)} characters; the limit is {limit}.", param="input", code="string_too_long"
             )
         spec = self.resolve_model(req.model)
-        route = None
+        requested, route, reference = spec, None, None
         cleaned = clean_for_speech(req.input)
+        if isinstance(req.voice, CustomVoice):
+            reference = self._custom.reference(req.voice.id)  # an unknown id is a 400 whatever the model
         if spec.model_id == ROUTER_MODEL_ID:
             route = self.route(req.input, req.emotion, req.instructions)
+            if reference is not None:
+                route = self._cloning_route(route)
             spec = self.resolve_model(route.model)
-            voice = self._routed_voice(req.voice, spec, route)
-        else:
-            voice = self._voice(req.voice, spec)
         caps: SynthesizerCapabilities = spec.capabilities
+        if reference is not None:
+            voice = reference.voice_id
+            if not caps.cloning:
+                raise self._cannot_clone(requested, spec, reference)
+        elif route is not None:
+            voice = self._routed_voice(req.voice, spec, route)  # type: ignore[arg-type]
+        else:
+            voice = self._voice(req.voice, spec)  # type: ignore[arg-type]
+        self._check_controls(req, spec)
+        emotion = route.emotion if route else (
+            normalise_emotion(req.emotion) or emotion_from_instructions(req.instructions)[0]
+        )
         text, report = apply_tags(cleaned, caps.tags)
         # A piece with no letters or digits (a lone "." between two tags) has nothing to say.
         parts = tuple(p for p in split_pauses(text) if not isinstance(p, str) or any(c.isalnum() for c in p))
@@ -240,19 +267,68 @@ class SpeechService:
             input_chars=len(req.input),
             route=route,
             tags={"rendered": report.rendered, "mapped": report.mapped, "dropped": report.dropped},
+            reference=reference,
+            emotion=emotion,
+            exaggeration=req.exaggeration,
+            cfg_weight=req.cfg_weight,
         )
 
-    def _routed_voice(self, voice: str | CustomVoice, spec: EngineSpec, route: RouteDecision) -> str:
+    def _routed_voice(self, voice: str, spec: EngineSpec, route: RouteDecision) -> str:
         """The router picks the voice; a local voice of the chosen engine, if the client named one, wins."""
-        if isinstance(voice, str) and spec.capabilities.voice(voice) is not None:
+        if spec.capabilities.voice(voice) is not None:
             return voice
-        if isinstance(voice, str) and voice.lower() in OPENAI_VOICES and route.role == "fast":
+        if voice.lower() in OPENAI_VOICES and route.role == "fast":
             return openai_voice_for(voice.lower(), spec.capabilities)
-        if isinstance(voice, CustomVoice) or not (
-            voice.lower() in OPENAI_VOICES or any(v.id == voice for _, v in self.voices())
-        ):
+        if not (voice.lower() in OPENAI_VOICES or any(v.id == voice for _, v in self.voices())):
             self._voice(voice, spec)  # raises the usual unknown-voice error
         return route.voice
+
+    # --- custom voices and expressive controls ----------------------------------------------------------------
+
+    def _cloning_route(self, route: RouteDecision) -> RouteDecision:
+        """A custom voice goes to whichever router role can clone (the expressive one first), whatever the mood."""
+        tts = self._settings.tts
+        for role, model in (("expressive", tts.expressive_model), ("fast", tts.fast_model)):
+            spec = self.resolve_model(model)
+            if spec.capabilities is not None and spec.capabilities.cloning:
+                reason = f"{role}: custom voice, spoken by the role that clones ({route.reason})"
+                return replace(route, role=role, model=spec.model_id, reason=reason)  # type: ignore[arg-type]
+        return route
+
+    def check_custom_voice(self, voice: CustomVoice, model: str) -> None:
+        """The 400 that speaking `voice` on `model` would give, raised now (the realtime session checks early)."""
+        reference = self._custom.reference(voice.id)
+        requested = spec = self.resolve_model(model)
+        if spec.model_id == ROUTER_MODEL_ID:
+            plain = RouteDecision("fast", self._settings.tts.fast_model, "", "neutral", 1.0, "")
+            spec = self.resolve_model(self._cloning_route(plain).model)
+        if not spec.capabilities.cloning:
+            raise self._cannot_clone(requested, spec, reference)
+
+    def _cannot_clone(self, requested: EngineSpec, spec: EngineSpec, ref: VoiceReference) -> InvalidRequestError:
+        who = f"'{requested.model_id}'"
+        if requested.model_id != spec.model_id:
+            tts = self._settings.tts
+            who += f" (whose roles are {tts.fast_model} and {tts.expressive_model})"
+        return InvalidRequestError(
+            f"The model {who} cannot clone a voice, so it cannot speak the custom voice '{ref.voice_id}'. "
+            f"{self._custom.cloning_hint()}",
+            param="voice",
+            code="voice_cloning_unsupported",
+        )
+
+    def _check_controls(self, req: SpeechRequest, spec: EngineSpec) -> None:
+        if spec.capabilities.expressive_controls or (req.exaggeration is None and req.cfg_weight is None):
+            return
+        param = "exaggeration" if req.exaggeration is not None else "cfg_weight"
+        specs = self._registry.specs("speech")
+        able = [s.model_id for s in specs if s.capabilities and s.capabilities.expressive_controls]
+        raise InvalidRequestError(
+            f"The model '{spec.model_id}' has no '{param}' control. Models that have it: "
+            f"{', '.join(able) or 'none on this server (the original Chatterbox does)'}.",
+            param=param,
+            code="unsupported_value",
+        )
 
     # --- streaming ----------------------------------------------------------------------------------------
 
@@ -261,7 +337,10 @@ class SpeechService:
         stats = stats if stats is not None else StreamStats()
         async with self._manager.lease(plan.spec) as lease:
             engine = lease.engine
-            options = SynthesisOptions(voice=plan.voice, speed=plan.engine_speed, language=_g2p_language(plan))
+            options = SynthesisOptions(
+                voice=plan.voice, speed=plan.engine_speed, language=_g2p_language(plan), reference=plan.reference,
+                emotion=plan.emotion, exaggeration=plan.exaggeration, cfg_weight=plan.cfg_weight,
+            )
 
             def work() -> Iterator[bytes]:
                 pipeline = SpeechAudioPipeline(plan.response_format, plan.tempo)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from api.realtime.session_config import (
     render_beta_transcription,
     render_ga,
 )
+from api.schemas.speech import CustomVoice
 
 
 def test_ga_update_changes_only_the_fields_sent() -> None:
@@ -34,7 +35,7 @@ def test_beta_flat_update_maps_to_the_same_config() -> None:
     ga = apply_update(SessionConfig(), {"type": "realtime", "output_modalities": ["text"], "audio": {
         "input": {"format": {"type": "audio/pcma"}, "transcription": {"model": "whisper-1", "language": "en"},
                   "turn_detection": {"type": "semantic_vad", "eagerness": "high"}},
-        "output": {"voice": {"id": "ash"}, "speed": 1.2}}, "max_output_tokens": 100}, beta=False)
+        "output": {"voice": "ash", "speed": 1.2}}, "max_output_tokens": 100}, beta=False)
     beta = apply_update(SessionConfig(), {
         "modalities": ["text"], "input_audio_format": "g711_alaw",
         "input_audio_transcription": {"model": "whisper-1", "language": "en"},
@@ -81,3 +82,13 @@ def test_renderings_validate_against_the_sdk_types() -> None:
     RealtimeTranscriptionSessionCreateRequest.model_validate(render_ga(transcription, "sess_1"))
     TranscriptionSession.model_validate(render_beta_transcription(transcription, "sess_1"))
     assert render_ga(transcription, "sess_1")["type"] == "transcription"
+
+
+def test_a_custom_voice_stays_a_custom_voice_and_renders_back_as_sent() -> None:
+    """`{"id": ...}` names a custom voice (OpenAI's shape), never a built-in one; both dialects echo it back."""
+    ga = apply_update(SessionConfig(), {"type": "realtime", "audio": {"output": {"voice": {"id": "voice_abc"}}}},
+                      beta=False)
+    beta = apply_update(SessionConfig(), {"voice": {"id": "voice_abc"}}, beta=True)
+    assert ga.voice == beta.voice == CustomVoice(id="voice_abc")
+    assert render_ga(ga, "sess_1")["audio"]["output"]["voice"] == {"id": "voice_abc"}
+    assert render_beta(beta, "sess_1")["voice"] == {"id": "voice_abc"}

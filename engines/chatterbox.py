@@ -1,0 +1,249 @@
+"""Resemble AI Chatterbox behind `Synthesizer` (extra `voxloop[chatterbox]`, MIT): zero-shot voice cloning.
+
+Three checkpoints share the library, and differ in what they can do (decided from the checkpoint's files, or from
+the hub id's name, before anything loads, so requests they cannot serve fail fast):
+- Turbo (`t3_turbo_v1.safetensors`) and Nano (`t3_nano_v1.safetensors`): render paralinguistic tags natively
+  (`TURBO_TAGS`); they have no exaggeration or CFG (the library ignores both and warns).
+- the original Chatterbox (`t3_cfg.safetensors`): `exaggeration` (emotion intensity) and `cfg_weight`; no tags.
+Every variant clones a voice from a reference recording longer than 5 s (a custom voice, `SynthesisOptions.reference`)
+and speaks the checkpoint's built-in voice (`conds.pt`) otherwise. Models load from a local checkpoint directory
+(`from_local`), or from a hub id through `huggingface_hub.snapshot_download` when downloads are allowed.
+
+Text is synthesized phrase by phrase (a short first phrase, then sentences) so the first audio leaves early.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from api.settings import ChatterboxSettings, Settings
+from engines.base import (
+    AudioChunk,
+    CancelToken,
+    EngineUnavailableError,
+    SynthesisOptions,
+    SynthesizerCapabilities,
+    UnsupportedOptionError,
+    Voice,
+)
+from engines.registry import EngineSpec
+from engines.speech_text import split_phrases
+
+logger = logging.getLogger(__name__)
+
+Variant = Literal["turbo", "nano", "original"]
+INSTALL_HINT = "pip install 'voxloop[chatterbox]'"
+CHATTERBOX_RATE = 24_000  # S3Gen's output rate
+# The event tags Turbo's tokenizer knows (its authors' demo offers exactly these), spelt as api/paralinguistics.py does.
+TURBO_TAGS = frozenset(
+    {"laugh", "chuckle", "sigh", "gasp", "cough", "clear throat", "sniff", "groan", "shush"}
+)
+# Files each variant's `from_local` reads; the probe checks them without loading anything.
+CHECKPOINT_FILES: dict[Variant, tuple[str, ...]] = {
+    "turbo": ("ve.safetensors", "t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors"),
+    "nano": ("ve.safetensors", "t3_nano_v1.safetensors", "s3gen_meanflow.safetensors"),
+    "original": ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json"),
+}
+HUB_PATTERNS = ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
+# Emotion -> (exaggeration, cfg_weight) on the original Chatterbox. Its authors' advice: the defaults (0.5, 0.5)
+# suit most text; for dramatic speech raise exaggeration to ~0.7 and lower cfg_weight to ~0.3 (more exaggeration
+# speeds speech up, and less guidance slows it back down). Calm and sad speech wants less of both excitement and
+# speed. Neutral (or no emotion) uses the settings' defaults.
+EMOTION_CONTROLS: dict[str, tuple[float, float]] = {
+    "happy": (0.7, 0.3),
+    "surprised": (0.8, 0.3),
+    "angry": (0.8, 0.3),
+    "fearful": (0.7, 0.35),
+    "disgusted": (0.6, 0.4),
+    "sad": (0.4, 0.5),
+    "calm": (0.3, 0.5),
+}
+
+
+def detect_variant(model_id: str, ref: str) -> Variant:
+    """Which Chatterbox a checkpoint is: by its T3 file when it is a local directory, else by the names."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        for variant in ("nano", "turbo", "original"):
+            if (path / CHECKPOINT_FILES[variant][1]).exists():
+                return variant
+    name = f"{model_id} {ref}".lower()
+    return "nano" if "nano" in name else "turbo" if "turbo" in name else "original"
+
+
+def chatterbox_capabilities(variant: Variant) -> SynthesizerCapabilities:
+    tags = frozenset() if variant == "original" else TURBO_TAGS
+    voice = Voice(
+        id="default",
+        name="Chatterbox built-in voice",
+        language="en-us",
+        description="The checkpoint's own voice (conds.pt); custom voices are cloned from their samples.",
+        tags=tags,
+        cloning=True,
+    )
+    # No native speed control: the speech service stretches the audio for any speed but 1.
+    return SynthesizerCapabilities(
+        voices=(voice,), sample_rate=CHATTERBOX_RATE, min_speed=1.0, max_speed=1.0, tags=tags, cloning=True,
+        expressive_controls=variant == "original",
+    )
+
+
+def expressive_controls(options: SynthesisOptions, settings: ChatterboxSettings) -> tuple[float, float]:
+    """(exaggeration, cfg_weight) for one request: explicit values win, then the emotion's, then the defaults."""
+    base = EMOTION_CONTROLS.get(options.emotion or "neutral", (settings.exaggeration, settings.cfg_weight))
+    exaggeration = options.exaggeration if options.exaggeration is not None else base[0]
+    cfg_weight = options.cfg_weight if options.cfg_weight is not None else base[1]
+    return exaggeration, cfg_weight
+
+
+def is_local(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or Path(ref).expanduser().exists()
+
+
+def import_chatterbox(variant: Variant) -> tuple[Any, Any]:
+    """torch and the variant's model class, or an install hint. Imported lazily: the library pulls in torch."""
+    try:
+        import torch
+
+        if variant == "original":
+            from chatterbox.tts import ChatterboxTTS as model_class
+        else:
+            from chatterbox.tts_turbo import ChatterboxTurboTTS as model_class
+    except ImportError as exc:
+        raise EngineUnavailableError(f"Chatterbox is not installed ({exc.name}): {INSTALL_HINT}") from exc
+    return torch, model_class
+
+
+def resolve_checkpoint(ref: str, settings: ChatterboxSettings) -> Path:
+    """The local checkpoint directory: `ref` itself, or the hub snapshot (only when downloads are allowed)."""
+    if is_local(ref):
+        path = Path(ref).expanduser()
+        if not path.is_dir():
+            raise EngineUnavailableError(f"Chatterbox checkpoint directory not found: {path}")
+        return path
+    if not settings.allow_downloads:
+        raise EngineUnavailableError(
+            f"'{ref}' is a hub id and downloads are off: set VOXLOOP_CHATTERBOX__ALLOW_DOWNLOADS=true, or give a "
+            "local checkpoint directory."
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=ref, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:
+        raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be downloaded: {exc}") from exc
+
+
+class ChatterboxSynthesizer:
+    """One loaded Chatterbox model. One request at a time (`workers=1`): the model holds the voice conditioning
+    of the call in progress (`model.conds`), so concurrent calls would speak in each other's voices."""
+
+    def __init__(self, ref: str, variant: Variant, settings: ChatterboxSettings, *, first_words: int = 4):
+        self._torch, model_class = import_chatterbox(variant)
+        checkpoint = resolve_checkpoint(ref, settings)
+        try:
+            if variant == "nano":
+                self._model = model_class.from_local(checkpoint, settings.device, nano=True)
+            else:
+                self._model = model_class.from_local(checkpoint, settings.device)
+        except Exception as exc:
+            raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be loaded: {exc}") from exc
+        self.variant = variant
+        self.capabilities = chatterbox_capabilities(variant)
+        self.sample_rate = int(getattr(self._model, "sr", CHATTERBOX_RATE))
+        self._settings = settings
+        self._first_words = first_words
+        self._builtin = self._model.conds  # from the checkpoint's conds.pt; None when it has none
+        self._cloned: OrderedDict[tuple[str, int], Any] = OrderedDict()
+
+    def voices(self) -> list[Voice]:
+        return list(self.capabilities.voices)
+
+    def _conditionals(self, options: SynthesisOptions, exaggeration: float) -> Any:
+        """The voice to speak in: a custom voice's conditioning (computed once, then cached) or the built-in one."""
+        ref = options.reference
+        if ref is None:
+            if self._builtin is None:
+                raise UnsupportedOptionError(
+                    "This Chatterbox checkpoint has no built-in voice (no conds.pt): use a custom voice, "
+                    'voice: {"id": "voice_..."}.',
+                    param="voice",
+                )
+            return self._builtin
+        key = (ref.voice_id, ref.path.stat().st_mtime_ns)
+        if key in self._cloned:
+            self._cloned.move_to_end(key)
+            return self._cloned[key]
+        self._model.prepare_conditionals(str(ref.path), exaggeration=exaggeration)
+        self._cloned[key] = self._model.conds
+        while len(self._cloned) > self._settings.cached_voices:
+            self._cloned.popitem(last=False)
+        return self._model.conds
+
+    def _generate(self, text: str, exaggeration: float, cfg_weight: float) -> np.ndarray:
+        temperature = self._settings.temperature
+        if self.variant == "original":
+            wav = self._model.generate(text, exaggeration=exaggeration, cfg_weight=cfg_weight, temperature=temperature)
+        else:  # Turbo/Nano warn on every call with a non-zero exaggeration or cfg_weight, which they ignore
+            wav = self._model.generate(text, exaggeration=0.0, cfg_weight=0.0, temperature=temperature)
+        return np.asarray(wav.squeeze(0).detach().cpu().numpy(), dtype=np.float32).reshape(-1)
+
+    def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
+        exaggeration, cfg_weight = expressive_controls(options, self._settings)
+        conds = self._conditionals(options, exaggeration)
+        for phrase in split_phrases(text, self._first_words):
+            cancel.raise_if_cancelled()
+            self._model.conds = conds
+            with self._torch.inference_mode():
+                samples = self._generate(phrase.text, exaggeration, cfg_weight)
+            if len(samples):
+                yield AudioChunk(np.clip(samples, -1.0, 1.0), self.sample_rate, text=phrase.text)
+            if phrase.pause_after:
+                yield AudioChunk(np.zeros(int(phrase.pause_after * self.sample_rate), np.float32), self.sample_rate)
+
+    def close(self) -> None:
+        self._cloned.clear()
+        del self._model
+
+
+def _probe(ref: str, variant: Variant) -> Any:
+    def probe() -> str | None:
+        if importlib.util.find_spec("chatterbox") is None:
+            return f"chatterbox-tts is not installed: {INSTALL_HINT}"
+        if not is_local(ref):
+            return None  # a hub id: checked when it loads
+        path = Path(ref).expanduser()
+        missing = [f for f in CHECKPOINT_FILES[variant] if not (path / f).is_file()]
+        return f"Chatterbox checkpoint {path} lacks {', '.join(missing)}" if missing else None
+
+    return probe
+
+
+def chatterbox_specs(settings: Settings) -> list[EngineSpec]:
+    """The Chatterbox models configured in settings (none by default: weights come from the hub, not PyPI)."""
+    cs = settings.chatterbox
+    first_words = settings.tts.first_phrase_words
+    specs = []
+    for model_id, ref in cs.models.items():
+        variant = detect_variant(model_id, ref)
+        specs.append(
+            EngineSpec(
+                model_id,
+                "speech",
+                lambda ref=ref, variant=variant: ChatterboxSynthesizer(ref, variant, cs, first_words=first_words),
+                owned_by="resemble-ai (MIT), local" if is_local(ref) else "resemble-ai (MIT), hub",
+                description=f"Chatterbox {variant} from {ref}: zero-shot voice cloning"
+                + (", paralinguistic tags" if variant != "original" else ", exaggeration and cfg_weight")
+                + ". Needs voxloop[chatterbox].",
+                capabilities=chatterbox_capabilities(variant),
+                probe=_probe(ref, variant),
+            )
+        )
+    return specs
