@@ -29,7 +29,8 @@ async def test_retrieve_by_alias_shows_load_state_and_unload(http: httpx.AsyncCl
     assert (await http.delete("/v1/models/whisper-tiny.en")).json()["deleted"] is False
     # It loads again on the next request.
     response = await http.post("/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, data={"model": "whisper-1"})
-    assert "loading" in response.json()["text"].lower()
+    # Piper's synthesis is random (VITS noise), and tiny.en sometimes hears "Loading" as "Voting": check the rest.
+    assert "state check" in response.json()["text"].lower()
 
 
 async def test_unknown_model_404(http: httpx.AsyncClient) -> None:
