@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from api.settings import ChatterboxSettings, Settings
+from api.settings import Settings
+from api.settings_extras import ChatterboxSettings
 from engines.base import (
     AudioChunk,
     CancelToken,

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from api.settings import NemoSettings, Settings
+from api.settings import Settings
+from api.settings_extras import NemoSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,

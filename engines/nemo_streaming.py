@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from api.settings import NemoSettings
+from api.settings_extras import NemoSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from api.settings import Settings, WhisperXSettings
+from api.settings import Settings
+from api.settings_extras import WhisperXSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,

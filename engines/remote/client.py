@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from api.settings import RemoteEndpoint
+from api.settings_extras import RemoteEndpoint
 from engines.base import (
     EngineError,
     EngineOverloadedError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from api.audio import wav_bytes
-from api.settings import RemoteEndpoint
+from api.settings_extras import RemoteEndpoint
 from engines.base import (
     EMOTION_LABELS,
     AudioBuffer,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from api.settings import RemoteEndpoint, Settings
+from api.settings import Settings
+from api.settings_extras import RemoteEndpoint
 from engines.base import Engine
 from engines.registry import Capability, EngineSpec
 from engines.remote.client import probe_endpoint

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from api.audio import pcm16_to_float
-from api.settings import RemoteEndpoint
+from api.settings_extras import RemoteEndpoint
 from engines.base import (
     AudioChunk,
     CancelToken,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from api.audio import wav_bytes
 from api.languages import WHISPER_LANGUAGES
-from api.settings import RemoteTranscriptionEndpoint
+from api.settings_extras import RemoteTranscriptionEndpoint
 from engines.base import (
     AudioBuffer,
     CancelToken,

@@ -20,7 +20,8 @@ pytest.importorskip(
 )
 
 from api.app import create_app  # noqa: E402
-from api.settings import NemoSettings, Settings  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from api.settings_extras import NemoSettings  # noqa: E402
 from engines.base import AudioBuffer, CancelToken, TranscriptionOptions  # noqa: E402
 from tests.support.server import live_server  # noqa: E402
 from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402

@@ -17,7 +17,8 @@ import pytest
 
 from api.app import create_app
 from api.paralinguistics import TAG_PROSODY
-from api.settings import ChatterboxSettings, Settings
+from api.settings import Settings
+from api.settings_extras import ChatterboxSettings
 from engines import chatterbox as cb
 from engines.base import (
     AudioBuffer,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from api.errors import api_error_from_engine
-from api.settings import RemoteEndpoint
+from api.settings_extras import RemoteEndpoint
 from engines.base import (
     EngineOverloadedError,
     EngineTimeoutError,

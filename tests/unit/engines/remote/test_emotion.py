@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings import RemoteEndpoint
+from api.settings_extras import RemoteEndpoint
 from engines.base import EMOTION_LABELS, AudioBuffer, CancelToken, EmotionOptions, UpstreamFailedError
 from engines.remote.emotion import RemoteEmotionRecognizer
 

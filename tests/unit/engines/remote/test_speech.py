@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings import RemoteEndpoint
+from api.settings_extras import RemoteEndpoint
 from engines.base import CancelledByClient, CancelToken, SynthesisOptions, UpstreamRejectedError
 from engines.remote.speech import PCM_RATE, RemoteSynthesizer, RemoteVoiceCatalog
 

@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings import RemoteTranscriptionEndpoint
+from api.settings_extras import RemoteTranscriptionEndpoint
 from engines.base import AudioBuffer, CancelToken, EngineUnavailableError, TranscriptionOptions
 from engines.remote.transcription import RemoteTranscriber
 
