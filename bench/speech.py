@@ -115,7 +115,7 @@ async def one_request(client: httpx.AsyncClient, model: str, fmt: str) -> tuple[
 
 
 async def row(client: httpx.AsyncClient, raw, model: str, fmt: str, c: int, reps: int) -> dict[str, float]:
-    phrase, sentence = split_phrases(TEXT)[0].text, split_sentences(TEXT)[0]
+    phrase, sentence = raw.first_phrase, split_sentences(TEXT)[0]
     m: dict[str, list[float]] = {k: [] for k in ("first", "raw_first", "raw_sent", "rtf", "raw_rtf", "thr",
                                                   "raw_thr", "overhead")}
     for _ in range(reps):
@@ -166,9 +166,15 @@ def main() -> None:
           f"reps={args.reps} (medians); server: piper {tts.piper_workers}x{tts.piper_threads} thread, kokoro "
           f"{tts.kokoro_workers} requests, {tts.kokoro_parallel_phrases or 'per-core'} phrases at once x "
           f"{tts.kokoro_threads or 'all'} thread ({tts.kokoro_solo_threads or 'all'} alone), first phrase "
-          f"{tts.first_phrase_words} words")
+          f"{tts.first_phrase_words} words (kokoro {tts.kokoro_first_phrase_words})")
     makers = {"piper-joe": RawPiper, "kokoro-82m": lambda: RawKokoro(cache)}
     raws = {model: makers[model]() for model in args.models.split(",")}
+    # The raw library is timed on the same first phrase the server's engine cuts.
+    first_phrases = {"piper-joe": split_phrases(TEXT, tts.first_phrase_words)[0].text,
+                     "kokoro-82m": split_phrases(TEXT, tts.kokoro_first_phrase_words,
+                                                 tts.kokoro_first_phrase_words + 1)[0].text}
+    for model, raw in raws.items():
+        raw.first_phrase = first_phrases[model]
     url, server = serve(create_app(settings))
     try:
         asyncio.run(run(url, raws, args.formats.split(","), args.c4_formats.split(","), args.reps))

@@ -121,7 +121,7 @@ class KokoroSynthesizer:
             voices=voices, sample_rate=KOKORO_RATE, min_speed=0.5, max_speed=2.0, blending=True
         )
         self._styles = {n: np.asarray(self._kokoro.voices[n], dtype=np.float32) for n in names}
-        self._first_words = tts.first_phrase_words
+        self._first_words = tts.kokoro_first_phrase_words
         self.sample_rate = KOKORO_RATE
 
     def voices(self) -> list[Voice]:
@@ -140,7 +140,7 @@ class KokoroSynthesizer:
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         style = self.style(options.voice)
-        for index, phrase in enumerate(split_phrases(text, self._first_words)):
+        for index, phrase in enumerate(split_phrases(text, self._first_words, self._first_words + 1)):
             cancel.raise_if_cancelled()
             with self._slots.slot(first_phrase=index == 0, cancel=cancel) as alone:
                 kokoro = self._solo if alone else self._kokoro

@@ -38,20 +38,28 @@ _PHRASE_STARTS = frozenset(
 )
 
 
-def _cut_words(text: str, words: int) -> tuple[str, str]:
-    """Cut after `words` words, or up to two words later where a new phrase begins."""
+def _cut_words(text: str, words: int, max_words: int) -> tuple[str, str]:
+    """Cut after `words` words, or up to two words later (never past `max_words`) where a new phrase begins."""
     parts = text.split()
-    cut = next((i for i in range(words, min(words + 3, len(parts))) if parts[i].lower() in _PHRASE_STARTS), words)
+    end = min(words + 3, len(parts), max_words + 1)
+    cut = next((i for i in range(words, end) if parts[i].lower() in _PHRASE_STARTS), words)
     return " ".join(parts[:cut]), " ".join(parts[cut:])
 
 
-def split_phrases(text: str, first_words: int = 4) -> list[Phrase]:
-    """Phrases in speaking order: a short first one, then sentences (long sentences cut at clause breaks)."""
+def split_phrases(text: str, first_words: int = 4, first_max_words: int | None = None) -> list[Phrase]:
+    """Phrases in speaking order: a short first one, then sentences (long sentences cut at clause breaks).
+
+    The first phrase is its clause when that is at most `first_max_words` long (default twice `first_words`),
+    else the first `first_words` words, stretched to where a new phrase begins if that stays within the maximum.
+    A slow engine sets a tight maximum: its time to first audio grows with every word.
+    """
+    first_max_words = first_max_words or first_words * 2
     out: list[Phrase] = []
     for sentence in split_sentences(text):
         pieces = [sentence]
         if not out or len(sentence.split()) > _LONG_SENTENCE_WORDS:
-            pieces = _group_clauses(_clauses(sentence), first=not out, first_words=first_words)
+            pieces = _group_clauses(_clauses(sentence), first=not out, first_words=first_words,
+                                    first_max_words=first_max_words)
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             out.append(Phrase(piece, SENTENCE_PAUSE if last else (CLAUSE_PAUSE if piece[-1] in ",;:—–" else 0.0)))
@@ -60,14 +68,14 @@ def split_phrases(text: str, first_words: int = 4) -> list[Phrase]:
     return out
 
 
-def _group_clauses(clauses: list[str], *, first: bool, first_words: int) -> list[str]:
+def _group_clauses(clauses: list[str], *, first: bool, first_words: int, first_max_words: int) -> list[str]:
     """Merge clauses back into chunks of sensible size; the very first chunk is kept short."""
     out: list[str] = []
     if first and clauses:
         head = clauses[0]
-        if len(head.split()) > first_words * 2:
+        if len(head.split()) > first_max_words:
             # No early clause break: cut after a few words (a tiny prosody seam, for a much earlier first sound).
-            cut, rest = _cut_words(head, first_words)
+            cut, rest = _cut_words(head, first_words, first_max_words)
             out.append(cut)
             clauses = ([rest] if rest else []) + clauses[1:]
         else:

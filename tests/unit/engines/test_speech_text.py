@@ -40,3 +40,13 @@ def test_parse_blend() -> None:
 def test_first_cut_prefers_the_start_of_a_phrase() -> None:
     phrases = split_phrases("I think we should probably go to the store today because it is open late.", 4)
     assert phrases[0].text == "I think we should probably go"  # cut before "to", not after "should"
+
+
+def test_a_tight_first_maximum_keeps_the_first_phrase_short() -> None:
+    text = "The quick brown fox jumps over the lazy dog. Then it sleeps."
+    assert split_phrases(text, 3)[0].text == "The quick brown fox jumps"  # stretched to cut before "over"
+    phrases = split_phrases(text, 3, first_max_words=4)
+    assert phrases[0].text == "The quick brown"
+    assert " ".join(p.text for p in phrases).split() == text.split()
+    clause = split_phrases("Later that evening, the tired fox curled up under an old oak tree.", 3, first_max_words=4)
+    assert clause[0].text == "Later that evening,"
