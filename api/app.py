@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
+from api.realtime.sessions import RealtimeSessions
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
 from api.services.speech import SpeechService, openai_tts_aliases
@@ -27,6 +28,7 @@ from engines.manager import ModelManager
 from engines.piper import piper_specs
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
+from engines.silero_vad import SileroVadPool
 from engines.nemo import nemo_specs
 from engines.remote import remote_transcription_specs
 from engines.whisper import whisper_specs
@@ -91,6 +93,12 @@ def build_services(settings: Settings) -> Services:
     )
     metrics.watch_models(registry, manager)
     transcription = TranscriptionService(registry, manager, settings)
+    realtime_sessions = RealtimeSessions(
+        settings.realtime.max_sessions,
+        retry_after=settings.retry_after_seconds,
+        on_count=metrics.realtime_sessions.set,
+        on_reject=metrics.reject,
+    )
     return Services(
         settings=settings,
         registry=registry,
@@ -99,6 +107,8 @@ def build_services(settings: Settings) -> Services:
         chat=ChatService(registry, manager, settings),
         emotion=EmotionService(registry, manager, transcription, settings),
         speech=SpeechService(registry, manager, settings),
+        realtime_sessions=realtime_sessions,
+        vad_pool=SileroVadPool(max_idle=settings.realtime.max_sessions),
         started_at=int(time.time()),
         metrics=metrics,
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.metrics import Metrics
+from api.realtime.sessions import RealtimeSessions
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
 from api.services.speech import SpeechService
@@ -15,6 +16,7 @@ from api.services.transcription import TranscriptionService
 from api.settings import Settings
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec
+from engines.silero_vad import SileroVadPool
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Services:
     started_at: int
     emotion: EmotionService
     speech: SpeechService
+    realtime_sessions: RealtimeSessions
+    vad_pool: SileroVadPool
     metrics: Metrics = field(default_factory=Metrics)
 
     def default_specs(self) -> list[EngineSpec]:
