@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.metrics import Metrics
+from api.native_memory import MallocTrimmer
 from api.realtime.sessions import RealtimeSessions
 from api.services.chat import ChatService
 from api.services.emotion import EmotionService
@@ -33,6 +34,7 @@ class Services:
     speech: SpeechService
     realtime_sessions: RealtimeSessions
     vad_pool: SileroVadPool
+    trimmer: MallocTrimmer
     metrics: Metrics = field(default_factory=Metrics)
 
     def default_specs(self) -> list[EngineSpec]:

@@ -238,6 +238,15 @@ class Settings(BaseSettings):
         "closing connections (realtime sessions get an `error` event `server_shutting_down`, then close code 1001)."
     )
 
+    malloc_arena_max: int = Field(
+        2, ge=0, description="`voxloop serve` caps glibc's malloc arenas at this (as MALLOC_ARENA_MAX does); fewer "
+        "arenas keep less freed memory. 0: glibc's default (8 per core)."
+    )
+    malloc_trim_interval_seconds: float = Field(
+        10.0, ge=0, description="After realtime sessions end, give freed native memory back to the OS "
+        "(glibc malloc_trim) at most this often; 0: never."
+    )
+
     cache_dir: Path = Field(
         Path.home() / ".cache" / "voxloop", description="Where models assembled from wheels are kept."
     )

@@ -6,7 +6,8 @@ connection without a close frame. After a warm-up batch and after each measured 
 it prints RSS, tracemalloc's traced size, gc object counts by type (growth only), live asyncio tasks, threads and
 open fds; with --trim it also prints RSS after glibc `malloc_trim(0)`, which tells memory that was freed but kept by
 the allocator (fragmentation) from memory still in use (a true leak).
-Run: `.venv/bin/python bench/realtime_leak.py [--sessions 60] [--batches 2] [--trim]`. Loopback only.
+`--unmitigated` runs it with glibc's defaults (no arena cap, no trim after sessions), as the server was before.
+Run: `.venv/bin/python bench/realtime_leak.py [--sessions 40] [--batches 3] [--trim] [--unmitigated]`. Loopback only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import uvicorn  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from api.native_memory import limit_arenas  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from tests.support.realtime import b64, to_pcm16_24k  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
@@ -108,19 +110,21 @@ async def batch(url: str, pcm: bytes, count: int, concurrency: int, commit: bool
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def settle(server: ServerThread) -> int:
-    """Wait until the server's task count is stable (vanished sessions cleaned up)."""
+def settle(server: ServerThread, quiet_seconds: float) -> int:
+    """Wait until the server's task count is stable (vanished sessions cleaned up), then `quiet_seconds` more (the
+    server's deferred malloc_trim runs within its interval of the last session's end)."""
     last, stable = -1, 0
     while stable < 5:
         now = server.tasks()
         stable = stable + 1 if now == last else 0
         last = now
         time.sleep(0.3)
-    return last
+    time.sleep(quiet_seconds)
+    return server.tasks()
 
 
-def measure(server: ServerThread, label: str, trim: bool, baseline: dict | None) -> dict:
-    tasks = settle(server)
+def measure(server: ServerThread, label: str, trim: bool, baseline: dict | None, quiet: float) -> dict:
+    tasks = settle(server, quiet)
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else 0
     row = {"rss": rss_kb(), "heap": heap, "tasks": tasks,
@@ -140,28 +144,35 @@ def measure(server: ServerThread, label: str, trim: bool, baseline: dict | None)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sessions", type=int, default=60, help="sessions per measured batch")
+    parser.add_argument("--sessions", type=int, default=40, help="sessions per measured batch")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--batches", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--no-commit", action="store_true", help="append only (no turn, no response)")
     parser.add_argument("--trim", action="store_true", help="also report RSS after malloc_trim(0)")
     parser.add_argument("--tracemalloc", action="store_true", help="trace the Python heap (costs memory itself)")
+    parser.add_argument("--unmitigated", action="store_true",
+                        help="glibc defaults: no arena cap, no malloc_trim after sessions (the server before the fix)")
+    parser.add_argument("--quiet", type=float, default=12.0, help="idle seconds before each measurement")
     args = parser.parse_args()
+    settings = Settings(cache_dir=Path(tempfile.mkdtemp()))
+    if args.unmitigated:
+        settings = settings.model_copy(update={"malloc_trim_interval_seconds": 0.0, "malloc_arena_max": 0})
+    limit_arenas(settings.malloc_arena_max)  # as `voxloop serve` does
     if args.tracemalloc:
         tracemalloc.start(1)
     samples = np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."), silence(0.2)])
     pcm = to_pcm16_24k(samples)
-    with tempfile.TemporaryDirectory() as cache, ServerThread(Settings(cache_dir=Path(cache))) as server:
+    with ServerThread(settings) as server:
         url = f"ws://127.0.0.1:{server.port}/v1/realtime?model=gpt-realtime"
         commit = not args.no_commit
         asyncio.run(batch(url, pcm, args.warmup, args.concurrency, commit))
-        base = measure(server, "warm-up", args.trim, None)
+        base = measure(server, "warm-up", args.trim, None, args.quiet)
         last = base
         for n in range(args.batches):
             started = time.monotonic()
             asyncio.run(batch(url, pcm, args.sessions, args.concurrency, commit))
-            last = measure(server, f"batch {n + 1}", args.trim, base)
+            last = measure(server, f"batch {n + 1}", args.trim, base, args.quiet)
             print(f"           ({args.sessions} sessions in {time.monotonic() - started:.0f} s)")
         total = args.sessions * args.batches
         print(f"\nper session: rss {(last['rss'] - base['rss']) / total:+.1f} kB, python heap "

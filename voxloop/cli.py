@@ -35,10 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.native_memory import limit_arenas
     from voxloop.server import GracefulServer
 
     # voxloop's own access log carries request ids; uvicorn's would duplicate every line. On SIGTERM the server
     # stops accepting, closes realtime sessions properly, lets in-flight requests finish, all within the grace.
+    limit_arenas(settings.malloc_arena_max)  # before uvicorn and the engines start their threads
     app = create_app(settings)
     config = uvicorn.Config(
         app,

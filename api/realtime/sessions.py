@@ -49,10 +49,10 @@ def shutting_down_error() -> RealtimeProtocolError:
 
 class RealtimeSessions:
     def __init__(self, max_sessions: int, *, retry_after: int, on_count: Callable[[int], None] | None = None,
-                 on_reject: Callable[[str], None] | None = None):
+                 on_reject: Callable[[str], None] | None = None, on_release: Callable[[], None] | None = None):
         self.max_sessions = max_sessions
         self.retry_after = retry_after
-        self._on_count, self._on_reject = on_count, on_reject
+        self._on_count, self._on_reject, self._on_release = on_count, on_reject, on_release
         self._admitted = 0
         self._live: set[Closable] = set()
         self._idle = asyncio.Event()
@@ -92,6 +92,8 @@ class RealtimeSessions:
         if self._admitted == 0:
             self._idle.set()
         self._changed()
+        if self._on_release is not None:
+            self._on_release()
 
     async def drain(self, grace: float) -> None:
         """Refuse new sessions; let each open one finish its response, say why and close, all within `grace` s."""
@@ -101,9 +103,11 @@ class RealtimeSessions:
         sessions = list(self._live)
         if sessions:
             logger.info("closing %d realtime session(s) for shutdown", len(sessions))
-        results = await asyncio.gather(*(s.shut_down(deadline) for s in sessions), return_exceptions=True)
+        # Bounded one by one: a client that never reads keeps its session's queue full, and must not hold the rest.
+        results = await asyncio.gather(*(asyncio.wait_for(s.shut_down(deadline), max(0.0, deadline - loop.time()))
+                                         for s in sessions), return_exceptions=True)
         for result in results:
-            if isinstance(result, Exception):
+            if isinstance(result, Exception) and not isinstance(result, TimeoutError):
                 logger.warning("realtime session shutdown failed: %r", result)
         try:
             await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - loop.time()))
