@@ -14,6 +14,8 @@ from starlette.middleware.cors import CORSMiddleware
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
+from api.native_memory import MallocTrimmer
+from api.realtime.sessions import RealtimeSessions
 from api.services.chat import ChatService
 from api.services.custom_voices import CustomVoiceService
 from api.services.emotion import EmotionService
@@ -32,6 +34,7 @@ from engines.placement import MemoryBudget
 from engines.piper import piper_specs
 from engines.prosody_baseline import baseline_spec
 from engines.registry import EngineRegistry
+from engines.silero_vad import SileroVadPool
 from engines.nemo import nemo_specs
 from engines.remote.specs import remote_specs
 from engines.whisper import whisper_specs
@@ -108,6 +111,15 @@ def build_services(settings: Settings) -> Services:
     metrics.watch_models(registry, manager)
     transcription = TranscriptionService(registry, manager, settings)
     voices = CustomVoiceService(settings, registry)
+    trimmer = MallocTrimmer(settings.malloc_trim_interval_seconds)
+    realtime_sessions = RealtimeSessions(
+        settings.realtime.max_sessions,
+        retry_after=settings.retry_after_seconds,
+        on_count=metrics.realtime_sessions.set,
+        on_reject=metrics.reject,
+        # An ended session leaves megabytes of freed native memory that glibc would keep (api/native_memory.py).
+        on_release=trimmer.request if settings.malloc_trim_interval_seconds > 0 else None,
+    )
     return Services(
         settings=settings,
         registry=registry,
@@ -117,6 +129,9 @@ def build_services(settings: Settings) -> Services:
         emotion=EmotionService(registry, manager, transcription, settings),
         speech=SpeechService(registry, manager, settings, voices),
         voices=voices,
+        realtime_sessions=realtime_sessions,
+        vad_pool=SileroVadPool(max_idle=settings.realtime.max_sessions),
+        trimmer=trimmer,
         started_at=int(time.time()),
         metrics=metrics,
     )
@@ -138,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.tracer_provider is not None:
                 app.state.tracer_provider.shutdown()  # flushes spans still batched
             await services.chat.close()
+            await services.trimmer.close()
             await services.manager.close()
 
     app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

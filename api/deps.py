@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.metrics import Metrics
+from api.native_memory import MallocTrimmer
+from api.realtime.sessions import RealtimeSessions
 from api.services.chat import ChatService
 from api.services.custom_voices import CustomVoiceService
 from api.services.emotion import EmotionService
@@ -16,6 +18,7 @@ from api.services.transcription import TranscriptionService
 from api.settings import Settings
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec
+from engines.silero_vad import SileroVadPool
 
 
 @dataclass
@@ -31,6 +34,9 @@ class Services:
     emotion: EmotionService
     speech: SpeechService
     voices: CustomVoiceService
+    realtime_sessions: RealtimeSessions
+    vad_pool: SileroVadPool
+    trimmer: MallocTrimmer
     metrics: Metrics = field(default_factory=Metrics)
 
     def default_specs(self) -> list[EngineSpec]:

@@ -72,6 +72,11 @@ class RealtimeSettings(BaseModel):
         description="Input transcription a new session starts with (e.g. `whisper-1`); None starts with it off, "
         "as OpenAI does. Transcription-only sessions always start with it on.",
     )
+    max_sessions: int = Field(
+        32, ge=1, description="Realtime sessions open at once; a connection beyond it gets an `error` event "
+        "(`session_limit_reached`) and close code 1013 (try again later). Each session may buffer up to "
+        "`max_buffer_seconds` of 16 kHz audio (57.6 MB at the default) and holds one Silero VAD (~10 MB)."
+    )
     outbound_queue: int = Field(256, ge=8, description="Server events queued per session before reading pauses.")
     max_append_chars: int = Field(
         15 * 1024 * 1024, ge=1024, description="Largest base64 `audio` in one append (OpenAI's limit, 15 MiB)."
@@ -234,7 +239,17 @@ class Settings(BaseSettings):
         None, description="OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); needs the otel extra."
     )
     shutdown_grace_seconds: float = Field(
-        30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests before closing connections."
+        30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests and realtime responses before "
+        "closing connections (realtime sessions get an `error` event `server_shutting_down`, then close code 1001)."
+    )
+
+    malloc_arena_max: int = Field(
+        2, ge=0, description="`voxloop serve` caps glibc's malloc arenas at this (as MALLOC_ARENA_MAX does); fewer "
+        "arenas keep less freed memory. 0: glibc's default (8 per core)."
+    )
+    malloc_trim_interval_seconds: float = Field(
+        10.0, ge=0, description="After realtime sessions end, give freed native memory back to the OS "
+        "(glibc malloc_trim) at most this often; 0: never."
     )
 
     cache_dir: Path = Field(

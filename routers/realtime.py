@@ -1,7 +1,8 @@
 """WS /v1/realtime: accept the socket and run one `RealtimeSession` on it.
 
 Authentication already happened in `ApiKeyMiddleware` (Bearer header, `openai-insecure-api-key.<key>`
-subprotocol, or `?api_key=`), before the socket was accepted. Browsers that offer subprotocols drop the
+subprotocol, or `?api_key=`), before the socket was accepted. Beyond the session cap, or during shutdown, the
+socket gets one `error` event and a close code instead of a session. Browsers that offer subprotocols drop the
 connection unless the server picks one of them, so the server answers with `realtime` when offered (as OpenAI
 does), else with the first one offered.
 """
@@ -14,6 +15,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from api.realtime.session import RealtimeSession
+from api.realtime.sessions import Refusal
 
 router = APIRouter(tags=["realtime"])
 
@@ -30,10 +32,24 @@ def _is_beta(websocket: WebSocket, offered: list[str]) -> bool:
     return "realtime=v1" in websocket.headers.get("openai-beta", "") or BETA_SUBPROTOCOL in offered
 
 
+async def _refuse(websocket: WebSocket, subprotocol: str | None, refusal: Refusal) -> None:
+    """No session for this connection: accept, send one `error` event, close (see api/realtime/sessions.py)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):  # the client may already be gone
+        await websocket.accept(subprotocol=subprotocol)
+        await websocket.send_text(refusal.event_text())
+        await websocket.close(code=refusal.close_code, reason=refusal.reason)
+
+
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-    await websocket.accept(subprotocol=_subprotocol(offered))
+    services = websocket.app.state.services
+    sessions = services.realtime_sessions
+    refusal = sessions.admit()
+    if refusal is not None:
+        await _refuse(websocket, _subprotocol(offered), refusal)
+        return
+    session: RealtimeSession | None = None
     params = websocket.query_params
 
     async def receive() -> str | bytes | None:
@@ -45,18 +61,21 @@ async def realtime(websocket: WebSocket) -> None:
             return None
         return message.get("text") if message.get("text") is not None else message.get("bytes")
 
-    session = RealtimeSession(
-        websocket.app.state.services,
-        receive,
-        websocket.send_text,
-        model=params.get("model"),
-        transcription_intent=params.get("intent") == "transcription",
-        beta=_is_beta(websocket, offered),
-        extension_events=params.get("voxloop_events", "").lower() in ("1", "true", "yes"),
-    )
     try:
+        await websocket.accept(subprotocol=_subprotocol(offered))
+        session = RealtimeSession(
+            services,
+            receive,
+            websocket.send_text,
+            model=params.get("model"),
+            transcription_intent=params.get("intent") == "transcription",
+            beta=_is_beta(websocket, offered),
+            extension_events=params.get("voxloop_events", "").lower() in ("1", "true", "yes"),
+        )
+        sessions.track(session)
         await session.run()
     finally:
+        sessions.release(session)  # before the close, so a client that saw the close can reconnect at once
         if websocket.client_state.name == "CONNECTED":
             with contextlib.suppress(RuntimeError):  # the client closed first
-                await websocket.close()
+                await websocket.close(code=session.close_code if session is not None else 1011)

@@ -8,6 +8,8 @@ import sys
 
 # Exit status when the configuration is refused (as argparse uses for bad usage).
 EXIT_REFUSED = 2
+# Exit status when the server could not start (uvicorn's own value).
+EXIT_STARTUP_FAILURE = 3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,11 +35,15 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.native_memory import limit_arenas
+    from voxloop.server import GracefulServer
 
-    # voxloop's own access log carries request ids; uvicorn's would duplicate every line. On SIGTERM uvicorn stops
-    # accepting, lets in-flight requests finish for up to the grace period, then closes what is left.
-    uvicorn.run(
-        create_app(settings),
+    # voxloop's own access log carries request ids; uvicorn's would duplicate every line. On SIGTERM the server
+    # stops accepting, closes realtime sessions properly, lets in-flight requests finish, all within the grace.
+    limit_arenas(settings.malloc_arena_max)  # before uvicorn and the engines start their threads
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -46,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
         ws_max_size=16 * 1024 * 1024,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
-
+    server = GracefulServer(config, drain=app.state.services.realtime_sessions.drain)
+    server.run()
+    if not server.started:  # as uvicorn.run: a failed startup (port taken, lifespan error) is an error exit
+        sys.exit(EXIT_STARTUP_FAILURE)
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ import numpy as np
 from api.audio import resample
 from api.realtime import response_events as rev
 from api.realtime.input_buffer import G711_RATE, encode_g711
+from api.realtime.sessions import SHUTTING_DOWN_CODE
 from api.realtime.events import new_id, server_event
 from api.realtime.session_config import wire_voice
 from api.schemas.speech import CustomVoice
@@ -127,7 +128,7 @@ class Responder:
             if self.cancel_reason is None:
                 raise  # the session is closing, not a barge-in: nobody is listening any more
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # handled: the response ends here
-            outcome = ("cancelled", {"type": "cancelled", "reason": self.cancel_reason})
+            outcome = _stopped(self.cancel_reason)
         except* Exception as group_error:
             error = group_error.exceptions[0]
             logger.warning("realtime response failed: %s", error)
@@ -357,3 +358,11 @@ def _chat_tool_choice(choice: Any) -> Any:
 
 def _message(error: BaseException) -> str:
     return getattr(error, "message", None) or str(error) or type(error).__name__
+
+
+def _stopped(reason: str) -> tuple[str, dict[str, Any]]:
+    """How a response stopped from outside ends: `cancelled` for barge-in or the client, `failed` on shutdown."""
+    if reason == SHUTTING_DOWN_CODE:
+        return "failed", {"type": "failed", "error": {"type": "server_error", "code": SHUTTING_DOWN_CODE,
+                                                      "message": "The server shut down before the response ended."}}
+    return "cancelled", {"type": "cancelled", "reason": reason}

@@ -36,6 +36,7 @@ from api.realtime.session_config import (
     render_beta_transcription,
     render_ga,
 )
+from api.realtime.sessions import GOING_AWAY, shutting_down_error
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
 from api.realtime.voice_loop import VoiceLoop
@@ -47,6 +48,8 @@ MIN_COMMIT_MS = 100  # OpenAI refuses to commit less than 100 ms of audio
 _IDLE_KEEP_MS = 1000  # audio kept before speech, beyond prefix_padding_ms, while waiting for speech
 _VAD_SLICE = 16_000 * 2  # samples run through the VAD between yields to the event loop (~7 ms of CPU)
 SPECULATE_MS = 200  # a pause this long starts the pass that becomes the final transcript if the turn ends here
+CLOSE_MARGIN_S = 1.0  # of the shutdown grace, kept for the last events and the close handshake
+_CLOSE: dict[str, Any] = {"type": "_close"}  # queued after the last event: the writer ends the session there
 
 
 # GA events the beta protocol has no name for; beta clients get the rest of the flow without them.
@@ -76,6 +79,8 @@ class RealtimeSession:
         self.beta = beta
         self.id = new_id("sess")
         self.state = State.IDLE
+        self.closing = False  # server shutdown: no new responses
+        self.close_code = 1000
         default_model = self._settings.default_transcription_model
         transcription = TranscriptionConfig(model=default_model) if default_model else None
         if transcription_intent:
@@ -117,6 +122,9 @@ class RealtimeSession:
         finally:
             self.state = State.CLOSED
             self._transcriber = None
+            if self._vad is not None:
+                self._services.vad_pool.release(self._vad)
+                self._vad = None
             self.buffer.clear()
             self.conversation.clear()
 
@@ -135,6 +143,8 @@ class RealtimeSession:
     async def _writer(self) -> None:
         while True:
             event = await self._out.get()
+            if event is _CLOSE:
+                raise _Closed
             try:
                 await self._send(json.dumps(event))
             except Exception as exc:  # the socket is gone; the reader will see it too
@@ -156,6 +166,18 @@ class RealtimeSession:
                 event["type"] = "conversation.item.created"
             event = to_beta(event) if event["type"].startswith(("response.", "conversation.item.")) else event
         await self._out.put(event)
+
+    async def shut_down(self, deadline: float) -> None:
+        """Server shutdown: a response in progress may finish by `deadline` (loop time); then an `error` event says
+        why and the socket closes with 1001 (going away), which clients treat as "reconnect"."""
+        if self.state is State.CLOSED or self._group is None:
+            return
+        self.closing = True
+        margin = min(CLOSE_MARGIN_S, max(0.0, deadline - asyncio.get_running_loop().time()) / 2)
+        await self.voice.finish(deadline - margin)
+        await self.emit(ev.error_event(shutting_down_error()))
+        self.close_code = GOING_AWAY
+        await self._out.put(_CLOSE)
 
     async def _emit_session(self, type_: str) -> None:
         session = render_beta(self.config, self.id) if self.beta else render_ga(self.config, self.id)
@@ -251,7 +273,7 @@ class RealtimeSession:
         if td is None:
             self._detector = None
             return
-        self._vad = self._vad or SileroVad()
+        self._vad = self._vad or self._services.vad_pool.acquire()
         self._vad.reset()
         self._detector = TurnDetector(td, self._vad, self.buffer.end, transcript=self._hypothesis)
 
@@ -353,7 +375,7 @@ class RealtimeSession:
         self.voice.turn_committed(item_id, samples, RATE, transcribing=transcriber is not None)
         td = self.config.turn_detection
         auto = speech_end is not None and td is not None and td.create_response and self.config.kind == "realtime"
-        if auto and self.voice.active is None:
+        if auto and self.voice.active is None and not self.closing:
             await self.voice.create(None, None)
 
     def _end_turn(self, keep_transcriber: bool = False) -> None:

@@ -26,6 +26,7 @@ from api.realtime.transcriber import resolve_transcription, transcribe_samples
 from api.realtime.session_config import SessionConfig, TranscriptionConfig
 from api.errors import InvalidRequestError
 from api.schemas.speech import CustomVoice
+from api.realtime.sessions import SHUTTING_DOWN_CODE
 from engines.base import AudioBuffer, EmotionScores
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class VoiceLoop:
     # --- responses --------------------------------------------------------------------------------------------
 
     async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
+        if self._session.closing:
+            raise RealtimeProtocolError("The server is shutting down; no new responses.", code=SHUTTING_DOWN_CODE,
+                                        type_="server_error", event_id=event_id)
         if self.active is not None or (self._task is not None and not self._task.done()):
             raise RealtimeProtocolError(
                 "Conversation already has an active response in progress; cancel it or wait for response.done.",
@@ -136,6 +140,18 @@ class VoiceLoop:
         except InvalidRequestError as exc:
             raise RealtimeProtocolError(exc.message, code=exc.code or "invalid_value", param=param,
                                         event_id=event_id) from None
+
+    async def finish(self, deadline: float) -> None:
+        """Server shutdown: let the response in progress end by `deadline` (loop time), else stop it as failed."""
+        task = self._task
+        if task is None or task.done():
+            return
+        await asyncio.wait([task], timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        if not task.done():
+            if self.active is not None:
+                self.active.cancel_reason = SHUTTING_DOWN_CODE  # response.done says `failed`, not `cancelled`
+            task.cancel()
+            await asyncio.wait([task])
 
     def _params(self, o: dict[str, Any], event_id: str | None) -> ResponseParams:
         c = self.config

@@ -12,11 +12,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
 from api.app import create_app
-from api.settings import Settings
+from api.settings import RealtimeSettings, Settings
 from tests.support.realtime import GA_EVENTS, b64, to_pcm16_24k
 from tests.support.server import live_server
 from tests.support.speech import speak
@@ -150,6 +151,46 @@ async def test_vanished_client_frees_the_model_lease(server_url: str, app: Any) 
     while manager.in_flight("whisper-tiny.en") and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # polling a condition with a deadline, not waiting a fixed time
     assert manager.in_flight("whisper-tiny.en") == 0
+
+
+# --- session cap ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def capped_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(cache_dir=tmp_path_factory.mktemp("cache"), realtime=RealtimeSettings(max_sessions=1))
+    with live_server(create_app(settings)) as url:
+        yield url
+
+
+def _metric(url: str, line_prefix: str) -> float:
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return next((float(x.split()[-1]) for x in lines if x.startswith(line_prefix + " ")), 0.0)
+
+
+async def test_session_over_the_cap_gets_an_error_event_then_1013(capped_url: str) -> None:
+    async with websockets.connect(ws_url(capped_url), max_size=None) as first:
+        assert (await recv(first))["type"] == "session.created"
+        assert _metric(capped_url, "voxloop_realtime_sessions") == 1
+        async with websockets.connect(ws_url(capped_url), max_size=None) as second:
+            refused = await recv(second)  # validated as the SDK's ErrorEvent
+            assert refused["type"] == "error"
+            assert refused["error"]["type"] == "rate_limit_error"
+            assert refused["error"]["code"] == "session_limit_reached"
+            assert "maximum of 1 realtime sessions" in refused["error"]["message"]
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await second.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            assert closed.value.rcvd.reason == "session limit reached"
+        await recv(first)  # conversation.created: the admitted session is untouched
+        await still_usable(first)
+    assert _metric(capped_url, 'voxloop_rejections_total{reason="realtime_sessions"}') == 1
+    # The slot is released when the first session ends: a new connection gets a session again.
+    deadline = time.monotonic() + 30
+    while _metric(capped_url, "voxloop_realtime_sessions") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # polling a condition with a deadline, not waiting a fixed time
+    async with websockets.connect(ws_url(capped_url), max_size=None) as third:
+        assert (await recv(third))["type"] == "session.created"
 
 
 # --- auth ----------------------------------------------------------------------------------------------------------

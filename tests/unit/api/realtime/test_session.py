@@ -134,3 +134,20 @@ async def test_beta_header_and_transcription_session_update(services: Any) -> No
     assert updated["session"]["input_audio_transcription"]["model"] == "whisper-1"
     assert h.session.beta
     await h.close()
+
+
+async def test_shut_down_sends_error_then_ends_with_1001_and_returns_the_vad(services: Any) -> None:
+    h = Harness(services, model="gpt-realtime")
+    await h.until("conversation.created")
+    h.send(type="session.update", session={"type": "realtime", "audio": {"input": {
+        "turn_detection": {"type": "server_vad"}}}})
+    await h.until("session.updated")
+    idle_before = services.vad_pool.idle
+    await h.session.shut_down(asyncio.get_running_loop().time() + 5)
+    error = await h.until("error")
+    assert error["error"]["code"] == "server_shutting_down" and error["error"]["type"] == "server_error"
+    await asyncio.wait_for(h.task, 10)  # run() returns without the client closing
+    assert h.session.close_code == 1001 and h.session.state is State.CLOSED
+    assert h.outbox.empty()  # nothing after the error event
+    assert services.vad_pool.idle == idle_before + 1
+    h.send(type="response.create")  # too late: the session is gone, nothing is read any more
