@@ -36,7 +36,7 @@ from api.realtime.session_config import (
     render_beta_transcription,
     render_ga,
 )
-from api.realtime.sessions import GOING_AWAY, shutting_down_error
+from api.realtime.sessions import CLOSE_MARGIN_S, GOING_AWAY, shutting_down_error
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
 from api.realtime.voice_loop import VoiceLoop
@@ -48,7 +48,6 @@ MIN_COMMIT_MS = 100  # OpenAI refuses to commit less than 100 ms of audio
 _IDLE_KEEP_MS = 1000  # audio kept before speech, beyond prefix_padding_ms, while waiting for speech
 _VAD_SLICE = 16_000 * 2  # samples run through the VAD between yields to the event loop (~7 ms of CPU)
 SPECULATE_MS = 200  # a pause this long starts the pass that becomes the final transcript if the turn ends here
-CLOSE_MARGIN_S = 1.0  # of the shutdown grace, kept for the last events and the close handshake
 _CLOSE: dict[str, Any] = {"type": "_close"}  # queued after the last event: the writer ends the session there
 
 
@@ -168,8 +167,7 @@ class RealtimeSession:
         await self._out.put(event)
 
     async def shut_down(self, deadline: float) -> None:
-        """Server shutdown: a response in progress may finish by `deadline` (loop time); then an `error` event says
-        why and the socket closes with 1001 (going away), which clients treat as "reconnect"."""
+        """Server shutdown: a response may finish by `deadline` (loop time), then an `error` event and close 1001."""
         if self.state is State.CLOSED or self._group is None:
             return
         self.closing = True

@@ -22,7 +22,8 @@ from api.realtime.events import RealtimeProtocolError, error_event
 logger = logging.getLogger(__name__)
 
 TRY_AGAIN_LATER = 1013  # RFC 6455 close code: the server is overloaded, retry later
-GOING_AWAY = 1001  # RFC 6455 close code: the server is going down
+GOING_AWAY = 1001  # RFC 6455 close code: the server is going down (clients treat it as "reconnect")
+CLOSE_MARGIN_S = 1.0  # of the shutdown grace, kept for the last events and the close handshake
 SHUTTING_DOWN_CODE = "server_shutting_down"
 
 
