@@ -52,7 +52,7 @@ async def quiet(client: httpx.AsyncClient, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = None) -> None:
+async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = None, settle: float = 12.0) -> None:
     samples = np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."), silence(0.2)])
     clip, pcm = encode(samples, "wav"), to_pcm16_24k(samples)
     ws_url = url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
@@ -122,6 +122,9 @@ async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = 
             stop_at = time.monotonic() + duration
             await asyncio.gather(*[loop(kind, action, stop_at) for kind, action in mix])
             await quiet(client)
+            # The server gives freed native memory back a little after sessions end (malloc_trim at most every
+            # VOXLOOP_MALLOC_TRIM_INTERVAL_SECONDS): read RSS once that has had its chance, at both samples alike.
+            await asyncio.sleep(settle)
             return await gauges(client)
 
         start = await phase(warmup)
@@ -144,9 +147,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0, help="measured duration after warm-up")
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--only", help="comma-separated client kinds to run (to find which one grows memory)")
+    parser.add_argument("--settle", type=float, default=12.0, help="idle seconds before each RSS sample")
     args = parser.parse_args()
     with voxloop_server() as url:
-        asyncio.run(soak(url, args.seconds, args.warmup, set(args.only.split(",")) if args.only else None))
+        only = set(args.only.split(",")) if args.only else None
+        asyncio.run(soak(url, args.seconds, args.warmup, only, args.settle))
 
 
 if __name__ == "__main__":
