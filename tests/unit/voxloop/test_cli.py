@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import uvicorn
 
 from api.settings import Settings, is_loopback
 from voxloop import cli
+from voxloop.server import GracefulServer
 
 
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
@@ -22,7 +22,13 @@ def started(monkeypatch: pytest.MonkeyPatch, tmp_path) -> list[dict]:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("VOXLOOP_CACHE_DIR", str(tmp_path))
     calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+
+    def run(server: GracefulServer) -> None:  # what would have been served, without binding a socket
+        calls.append({"host": server.config.host, "timeout_graceful_shutdown": server.config.timeout_graceful_shutdown,
+                      "access_log": server.config.access_log})
+        server.started = True
+
+    monkeypatch.setattr(GracefulServer, "run", run)
     return calls
 
 
