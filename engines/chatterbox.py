@@ -15,6 +15,7 @@ Text is synthesized phrase by phrase (a short first phrase, then sentences) so t
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -142,12 +143,32 @@ def resolve_checkpoint(ref: str, settings: ChatterboxSettings) -> Path:
         raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be downloaded: {exc}") from exc
 
 
+def cap_speech_tokens(model: Any, variant: Variant, cap: int) -> None:
+    """Bound the speech tokens of one `generate`. The library fixes them (1000, 40 s of audio) and passes no cap
+    through `generate`, so the cap goes on T3's own method (`max_gen_len` of Turbo/Nano's `inference_turbo`,
+    `max_new_tokens` of the original's `inference`), as an instance attribute shadowing the method."""
+    t3 = model.t3
+    name, arg = ("inference", "max_new_tokens") if variant == "original" else ("inference_turbo", "max_gen_len")
+    inner = getattr(t3, name)
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        kwargs[arg] = min(kwargs.get(arg) or cap, cap)
+        return inner(*args, **kwargs)
+
+    setattr(t3, name, capped)
+
+
 class ChatterboxSynthesizer:
     """One loaded Chatterbox model. One request at a time (`workers=1`): the model holds the voice conditioning
     of the call in progress (`model.conds`), so concurrent calls would speak in each other's voices."""
 
     def __init__(self, ref: str, variant: Variant, settings: ChatterboxSettings, *, first_words: int = 4):
         self._torch, model_class = import_chatterbox(variant)
+        if variant == "nano" and "nano" not in inspect.signature(model_class.from_local).parameters:
+            raise EngineUnavailableError(
+                "This chatterbox-tts cannot load Chatterbox Nano (its ChatterboxTurboTTS.from_local takes no `nano`; "
+                "0.1.7, the newest release, has none): install a newer chatterbox-tts, or serve Turbo."
+            )
         checkpoint = resolve_checkpoint(ref, settings)
         try:
             if variant == "nano":
@@ -156,6 +177,7 @@ class ChatterboxSynthesizer:
                 self._model = model_class.from_local(checkpoint, settings.device)
         except Exception as exc:
             raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be loaded: {exc}") from exc
+        cap_speech_tokens(self._model, variant, settings.max_speech_tokens)
         self.variant = variant
         self.capabilities = chatterbox_capabilities(variant)
         self.sample_rate = int(getattr(self._model, "sr", CHATTERBOX_RATE))
