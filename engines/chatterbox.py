@@ -53,6 +53,7 @@ CHECKPOINT_FILES: dict[Variant, tuple[str, ...]] = {
     "nano": ("ve.safetensors", "t3_nano_v1.safetensors", "s3gen_meanflow.safetensors"),
     "original": ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json"),
 }
+CFG_FLOOR = 1e-6  # the original's smallest cfg_weight (see `_generate`)
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
 # Emotion -> (exaggeration, cfg_weight) on the original Chatterbox. Its authors' advice: the defaults (0.5, 0.5)
 # suit most text; for dramatic speech raise exaggeration to ~0.7 and lower cfg_weight to ~0.3 (more exaggeration
@@ -213,6 +214,9 @@ class ChatterboxSynthesizer:
     def _generate(self, text: str, exaggeration: float, cfg_weight: float) -> np.ndarray:
         temperature = self._settings.temperature
         if self.variant == "original":
+            # chatterbox-tts 0.1.7's T3.inference always stacks a conditional and an unconditional row, but generate
+            # doubles the text only when cfg_weight > 0: 0 crashes. CFG_FLOOR gives the same logits (cond + w*diff).
+            cfg_weight = max(cfg_weight, CFG_FLOOR)
             wav = self._model.generate(text, exaggeration=exaggeration, cfg_weight=cfg_weight, temperature=temperature)
         else:  # Turbo/Nano warn on every call with a non-zero exaggeration or cfg_weight, which they ignore
             wav = self._model.generate(text, exaggeration=0.0, cfg_weight=0.0, temperature=temperature)

@@ -6,6 +6,7 @@ T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing the config the library 
 `LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name). S3Gen, the voice encoder and the tokenizer's place are the
 real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M parameters, 1 GB on disk). Random
 weights never choose the stop token, so every phrase runs to the engine's `max_speech_tokens`, which bounds it.
+The original Chatterbox (`t3_cfg`) runs at the engine, not over HTTP, on its own tiny checkpoint (last test).
 This proves the adapter (loading, conditioning, generation, HTTP shapes), not speech quality. Runs in
 `.venv-chatterbox` (`make test-chatterbox`); other venvs skip it with the reason below.
 """
@@ -13,6 +14,7 @@ This proves the adapter (loading, conditioning, generation, HTTP shapes), not sp
 from __future__ import annotations
 
 import io
+import shutil
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +82,7 @@ def tiny_t3_config() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     import soundfile as sf
     import torch
     from chatterbox.models.s3gen import S3Gen
@@ -105,7 +107,9 @@ def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory) -
     model = ChatterboxTurboTTS.from_local(out, "cpu")
     model.prepare_conditionals(str(reference))
     model.conds.save(out / "conds.pt")
-    return out
+    del model
+    yield out
+    shutil.rmtree(out)  # 1 GB; pytest keeps its last three temp dirs
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +225,76 @@ def test_nano_needs_a_library_that_loads_it(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     with pytest.raises(EngineUnavailableError, match="cannot load Chatterbox Nano"):
         ChatterboxSynthesizer(str(tmp_path), "nano", ChatterboxSettings(device="cpu"))
+
+
+# --- the original Chatterbox (t3_cfg), at the engine: exaggeration and cfg_weight reach the real T3 ----------------
+
+
+@pytest.fixture(scope="module")
+def original_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, list[dict]]]:
+    """The original's layout (t3_cfg, s3gen, ve, tokenizer.json, conds.pt). Its T3 is a 1-layer Llama: the width stays
+    1024 because the perceiver resampler is built at that width. A 2 s reference keeps S3Gen's 10 CFM steps quick."""
+    import soundfile as sf
+    import torch
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3, llama_configs
+    from chatterbox.models.tokenizers.tokenizer import SPECIAL_TOKENS
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.tts import ChatterboxTTS
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tiny = dict(llama_configs.LLAMA_520M_CONFIG_DICT, intermediate_size=256, num_hidden_layers=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(llama_configs.LLAMA_CONFIGS, "Llama_520M", tiny)
+        calls: list[dict] = []
+        inference = T3.inference
+
+        def spy(self: Any, **kwargs: Any) -> Any:
+            calls.append({k: kwargs[k] for k in ("max_new_tokens", "cfg_weight")} | {
+                "emotion_adv": float(kwargs["t3_cond"].emotion_adv.flatten()[0])})
+            return inference(self, **kwargs)
+
+        mp.setattr(T3, "inference", spy)
+        torch.manual_seed(0)
+        out = tmp_path_factory.mktemp("chatterbox-tiny")
+        for name, module in (("t3_cfg", T3()), ("ve", VoiceEncoder()), ("s3gen", S3Gen())):
+            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, out / f"{name}.safetensors")
+            del module
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.train_from_iterator(REFERENCE_TEXT, trainers.BpeTrainer(vocab_size=200, special_tokens=SPECIAL_TOKENS))
+        tok.save(str(out / "tokenizer.json"))  # EnTokenizer's file: words joined by [SPACE], [START]/[STOP] known
+        reference = out.parent / "short-reference.wav"
+        sf.write(reference, speak("Hello world, this is a test."), PIPER_RATE)
+        model = ChatterboxTTS.from_local(out, "cpu")
+        model.prepare_conditionals(str(reference))
+        model.conds.save(out / "conds.pt")
+        del model
+        yield out, reference, calls
+        shutil.rmtree(out)
+
+
+def test_original_takes_the_controls_and_a_zero_cfg_weight(original_checkpoint: tuple[Path, Path, list[dict]]) -> None:
+    from api.settings_extras import ChatterboxSettings
+    from engines.base import CancelToken, SynthesisOptions, VoiceReference
+    from engines.chatterbox import CFG_FLOOR, ChatterboxSynthesizer
+
+    ckpt, reference, calls = original_checkpoint
+    engine = ChatterboxSynthesizer(str(ckpt), "original", ChatterboxSettings(device="cpu", max_speech_tokens=12))
+    assert engine.capabilities.expressive_controls and not engine.capabilities.tags
+    requests = [
+        SynthesisOptions("default", emotion="happy"),  # -> exaggeration 0.7, cfg_weight 0.3
+        # cfg_weight 0 crashes chatterbox-tts 0.1.7's T3.inference; the engine sends CFG_FLOOR instead
+        SynthesisOptions("clone", reference=VoiceReference("clone", reference), exaggeration=1.2, cfg_weight=0.0),
+    ]
+    for options in requests:
+        chunks = list(engine.synthesize("Hello world.", options, CancelToken()))
+        seconds = sum(len(c.samples) for c in chunks) / engine.sample_rate
+        assert 0.1 < seconds <= (12 + 2) * TOKEN_SECONDS + 0.1, seconds
+        assert all(np.isfinite(c.samples).all() for c in chunks)
+    assert calls[-2:] == [
+        {"max_new_tokens": 12, "cfg_weight": 0.3, "emotion_adv": pytest.approx(0.7)},
+        {"max_new_tokens": 12, "cfg_weight": CFG_FLOOR, "emotion_adv": pytest.approx(1.2)},
+    ]
+    engine.close()
