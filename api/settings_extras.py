@@ -82,6 +82,10 @@ class ChatterboxSettings(BaseModel):
     cfg_weight: float = Field(0.5, ge=0.0, le=1.0, description="Original Chatterbox: guidance weight by default.")
     temperature: float = Field(0.8, gt=0.0, le=2.0, description="Sampling temperature of the speech tokens.")
     cached_voices: int = Field(16, ge=1, description="Cloned voices whose conditioning is kept in memory.")
+    max_speech_tokens: int = Field(
+        1000, ge=1, le=4000, description="Most speech tokens one phrase may generate (25 a second: 1000 is 40 s, the "
+        "library's own fixed cap). Bounds a model that never emits its stop token.",
+    )
 
 class RemoteSettings(BaseModel):
     """Engines that are other servers, per capability. Model ids must be unique over all capabilities."""

@@ -15,6 +15,7 @@ Text is synthesized phrase by phrase (a short first phrase, then sentences) so t
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ CHECKPOINT_FILES: dict[Variant, tuple[str, ...]] = {
     "nano": ("ve.safetensors", "t3_nano_v1.safetensors", "s3gen_meanflow.safetensors"),
     "original": ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json"),
 }
+CFG_FLOOR = 1e-6  # the original's smallest cfg_weight (see `_generate`)
 HUB_PATTERNS = ["*.safetensors", "*.json", "*.txt", "*.pt", "*.model"]
 # Emotion -> (exaggeration, cfg_weight) on the original Chatterbox. Its authors' advice: the defaults (0.5, 0.5)
 # suit most text; for dramatic speech raise exaggeration to ~0.7 and lower cfg_weight to ~0.3 (more exaggeration
@@ -142,12 +144,32 @@ def resolve_checkpoint(ref: str, settings: ChatterboxSettings) -> Path:
         raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be downloaded: {exc}") from exc
 
 
+def cap_speech_tokens(model: Any, variant: Variant, cap: int) -> None:
+    """Bound the speech tokens of one `generate`. The library fixes them (1000, 40 s of audio) and passes no cap
+    through `generate`, so the cap goes on T3's own method (`max_gen_len` of Turbo/Nano's `inference_turbo`,
+    `max_new_tokens` of the original's `inference`), as an instance attribute shadowing the method."""
+    t3 = model.t3
+    name, arg = ("inference", "max_new_tokens") if variant == "original" else ("inference_turbo", "max_gen_len")
+    inner = getattr(t3, name)
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        kwargs[arg] = min(kwargs.get(arg) or cap, cap)
+        return inner(*args, **kwargs)
+
+    setattr(t3, name, capped)
+
+
 class ChatterboxSynthesizer:
     """One loaded Chatterbox model. One request at a time (`workers=1`): the model holds the voice conditioning
     of the call in progress (`model.conds`), so concurrent calls would speak in each other's voices."""
 
     def __init__(self, ref: str, variant: Variant, settings: ChatterboxSettings, *, first_words: int = 4):
         self._torch, model_class = import_chatterbox(variant)
+        if variant == "nano" and "nano" not in inspect.signature(model_class.from_local).parameters:
+            raise EngineUnavailableError(
+                "This chatterbox-tts cannot load Chatterbox Nano (its ChatterboxTurboTTS.from_local takes no `nano`; "
+                "0.1.7, the newest release, has none): install a newer chatterbox-tts, or serve Turbo."
+            )
         checkpoint = resolve_checkpoint(ref, settings)
         try:
             if variant == "nano":
@@ -156,6 +178,7 @@ class ChatterboxSynthesizer:
                 self._model = model_class.from_local(checkpoint, settings.device)
         except Exception as exc:
             raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be loaded: {exc}") from exc
+        cap_speech_tokens(self._model, variant, settings.max_speech_tokens)
         self.variant = variant
         self.capabilities = chatterbox_capabilities(variant)
         self.sample_rate = int(getattr(self._model, "sr", CHATTERBOX_RATE))
@@ -191,6 +214,9 @@ class ChatterboxSynthesizer:
     def _generate(self, text: str, exaggeration: float, cfg_weight: float) -> np.ndarray:
         temperature = self._settings.temperature
         if self.variant == "original":
+            # chatterbox-tts 0.1.7's T3.inference always stacks a conditional and an unconditional row, but generate
+            # doubles the text only when cfg_weight > 0: 0 crashes. CFG_FLOOR gives the same logits (cond + w*diff).
+            cfg_weight = max(cfg_weight, CFG_FLOOR)
             wav = self._model.generate(text, exaggeration=exaggeration, cfg_weight=cfg_weight, temperature=temperature)
         else:  # Turbo/Nano warn on every call with a non-zero exaggeration or cfg_weight, which they ignore
             wav = self._model.generate(text, exaggeration=0.0, cfg_weight=0.0, temperature=temperature)

@@ -1,8 +1,9 @@
 """The Chatterbox adapter without the library: variants, capabilities, the option mapping, registration, refusals.
 
-chatterbox-tts pins torch==2.6.0 and numpy<2, so it is not installed here. The last tests drive the adapter against
+chatterbox-tts pins torch==2.6.0 and numpy<2, so it is not installed in .venv. The last tests drive the adapter against
 `FakeChatterbox`, a stand-in written from the library's source (`from_local`, `prepare_conditionals`, `generate`,
-`conds`, `sr`): they check what voxloop passes and caches, not that the real library accepts it.
+`conds`, `sr`, T3's inference methods): they check what voxloop passes and caches. The real library runs on a tiny
+random-weight Turbo in tests/extras/test_chatterbox.py (`make test-chatterbox`).
 """
 
 from __future__ import annotations
@@ -143,19 +144,35 @@ class FakeWav:
         return self._samples
 
 
+class FakeT3:
+    """T3's two inference methods, as the library's `generate` calls them; records the cap each call got."""
+
+    def __init__(self) -> None:
+        self.caps: list[int] = []
+
+    def inference_turbo(self, t3_cond: Any, text_tokens: Any, max_gen_len: int = 1000, **kw: Any) -> None:
+        self.caps.append(max_gen_len)
+
+    def inference(self, *, max_new_tokens: int | None = None, **kw: Any) -> None:
+        self.caps.append(max_new_tokens)
+
+
 class FakeChatterbox:
     loaded: list[tuple[Path, str, bool]] = []
 
-    def __init__(self, builtin: Any):
+    def __init__(self, builtin: Any, original: bool):
         self.sr = 24_000
         self.conds = builtin
+        self.t3 = FakeT3()
+        self._original = original
         self.prepared: list[tuple[str, float]] = []
         self.generated: list[tuple[str, Any, dict[str, Any]]] = []
 
     @classmethod
     def from_local(cls, ckpt_dir: Path, device: str, nano: bool = False) -> FakeChatterbox:
         cls.loaded.append((Path(ckpt_dir), device, nano))
-        return cls("builtin" if (Path(ckpt_dir) / "conds.pt").exists() else None)
+        builtin = "builtin" if (Path(ckpt_dir) / "conds.pt").exists() else None
+        return cls(builtin, original=(Path(ckpt_dir) / "t3_cfg.safetensors").exists())
 
     def prepare_conditionals(self, wav_fpath: str, exaggeration: float = 0.5) -> None:
         self.prepared.append((wav_fpath, exaggeration))
@@ -163,6 +180,10 @@ class FakeChatterbox:
 
     def generate(self, text: str, **kw: Any) -> FakeWav:
         self.generated.append((text, self.conds, kw))
+        if self._original:  # the library's generate fixes max_new_tokens=1000; Turbo's leaves max_gen_len at 1000
+            self.t3.inference(t3_cond=self.conds, text_tokens=text, max_new_tokens=1000)
+        else:
+            self.t3.inference_turbo(self.conds, text)
         return FakeWav(np.full(2400, 0.1, np.float32))
 
 
@@ -205,3 +226,12 @@ def test_no_builtin_voice_and_no_custom_voice_is_a_clear_400(tmp_path: Path, fak
     with pytest.raises(UnsupportedOptionError, match="custom voice") as err:
         list(engine.synthesize("Hi.", SynthesisOptions("default"), CancelToken()))
     assert err.value.param == "voice"
+
+
+@pytest.mark.parametrize("variant", ["turbo", "original"])
+def test_speech_tokens_are_capped(tmp_path: Path, fake_library: None, variant: cb.Variant) -> None:
+    ckpt = checkpoint(tmp_path, variant)
+    (ckpt / "conds.pt").write_bytes(b"")
+    engine = cb.ChatterboxSynthesizer(str(ckpt), variant, ChatterboxSettings(device="cpu", max_speech_tokens=75))
+    list(engine.synthesize("One. Two.", SynthesisOptions("default"), CancelToken()))
+    assert engine._model.t3.caps == [75, 75]
