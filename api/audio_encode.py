@@ -142,6 +142,8 @@ class Tempo:
         """Push samples (None at the end) and take what the filter has ready."""
         if samples is None:
             self._graph.push(None)
+        elif not len(samples):  # FFmpeg refuses an empty frame (ENOMEM); a resampler's slice can come out empty
+            return np.zeros(0, np.float32)
         else:
             frame = av.AudioFrame.from_ndarray(
                 np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="flt", layout="mono"

@@ -36,6 +36,9 @@ from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec, UnknownModel
 from engines.speech_text import parse_blend
 
+# Engine chunks are encoded in slices this long, each sent as soon as it is encoded: the first bytes leave after a
+# fraction of a phrase is encoded (opus and aac take ~40 ms per second of audio on a small CPU), not all of it.
+ENCODE_SLICE_SECONDS = 0.25
 OPENAI_TTS_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
 
 
@@ -353,10 +356,12 @@ class SpeechService:
                                 yield data
                             continue
                         for chunk in engine.synthesize(part, options, cancel):
-                            data = pipeline.push(chunk.samples, chunk.sample_rate)
-                            stats.audio_seconds = pipeline.seconds
-                            if data:
-                                yield data
+                            step = max(1, int(chunk.sample_rate * ENCODE_SLICE_SECONDS))
+                            for start in range(0, len(chunk.samples), step):
+                                data = pipeline.push(chunk.samples[start:start + step], chunk.sample_rate)
+                                stats.audio_seconds = pipeline.seconds
+                                if data:
+                                    yield data
                     tail = pipeline.finish()
                     stats.audio_seconds = pipeline.seconds
                     if tail:

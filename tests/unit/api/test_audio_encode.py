@@ -53,6 +53,19 @@ def test_pipeline_resamples_and_changes_tempo(tempo: float) -> None:
     assert len(data) / 2 / SPEECH_RATE == pytest.approx(2.0 / tempo, rel=0.05)
 
 
+def test_tiny_slices_through_resampler_and_tempo_lose_nothing() -> None:
+    # The resampler returns nothing for some small slices; an empty frame must not reach FFmpeg's tempo filter.
+    pipeline = SpeechAudioPipeline("pcm", tempo=4.0)
+    source = tone(2.0, 22_050)
+    sizes = [7, 64, 5512, 1, 300]
+    data, start, i = b"", 0, 0
+    while start < len(source):
+        data += pipeline.push(source[start : start + sizes[i % len(sizes)]], 22_050)
+        start, i = start + sizes[i % len(sizes)], i + 1
+    data += pipeline.finish()
+    assert len(data) / 2 / SPEECH_RATE == pytest.approx(2.0 / 4.0, rel=0.05)
+
+
 @pytest.mark.parametrize(
     ("fmt", "magic"),
     [("mp3", b"\xff"), ("aac", b"\xff"), ("opus", b"OggS"), ("flac", b"fLaC"), ("wav", b"RIFF")],
