@@ -23,14 +23,13 @@ from engines.base import (
     EngineUnavailableError,
     SynthesisOptions,
     SynthesizerCapabilities,
-    UnsupportedOptionError,
     Voice,
 )
 from engines.core_slots import CoreSlots
 from engines.footprint import KOKORO_EMBEDDED_BYTES, KOKORO_FP32_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, package_dir, resolve_file
 from engines.registry import EngineSpec
-from engines.speech_text import parse_blend, split_phrases
+from engines.speech_text import blend, split_phrases
 
 KOKORO_RATE = 24_000
 _PARTS = 4
@@ -129,14 +128,7 @@ class KokoroSynthesizer:
 
     def style(self, voice: str) -> np.ndarray:
         """A style vector table, blended when the id is `a:0.6+b:0.4`."""
-        try:
-            parts = parse_blend(voice)
-        except ValueError as exc:
-            raise UnsupportedOptionError(str(exc), param="voice") from exc
-        missing = [name for name, _ in parts if name not in self._styles]
-        if missing:
-            raise UnsupportedOptionError(f"Kokoro has no voice {', '.join(missing)}", param="voice")
-        return sum(self._styles[name] * weight for name, weight in parts)
+        return blend(voice, self._styles, "Kokoro")
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         style = self.style(options.voice)

@@ -31,7 +31,6 @@ from engines.base import (
     EngineUnavailableError,
     SynthesisOptions,
     SynthesizerCapabilities,
-    UnsupportedOptionError,
     Voice,
 )
 from engines.kokoro_torch_files import (
@@ -46,7 +45,7 @@ from engines.kokoro_torch_files import (
     weights_file,
 )
 from engines.registry import EngineSpec
-from engines.speech_text import parse_blend, split_phrases
+from engines.speech_text import blend, split_phrases
 
 logger = logging.getLogger(__name__)
 
@@ -121,14 +120,7 @@ class KokoroTorchSynthesizer:
 
     def pack(self, voice: str) -> Any:
         """The voice pack tensor [510, 1, 256], blended when the id is `a:0.6+b:0.4`."""
-        try:
-            parts = parse_blend(voice)
-        except ValueError as exc:
-            raise UnsupportedOptionError(str(exc), param="voice") from exc
-        missing = [name for name, _ in parts if name not in self._packs]
-        if missing:
-            raise UnsupportedOptionError(f"Kokoro has no voice {', '.join(missing)}", param="voice")
-        return sum(self._packs[name] * weight for name, weight in parts)
+        return blend(voice, self._packs, "Kokoro")
 
     def phonemes(self, text: str, language: str) -> list[str]:
         """espeak-ng phonemes of `text` in Kokoro's vocabulary, cut into batches the model can take."""

@@ -8,7 +8,11 @@ throughput up. Each phrase carries the pause that should follow it, because engi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from engines.base import UnsupportedOptionError
 
 SENTENCE_PAUSE = 0.25
 CLAUSE_PAUSE = 0.12
@@ -91,6 +95,18 @@ def _group_clauses(clauses: list[str], *, first: bool, first_words: int, first_m
     if current:
         out.append(current)
     return out
+
+
+def blend(voice: str, table: Mapping[str, Any], engine: str) -> Any:
+    """The weighted sum of `table`'s entries (style vectors, voice packs) that a blended voice id names."""
+    try:
+        parts = parse_blend(voice)
+    except ValueError as exc:
+        raise UnsupportedOptionError(str(exc), param="voice") from exc
+    missing = [name for name, _ in parts if name not in table]
+    if missing:
+        raise UnsupportedOptionError(f"{engine} has no voice {', '.join(missing)}", param="voice")
+    return sum(table[name] * weight for name, weight in parts)
 
 
 def parse_blend(voice: str) -> list[tuple[str, float]]:

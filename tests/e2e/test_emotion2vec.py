@@ -8,7 +8,6 @@ the adapter (loading, label mapping, scores, valence/arousal), the schema, segme
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from api.app import create_app
 from api.settings import EmotionSettings, Settings
 from engines.base import EMOTION_LABELS, AudioBuffer, CancelToken, EmotionOptions
 from engines.circumplex import va_from_scores
+from tests.support.offline import network_connects
 from tests.support.server import live_server
 from tests.support.speech import PIPER_RATE, encode, silence, speak
 
@@ -38,21 +38,8 @@ MODEL = "emotion2vec_plus_base"
 
 @pytest.fixture(scope="module")
 def network_calls() -> Iterator[list[tuple]]:
-    """Records every socket connect to a non-loopback address while the module runs (audit hooks cannot be removed,
-    so the hook goes inert afterwards)."""
-    calls: list[tuple] = []
-    active = [True]
-
-    def hook(event: str, args: tuple) -> None:
-        if active[0] and event == "socket.connect":
-            address = args[1]
-            host = address[0] if isinstance(address, tuple) else str(address)
-            if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
-                calls.append(args)
-
-    sys.addaudithook(hook)
-    yield calls
-    active[0] = False
+    with network_connects() as calls:
+        yield calls
 
 
 @pytest.fixture(scope="module")

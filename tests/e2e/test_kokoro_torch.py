@@ -12,7 +12,6 @@ import base64
 import importlib.util
 import io
 import json
-import sys
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from api.settings import Settings, TTSSettings
 from engines.base import CancelledByClient, CancelToken, SynthesisOptions
 from engines.speech_text import split_phrases
 from tests.e2e.test_speech import to_audio
+from tests.support.offline import network_connects
 from tests.support.server import live_server
 from tests.support.tiny_kokoro import FRAME_SAMPLES, MAX_DUR, VOICES
 
@@ -45,20 +45,8 @@ TWO_PHRASES = "Hello there, this is a test. It has two sentences."
 
 @pytest.fixture(scope="module")
 def network_calls() -> Iterator[list[tuple]]:
-    """Socket connects to anything but loopback while the module runs (the hook goes inert afterwards)."""
-    calls: list[tuple] = []
-    active = [True]
-
-    def hook(event: str, args: tuple) -> None:
-        if active[0] and event == "socket.connect":
-            address = args[1]
-            host = address[0] if isinstance(address, tuple) else str(address)
-            if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
-                calls.append(args)
-
-    sys.addaudithook(hook)
-    yield calls
-    active[0] = False
+    with network_connects() as calls:
+        yield calls
 
 
 @pytest.fixture(scope="module")
