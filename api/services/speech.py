@@ -39,6 +39,7 @@ from engines.speech_text import parse_blend
 # Engine chunks are encoded in slices this long, each sent as soon as it is encoded: the first bytes leave after a
 # fraction of a phrase is encoded (opus and aac take ~40 ms per second of audio on a small CPU), not all of it.
 ENCODE_SLICE_SECONDS = 0.25
+SLICED_FORMATS = frozenset({"mp3", "opus", "aac", "flac"})
 OPENAI_TTS_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
 
 
@@ -356,7 +357,9 @@ class SpeechService:
                                 yield data
                             continue
                         for chunk in engine.synthesize(part, options, cancel):
-                            step = max(1, int(chunk.sample_rate * ENCODE_SLICE_SECONDS))
+                            step = len(chunk.samples) or 1  # pcm and wav cost nothing to encode: one piece
+                            if plan.response_format in SLICED_FORMATS:
+                                step = max(1, int(chunk.sample_rate * ENCODE_SLICE_SECONDS))
                             for start in range(0, len(chunk.samples), step):
                                 data = pipeline.push(chunk.samples[start:start + step], chunk.sample_rate)
                                 stats.audio_seconds = pipeline.seconds
