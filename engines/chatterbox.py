@@ -233,7 +233,7 @@ class ChatterboxSynthesizer:
             if len(samples):
                 yield AudioChunk(np.clip(samples, -1.0, 1.0), self.sample_rate, text=phrase.text)
             if phrase.pause_after:
-                yield AudioChunk(np.zeros(int(phrase.pause_after * self.sample_rate), np.float32), self.sample_rate)
+                yield AudioChunk(phrase.pause(self.sample_rate), self.sample_rate)
 
     def close(self) -> None:
         self._cloned.clear()

@@ -141,8 +141,7 @@ class KokoroSynthesizer:
                 except ValueError:  # only punctuation or symbols: nothing to say in this phrase
                     continue
             samples = np.asarray(audio, dtype=np.float32)
-            if phrase.pause_after:
-                samples = np.concatenate([samples, np.zeros(int(phrase.pause_after * rate), np.float32)])
+            samples = np.concatenate([samples, phrase.pause(rate)])
             yield AudioChunk(samples, rate, text=phrase.text)
 
     def close(self) -> None:

@@ -137,8 +137,7 @@ class KokoroTorchSynthesizer:
             parts = [self._speak(batch, pack, options.speed) for batch in self.phonemes(phrase.text, options.language)]
             if not parts:  # only punctuation or symbols: nothing to say in this phrase
                 continue
-            if phrase.pause_after:
-                parts.append(np.zeros(int(phrase.pause_after * KOKORO_RATE), np.float32))
+            parts.append(phrase.pause(KOKORO_RATE))
             yield AudioChunk(np.concatenate(parts), KOKORO_RATE, text=phrase.text)
 
     def _speak(self, phonemes: str, pack: Any, speed: float) -> np.ndarray:

@@ -111,7 +111,7 @@ class PiperSynthesizer:
                     yield AudioChunk(samples, self.sample_rate, text=phrase.text)
                 cancel.raise_if_cancelled()
             if phrase.pause_after:
-                yield AudioChunk(np.zeros(int(phrase.pause_after * self.sample_rate), np.float32), self.sample_rate)
+                yield AudioChunk(phrase.pause(self.sample_rate), self.sample_rate)
 
     def close(self) -> None:
         del self._voice

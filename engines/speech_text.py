@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from engines.base import UnsupportedOptionError
 
 SENTENCE_PAUSE = 0.25
@@ -25,6 +27,10 @@ _LONG_SENTENCE_WORDS = 28
 class Phrase:
     text: str
     pause_after: float
+
+    def pause(self, rate: int) -> np.ndarray:
+        """The silence that follows this phrase, at `rate` (empty when none)."""
+        return np.zeros(int(self.pause_after * rate), np.float32)
 
 
 def split_sentences(text: str) -> list[str]:

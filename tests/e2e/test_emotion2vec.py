@@ -20,7 +20,7 @@ from api.app import create_app
 from api.settings import EmotionSettings, Settings
 from engines.base import EMOTION_LABELS, AudioBuffer, CancelToken, EmotionOptions
 from engines.circumplex import va_from_scores
-from tests.support.offline import network_connects
+from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
 from tests.support.speech import PIPER_RATE, encode, silence, speak
 
@@ -34,12 +34,6 @@ pytestmark = [
 ]
 
 MODEL = "emotion2vec_plus_base"
-
-
-@pytest.fixture(scope="module")
-def network_calls() -> Iterator[list[tuple]]:
-    with network_connects() as calls:
-        yield calls
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from api.settings import Settings, TTSSettings
 from engines.base import CancelledByClient, CancelToken, SynthesisOptions
 from engines.speech_text import split_phrases
 from tests.e2e.test_speech import to_audio
-from tests.support.offline import network_connects
+from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
 from tests.support.tiny_kokoro import FRAME_SAMPLES, MAX_DUR, VOICES
 
@@ -41,12 +41,6 @@ pytestmark = [
 MODEL = "kokoro-82m-torch"
 RATE = 24_000
 TWO_PHRASES = "Hello there, this is a test. It has two sentences."
-
-
-@pytest.fixture(scope="module")
-def network_calls() -> Iterator[list[tuple]]:
-    with network_connects() as calls:
-        yield calls
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ pytest.importorskip(
 
 from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from tests.support.offline import network_calls  # noqa: E402, F401 (a fixture)
 from tests.support.server import live_server  # noqa: E402
 from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
 
@@ -82,7 +83,7 @@ def tiny_t3_config() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory, network_calls) -> Iterator[Path]:
     import soundfile as sf
     import torch
     from chatterbox.models.s3gen import S3Gen
@@ -185,7 +186,7 @@ def test_pcm_stream(server: str) -> None:
     assert len(body) % 2 == 0 and 0.2 < len(body) / 2 / 24_000 <= phrase_bound(1)
 
 
-def test_custom_voice_is_cloned_by_the_library(server: str, cloned: list[str]) -> None:
+def test_custom_voice_is_cloned_by_the_library(server: str, cloned: list[str], network_calls: list) -> None:
     consent = httpx.post(f"{server}/v1/audio/voice_consents", timeout=120,
                          data={"name": "Joe", "language": "en-US"},
                          files={"recording": ("c.wav", encode(speak(CONSENT_TEXT), "wav"))})
@@ -202,6 +203,8 @@ def test_custom_voice_is_cloned_by_the_library(server: str, cloned: list[str]) -
         assert rate == 24_000 and 0.2 < len(samples) / rate <= phrase_bound(1)
     # The stored sample reached the library once; the second request reused its cached conditioning.
     assert len(cloned) == 1 and voice_id in cloned[0] and Path(cloned[0]).is_file()
+    # Built, loaded (AutoTokenizer included) and run from local files only.
+    assert network_calls == [], f"Chatterbox reached the network: {network_calls}"
 
 
 def test_original_only_controls_are_refused(server: str) -> None:

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -28,3 +30,11 @@ def network_connects() -> Iterator[list[tuple]]:
         yield calls
     finally:
         active[0] = False
+
+
+@pytest.fixture(scope="module")
+def network_calls() -> Iterator[list[tuple]]:
+    """The module's non-loopback connects: a test module imports this fixture, builds its model under it, and
+    asserts the list is empty."""
+    with network_connects() as calls:
+        yield calls
