@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -166,12 +166,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_playground(app)  # the browser page at / (issue 9)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
-    add_middlewares(app, settings, services.metrics)
+    # Requests free native memory too (decoders, engine buffers): give it back once the server goes idle.
+    add_middlewares(app, settings, services.metrics,
+                    on_idle=services.trimmer.request if settings.malloc_trim_interval_seconds > 0 else None)
     app.state.tracer_provider = install_tracing(app, settings.otel_endpoint)
     return app
 
 
-def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics,
+                    on_idle: Callable[[], None] | None = None) -> None:
     """Outermost last: request id -> access log -> metrics -> CORS -> auth -> global limit -> body limit -> app.
 
     Metrics sit outside the refusals so 401/413/429 are counted; CORS sits outside auth so browsers' preflight
@@ -183,6 +186,7 @@ def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         max_concurrent=settings.max_concurrent_requests,
         retry_after=settings.retry_after_seconds,
         on_reject=metrics.reject,
+        on_idle=on_idle,
     )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(), on_reject=metrics.reject)

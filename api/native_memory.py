@@ -4,7 +4,8 @@ Realtime sessions free megabytes of native memory when they end (onnxruntime, so
 alive (Python heap, objects, tasks, threads and fds are flat per session in bench/realtime_leak.py), but glibc keeps
 the freed pages in its per-thread arenas, so RSS climbed ~3 MB per vanished session and `malloc_trim(0)` brought it
 straight back to the warm-up level: allocator retention, not a leak. The field's standard answer is applied here:
-cap the arenas (as `MALLOC_ARENA_MAX=2` would) and trim after sessions end. Elsewhere than glibc both are no-ops.
+cap the arenas (as `MALLOC_ARENA_MAX=2` would) and trim after sessions end, and whenever the last HTTP request in
+flight ends (requests free decoder and engine buffers the same way). Elsewhere than glibc both are no-ops.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=2, help="VOXLOOP_MAX_CONCURRENT_PER_MODEL")
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of the overload phase")
-    parser.add_argument("--idle-requests", type=int, default=8)
+    parser.add_argument("--idle-requests", type=int, default=20, help="idle samples (p95 of 8 is their max)")
     parser.add_argument("--backoff", type=float, default=0.25, help="client pause after a 429, seconds")
     args = parser.parse_args()
     samples = np.concatenate([silence(0.3), speak(TEXT), silence(0.3)])

@@ -52,7 +52,8 @@ async def quiet(client: httpx.AsyncClient, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = None, settle: float = 12.0) -> None:
+async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = None, settle: float = 12.0,
+               checkpoints: int = 1) -> None:
     samples = np.concatenate([silence(0.2), speak("The mobile team finished the offline mode last week."), silence(0.2)])
     clip, pcm = encode(samples, "wav"), to_pcm16_24k(samples)
     ws_url = url.replace("http://", "ws://") + "/v1/realtime?model=gpt-realtime"
@@ -128,7 +129,17 @@ async def soak(url: str, seconds: float, warmup: float, only: set[str] | None = 
             return await gauges(client)
 
         start = await phase(warmup)
-        end = await phase(seconds)
+        # The measured time runs in `checkpoints` equal parts with a sample after each, so a leak (growth in every
+        # part) can be told from memory that settles after a while (growth in the first parts only).
+        curve = [start]
+        for n in range(checkpoints):
+            curve.append(await phase(seconds / checkpoints))
+            if checkpoints > 1:
+                rss = curve[-1][WATCHED[0]]
+                print(f"checkpoint {n + 1}/{checkpoints} at {warmup + seconds * (n + 1) / checkpoints:6.0f} s: RSS "
+                      f"{rss / 2**20:8.1f} MiB ({(rss - start[WATCHED[0]]) / start[WATCHED[0]] * 100:+.2f} % since warm-up, "
+                      f"{(rss - curve[-2][WATCHED[0]]) / 2**20:+.1f} MiB in this part)", flush=True)
+        end = curve[-1]
 
     print(f"warm-up {warmup:.0f} s, measured {seconds:.0f} s, loopback, shared 2-core CPU")
     print("requests:", dict(sorted(statuses.items())))
@@ -148,10 +159,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--only", help="comma-separated client kinds to run (to find which one grows memory)")
     parser.add_argument("--settle", type=float, default=12.0, help="idle seconds before each RSS sample")
+    parser.add_argument("--checkpoints", type=int, default=1, help="RSS samples over the measured time (the curve)")
     args = parser.parse_args()
     with voxloop_server() as url:
         only = set(args.only.split(",")) if args.only else None
-        asyncio.run(soak(url, args.seconds, args.warmup, only, args.settle))
+        asyncio.run(soak(url, args.seconds, args.warmup, only, args.settle, args.checkpoints))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ class ConcurrencyLimitMiddleware:
 
     The per-model cap in the model manager protects one engine; this one protects the process (memory for bodies,
     decode threads, the event loop) when many models are busy at once. Probes and /metrics are not counted, so an
-    overloaded server still reports its health.
+    overloaded server still reports its health. `on_idle` is called each time the last request in flight ends (the
+    app gives freed native memory back to the OS then, see api/native_memory.py).
     """
 
     def __init__(
@@ -85,11 +86,13 @@ class ConcurrencyLimitMiddleware:
         retry_after: int,
         on_reject: Callable[[str], None] | None = None,
         prefix: str = "/v1/",
+        on_idle: Callable[[], None] | None = None,
     ):
         self.app = app
         self.max_concurrent = max_concurrent
         self.retry_after = retry_after
         self.on_reject = on_reject
+        self.on_idle = on_idle
         self.prefix = prefix
         self.in_flight = 0
 
@@ -110,6 +113,8 @@ class ConcurrencyLimitMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            if self.in_flight == 0 and self.on_idle is not None:
+                self.on_idle()
 
 
 async def send_error(send: Send, error: ApiError) -> None:

@@ -47,3 +47,17 @@ async def test_slot_released_when_the_app_raises() -> None:
         except RuntimeError:
             pass
     assert limit.in_flight == 0
+
+
+async def test_on_idle_fires_when_the_last_request_in_flight_ends() -> None:
+    gate = asyncio.Event()
+    idle: list[int] = []
+    limit = ConcurrencyLimitMiddleware(Inner(gate), max_concurrent=4, retry_after=1, on_idle=lambda: idle.append(1))
+    held = [asyncio.create_task(limit(http_scope("/v1/audio/speech"), no_body, Sent())) for _ in range(3)]
+    while limit.in_flight < 3:
+        await asyncio.sleep(0)
+    await limit(http_scope("/health"), no_body, Sent())  # a probe is not a request in flight: no idle signal
+    assert idle == []
+    gate.set()
+    await asyncio.gather(*held)
+    assert idle == [1]  # once, when the third of three overlapping requests ended, not once per request
