@@ -132,8 +132,10 @@ bench: $(STAMP)
 
 # Overload (4x the per-model limit) and a bounded mixed soak; both on loopback. SOAK_SECONDS bounds the soak.
 SOAK_SECONDS ?= 180
+# Both limits: 1 is what a 2-core CPU runs at once (admitted latency stays at idle), 2 shows the queueing cost.
 bench-load: $(STAMP)
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py --concurrency 1
+	$(BIN)/python bench/load.py --concurrency 2
 
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
