@@ -47,8 +47,10 @@ def test_long_audio_is_transcribed_window_by_window(tmp_path) -> None:
     words = body["words"]
     assert [w["start"] for w in words] == sorted(w["start"] for w in words)
     # The last line's first word is found near where it was spoken, i.e. offsets survive the windows.
-    last_the = [w for w in words if w["word"].strip().lower() == "the" and w["start"] > starts[-1] - 1.0]
-    assert last_the and abs(last_the[0]["start"] - starts[-1]) < 1.0
+    # (Any of its first three words: Piper's synthesis is random, and Whisper sometimes drops a leading "the".)
+    opening = {"the", "last", "part"}
+    near = [w for w in words if abs(w["start"] - starts[-1]) < 1.0 and w["word"].strip(" .,").lower() in opening]
+    assert near, [w for w in words if w["start"] > starts[-1] - 3.0]
 
 
 def test_admission_limit_answers_429_with_retry_after(tmp_path) -> None:
