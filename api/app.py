@@ -118,7 +118,7 @@ def build_services(settings: Settings) -> Services:
         on_count=metrics.realtime_sessions.set,
         on_reject=metrics.reject,
         # An ended session leaves megabytes of freed native memory that glibc would keep (api/native_memory.py).
-        on_release=trimmer.request if settings.malloc_trim_interval_seconds > 0 else None,
+        on_release=trimmer.request,
     )
     return Services(
         settings=settings,
@@ -167,8 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     # Requests free native memory too (decoders, engine buffers): give it back once the server goes idle.
-    add_middlewares(app, settings, services.metrics,
-                    on_idle=services.trimmer.request if settings.malloc_trim_interval_seconds > 0 else None)
+    add_middlewares(app, settings, services.metrics, on_idle=services.trimmer.request)
     app.state.tracer_provider = install_tracing(app, settings.otel_endpoint)
     return app
 

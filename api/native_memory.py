@@ -39,7 +39,7 @@ def limit_arenas(max_arenas: int) -> bool:
 
 
 class MallocTrimmer:
-    """Runs `malloc_trim(0)` in a thread, at most once per `min_interval` seconds, when asked.
+    """Runs `malloc_trim(0)` in a thread, at most once per `min_interval` seconds (0: never), when asked.
 
     A burst of session closes costs one trim, and the last close in the burst is still followed by one (the request
     is deferred, not dropped). The trim runs off the event loop: it walks every arena and can take milliseconds.
@@ -47,7 +47,8 @@ class MallocTrimmer:
 
     def __init__(self, min_interval: float = 10.0):
         self.min_interval = min_interval
-        self._libc = _libc()
+        # `min_interval` 0 turns trimming off (VOXLOOP_MALLOC_TRIM_INTERVAL_SECONDS=0), as does a libc without it.
+        self._libc = _libc() if min_interval > 0 else None
         self._last = float("-inf")
         self._pending: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None

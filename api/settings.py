@@ -248,8 +248,8 @@ class Settings(BaseSettings):
         "arenas keep less freed memory. 0: glibc's default (8 per core)."
     )
     malloc_trim_interval_seconds: float = Field(
-        10.0, ge=0, description="After realtime sessions end, give freed native memory back to the OS "
-        "(glibc malloc_trim) at most this often; 0: never."
+        10.0, ge=0, description="After realtime sessions end and when the server goes idle, give freed native "
+        "memory back to the OS (glibc malloc_trim) at most this often; 0: never."
     )
 
     cache_dir: Path = Field(

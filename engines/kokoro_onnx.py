@@ -141,7 +141,8 @@ class KokoroSynthesizer:
                 except ValueError:  # only punctuation or symbols: nothing to say in this phrase
                     continue
             samples = np.asarray(audio, dtype=np.float32)
-            samples = np.concatenate([samples, phrase.pause(rate)])
+            if phrase.pause_after:
+                samples = np.concatenate([samples, phrase.pause(rate)])
             yield AudioChunk(samples, rate, text=phrase.text)
 
     def close(self) -> None:
