@@ -101,6 +101,10 @@ def iter_audio_windows(
         if not container.streams.audio:
             raise InvalidAudioError("The file has no audio stream.")
         stream = container.streams.audio[0]
+        # Refuse before decoding when the container says how long it is: a 40 KB FLAC can hold hours of silence,
+        # and decoding it to find out takes a minute of CPU. A container that does not say (or lies) is still
+        # stopped by the running count below, as soon as it passes the limit.
+        _check_declared_length(container, stream, max_seconds)
         converter = _MonoFloatStream(rate)
         pending: list[np.ndarray] = []
         pending_len = 0
@@ -137,6 +141,26 @@ def decode_audio(source: BinaryIO | str, *, rate: int = WHISPER_RATE, max_second
     if len(windows) == 1:
         return windows[0]
     return AudioBuffer(np.concatenate([w.samples for w in windows]), rate)
+
+
+def declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+    """The duration the container or the stream header states, or None when neither does."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _check_declared_length(
+    container: av.container.InputContainer, stream: av.AudioStream, max_seconds: float | None
+) -> None:
+    declared = declared_seconds(container, stream)
+    if max_seconds is not None and declared is not None and declared > max_seconds:
+        raise InvalidAudioError(
+            f"The audio is {declared:.0f} seconds long (as its container states); "
+            f"the limit is {max_seconds:.0f} seconds."
+        )
 
 
 def _check_length(samples: int, rate: int, max_seconds: float | None) -> None:

@@ -173,6 +173,13 @@ class TTSSettings(BaseModel):
         "on CPU takes ~0.15 s plus ~0.3 s per second of speech, so every word counts toward its first audio.",
     )
     max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
+    max_spoken_chars: int = Field(
+        8192,
+        ge=1,
+        description="Longest `input` once numbers, dates, money and abbreviations are spelled out as they are read "
+        "(400 above): a speech request's cost follows what is spoken, so 4,096 characters of any text cost at most "
+        "about twice 4,096 characters of prose.",
+    )
 
 
 
@@ -256,7 +263,12 @@ class Settings(BaseSettings):
         Path.home() / ".cache" / "voxloop", description="Where models assembled from wheels are kept."
     )
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest accepted request body (413 above).")
-    max_audio_seconds: float = Field(4 * 3600, gt=0, description="Longest accepted audio; longer uploads get a 400.")
+    max_audio_seconds: float = Field(
+        4 * 3600, gt=0, description="Longest audio accepted for transcription and translation; longer uploads get a 400."
+    )
+    max_emotion_seconds: float = Field(
+        600, gt=0, description="Longest audio accepted by POST /v1/emotion (it decodes the whole file at once)."
+    )
     decode_window_seconds: float = Field(
         600.0, ge=30, description="Long audio is decoded and transcribed in windows of this length to bound memory."
     )

@@ -50,6 +50,17 @@ def number_words(n: int) -> str:
     return str(n)
 
 
+# Longer digit runs are read digit by digit: "one two three ...", never a thousand-word number (issue 15).
+MAX_NUMBER_DIGITS = 15
+
+
+def cardinal_words(digits: str) -> str:
+    """A run of digits as a person reads it: as a number up to hundreds of trillions, digit by digit beyond."""
+    if len(digits.lstrip("0")) > MAX_NUMBER_DIGITS:
+        return " ".join(_ONES[int(d)] for d in digits)
+    return number_words(int(digits or "0"))
+
+
 def ordinal_words(n: int) -> str:
     words = number_words(n)
     head, sep, last = words.rpartition(" ") if " " in words else ("", "", words)
@@ -75,7 +86,7 @@ def year_words(n: int) -> str:
 
 def _decimal_words(text: str) -> str:
     whole, _, frac = text.partition(".")
-    words = number_words(int(whole or "0"))
+    words = cardinal_words(whole)
     return words + (" point " + " ".join(_ONES[int(d)] for d in frac) if frac else "")
 
 
@@ -88,8 +99,9 @@ def _date(m: re.Match[str]) -> str:
 
 def _money(m: re.Match[str]) -> str:
     one, many, cent, cents = _CURRENCY[m["cur"]]
-    amount = int(m["whole"].replace(",", ""))
-    out = f"{number_words(amount)} {one if amount == 1 else many}"
+    whole = m["whole"].replace(",", "")
+    amount = int(whole) if len(whole) <= MAX_NUMBER_DIGITS else None
+    out = f"{cardinal_words(whole)} {one if amount == 1 else many}"
     if m["frac"] and int(m["frac"]):
         c = int(m["frac"].ljust(2, "0")[:2])
         out += f" and {number_words(c)} {cent if c == 1 else cents}"
@@ -108,15 +120,14 @@ def _number(m: re.Match[str]) -> str:
     raw = m.group(0).replace(",", "")
     if "." in raw:
         return _decimal_words(raw)
-    n = int(raw)
-    if len(raw) == 4 and 1100 <= n <= 2099 and "," not in m.group(0):
-        return year_words(n)  # a bare four-digit number in prose is almost always a year
-    return number_words(n)
+    if len(raw) == 4 and 1100 <= int(raw) <= 2099 and "," not in m.group(0):
+        return year_words(int(raw))  # a bare four-digit number in prose is almost always a year
+    return cardinal_words(raw)
 
 
 def _strip_markdown(text: str) -> str:
     text = re.sub(r"```.*?(```|$)", " ", text, flags=re.DOTALL)  # code blocks are not read out
-    text = re.sub(r"`([^`]*)`", r"\1", text)
+    text = re.sub(r"`[^`\n]*`", " ", text)  # nor inline code (`rm -rf` is not "RMRF")
     text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", text)
     text = re.sub(r"\[([^\]]+)\]\((?:[^)]*)\)", r"\1", text)
     text = re.sub(r"\[\^?\d+\]", "", text)  # footnote marks
@@ -180,10 +191,12 @@ def clean_for_speech(text: str) -> str:
     text = re.sub(money, _money, text)
     text = re.sub(r"\b(?P<h>\d{1,2}):(?P<min>\d{2})(?:\s?(?P<ampm>[ap]m\b))?(?![\d:])", _time, text,
                   flags=re.IGNORECASE)
-    text = re.sub(r"(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent", text)
-    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)
+    # Each digit pattern starts only where a run of digits starts (the look-behind): tried at every digit of a long
+    # run, a `\d+` that then fails is quadratic.
+    text = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent", text)
+    text = re.sub(r"(?<!\d)\b(\d{1,15})(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)
     units = "|".join(_UNITS)
-    text = re.sub(rf"\b(\d+(?:\.\d+)?)\s?({units})\b", lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
+    text = re.sub(rf"(?<![\d.])\b(\d+(?:\.\d+)?)\s?({units})\b", lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
     text = re.sub(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\d.])\d+(?:\.\d+)?(?![\d])", _number, text)
     text = text.replace("&", " and ").replace("@", " at ")
     text = re.sub(r"[#*_~^\\{}<>|=]+", " ", text)  # leftover markup symbols nobody would say

@@ -28,7 +28,7 @@ from engines.base import (
 from engines.footprint import PIPER_HIGH_BYTES, PIPER_MEDIUM_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, resolve_file
 from engines.registry import EngineSpec
-from engines.speech_text import split_phrases
+from engines.speech_text import bound_phonemes, split_phrases
 
 JOE = Voice(
     id="en_US-joe-medium",
@@ -102,9 +102,7 @@ class PiperSynthesizer:
             cancel.raise_if_cancelled()
             with self._ESPEAK_LOCK:
                 sentences = self._voice.phonemize(phrase.text)
-            for phonemes in sentences:
-                if not phonemes:
-                    continue
+            for phonemes in (run for sentence in sentences for run in bound_phonemes(sentence)):
                 audio = self._voice.phoneme_ids_to_audio(self._voice.phonemes_to_ids(phonemes), config)
                 samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1) * self._gain, -1.0, 1.0)
                 if len(samples):

@@ -21,6 +21,14 @@ CLAUSE_PAUSE = 0.12
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+")
 _LONG_SENTENCE_WORDS = 28
+# Every phrase an engine gets is at most this long (issue 15): a TTS model's memory and time grow with the square of
+# a phrase, and espeak-ng (Piper's and Kokoro's G2P) crashes on a 4,000-character token. A phrase longer than this is
+# cut at clause breaks, then at words, and a token longer than MAX_TOKEN_CHARS (no speakable word is) at characters.
+MAX_PHRASE_CHARS = 240
+MAX_TOKEN_CHARS = 40
+# And at most this many phonemes per model call, for engines that phonemize themselves (a 240-character phrase is
+# ~250 phonemes of English; spelled-out symbols run longer).
+MAX_PHONEMES = 400
 
 
 @dataclass(frozen=True)
@@ -67,15 +75,46 @@ def split_phrases(text: str, first_words: int = 4, first_max_words: int | None =
     out: list[Phrase] = []
     for sentence in split_sentences(text):
         pieces = [sentence]
-        if not out or len(sentence.split()) > _LONG_SENTENCE_WORDS:
+        if not out or len(sentence.split()) > _LONG_SENTENCE_WORDS or len(sentence) > MAX_PHRASE_CHARS:
             pieces = _group_clauses(_clauses(sentence), first=not out, first_words=first_words,
                                     first_max_words=first_max_words)
+        pieces = [bounded for piece in pieces for bounded in bound_phrase(piece)]
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             out.append(Phrase(piece, SENTENCE_PAUSE if last else (CLAUSE_PAUSE if piece[-1] in ",;:—–" else 0.0)))
     if out:
         out[-1] = Phrase(out[-1].text, 0.0)
     return out
+
+
+def bound_phrase(text: str, max_chars: int = MAX_PHRASE_CHARS, max_words: int = _LONG_SENTENCE_WORDS) -> list[str]:
+    """`text` as pieces of at most `max_chars` characters and `max_words` words, cut between words; a token longer
+    than MAX_TOKEN_CHARS is first cut into MAX_TOKEN_CHARS pieces. Linear in the text."""
+    if len(text) <= max_chars and text.count(" ") < max_words:
+        return [text]
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    for word in text.split():
+        for token in (word[i : i + MAX_TOKEN_CHARS] for i in range(0, len(word), MAX_TOKEN_CHARS)):
+            if current and (size + 1 + len(token) > max_chars or len(current) >= max_words):
+                out.append(" ".join(current))
+                current, size = [], -1
+            current.append(token)
+            size += 1 + len(token)
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
+def bound_phonemes(phonemes: list[str], max_len: int = MAX_PHONEMES) -> list[list[str]]:
+    """`phonemes` in runs of at most `max_len`, cut after a word's end (" ") where there is one."""
+    out = []
+    while len(phonemes) > max_len:
+        cut = next((i + 1 for i in range(max_len - 1, max_len // 2, -1) if phonemes[i] == " "), max_len)
+        out.append(phonemes[:cut])
+        phonemes = phonemes[cut:]
+    return out + [phonemes] if phonemes else out
 
 
 def _group_clauses(clauses: list[str], *, first: bool, first_words: int, first_max_words: int) -> list[str]:

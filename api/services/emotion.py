@@ -72,7 +72,7 @@ class EmotionService:
     async def recognize_file(self, spec: EngineSpec, file: BinaryIO, *, segments: bool = False) -> EmotionResult:
         """Decode an uploaded file (on the engine's thread) and recognize it."""
         async with self._manager.lease(spec) as lease:
-            decode = functools.partial(decode_audio, rate=RATE, max_seconds=self._settings.max_audio_seconds)
+            decode = functools.partial(decode_audio, rate=RATE, max_seconds=self._settings.max_emotion_seconds)
             audio = await lease.call(decode, file)
             return await self._run(lease, audio, None, segments)
 

@@ -232,6 +232,13 @@ class SpeechService:
         spec = self.resolve_model(req.model)
         requested, route, reference = spec, None, None
         cleaned = clean_for_speech(req.input)
+        if len(cleaned) > self._settings.tts.max_spoken_chars:
+            raise InvalidRequestError(
+                f"'input' reads as {len(cleaned)} characters once numbers, dates and abbreviations are spelled out; "
+                f"the limit is {self._settings.tts.max_spoken_chars}. Send it in smaller parts.",
+                param="input",
+                code="string_too_long",
+            )
         if isinstance(req.voice, CustomVoice):
             reference = self._custom.reference(req.voice.id)  # an unknown id is a 400 whatever the model
         if spec.model_id == ROUTER_MODEL_ID:

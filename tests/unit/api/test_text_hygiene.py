@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from api.text_hygiene import clean_for_speech, number_words, ordinal_words, year_words
@@ -12,7 +14,7 @@ from api.text_hygiene import clean_for_speech, number_words, ordinal_words, year
     [
         ("<think>plan the answer</think>Sure thing.", "Sure thing."),
         ("<think>never closed, still thinking", ""),
-        ("**Bold** and _italic_ and `code`.", "Bold and italic and code."),
+        ("**Bold** and _italic_ and `code`.", "Bold and italic and."),
         ("# Title\n- first item\n- second item", "Title. first item. second item."),
         ("Run this:\n```python\nprint('hi')\n```\nDone.", "Run this: Done."),
         ("See [the docs](https://example.com/docs) now.", "See the docs now."),
@@ -48,3 +50,34 @@ def test_ordinals_and_years() -> None:
         "first", "second", "third", "twelfth", "twentieth", "forty-second"]
     assert [year_words(y) for y in (1905, 2000, 2007, 2024, 1800)] == [
         "nineteen oh five", "two thousand", "two thousand seven", "twenty twenty-four", "eighteen hundred"]
+
+
+def test_inline_code_is_not_read_out() -> None:
+    assert clean_for_speech("Run `rm -rf /tmp/x` to clean up.") == "Run to clean up."
+
+
+def test_long_digit_runs_are_read_digit_by_digit() -> None:
+    assert clean_for_speech("Call 1234567890123456789.") == (
+        "Call one two three four five six seven eight nine zero one two three four five six seven eight nine."
+    )
+    assert clean_for_speech("It is 123456789012345.") .startswith("It is one hundred twenty-three trillion")
+
+
+# Issue 15: hygiene is linear in its input; each of these took seconds (a quadratic regex, a thousand-word number).
+LONG_INPUTS = {
+    "digits": "1" * 4096,
+    "decimal": "1." + "5" * 4000,
+    "percent": "1%" * 2048,
+    "money": "$" + ",9" * 2000,
+    "dates": "12/12/2020 " * 370,
+    "abbreviations": "Dr. " * 1000,
+    "underscores": "_a " * 1365,
+}
+
+
+@pytest.mark.parametrize("text", LONG_INPUTS.values(), ids=LONG_INPUTS.keys())
+def test_hygiene_of_long_hostile_text_is_fast_and_bounded(text: str) -> None:
+    started = time.process_time()
+    spoken = clean_for_speech(text)
+    assert time.process_time() - started < 0.5
+    assert len(spoken) <= 6 * len(text)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from engines.speech_text import parse_blend, split_phrases
+from engines.speech_text import (
+    MAX_PHRASE_CHARS,
+    MAX_TOKEN_CHARS,
+    bound_phonemes,
+    bound_phrase,
+    parse_blend,
+    split_phrases,
+)
 
 
 def test_first_phrase_is_short_then_sentences() -> None:
@@ -50,3 +57,37 @@ def test_a_tight_first_maximum_keeps_the_first_phrase_short() -> None:
     assert " ".join(p.text for p in phrases).split() == text.split()
     clause = split_phrases("Later that evening, the tired fox curled up under an old oak tree.", 3, first_max_words=4)
     assert clause[0].text == "Later that evening,"
+
+
+# Issue 15: every phrase an engine gets is bounded, whatever the text.
+HOSTILE = {
+    "url-token": "http" + "a." * 2000,
+    "no-spaces": "x" * 4096,
+    "comma-run": "$" + ",nine" * 800,
+    "one-long-clause": "Doctor " * 1000,
+    "digits-as-words": "five " * 4000,
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_every_phrase_is_bounded(text: str) -> None:
+    phrases = split_phrases(text)
+    assert all(len(p.text) <= MAX_PHRASE_CHARS for p in phrases)
+    assert all(len(p.text.split()) <= 28 for p in phrases)
+    assert all(len(w) <= MAX_TOKEN_CHARS for p in phrases for w in p.text.split())
+    # Nothing is lost: the phrases hold every non-space character of the text, in order.
+    assert "".join(p.text.replace(" ", "") for p in phrases) == "".join(text.split())
+
+
+def test_bound_phrase_keeps_short_text_whole_and_cuts_between_words() -> None:
+    assert bound_phrase("a short phrase") == ["a short phrase"]
+    pieces = bound_phrase(" ".join(f"w{i}" for i in range(70)), max_words=28)
+    assert [len(p.split()) for p in pieces] == [28, 28, 14]
+
+
+def test_bound_phonemes_cuts_after_a_word() -> None:
+    phonemes = list("ab cd ef ") * 100
+    runs = bound_phonemes(phonemes, 50)
+    assert sum(runs, []) == phonemes
+    assert all(len(r) <= 50 for r in runs) and all(r[-1] == " " for r in runs[:-1])
+    assert bound_phonemes([]) == [] and bound_phonemes(list("abc"), 2) == [["a", "b"], ["c"]]
