@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def voxloop_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    """`voxloop serve` as a separate process (as users run it), stopped on exit."""
+def voxloop_process(env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`voxloop serve` as a separate process (as users run it), stopped on exit: (base URL, process)."""
     port = free_port()
     full_env = {**os.environ, "VOXLOOP_PORT": str(port), "VOXLOOP_LOG_LEVEL": "warning", **(env or {})}
     url = f"http://127.0.0.1:{port}"
-    with server_process([sys.executable, "-m", "voxloop.cli", "serve"], f"{url}/health", cwd=ROOT, env=full_env):
+    args = [sys.executable, "-m", "voxloop.cli", "serve"]
+    with server_process(args, f"{url}/health", cwd=ROOT, env=full_env) as proc:
+        yield url, proc
+
+
+@contextmanager
+def voxloop_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    with voxloop_process(env) as (url, _):
         yield url
 
 
