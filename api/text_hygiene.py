@@ -151,8 +151,23 @@ def _strip_markdown(text: str) -> str:
     return re.sub(r"</?[a-zA-Z][^>]*>", " ", text)  # HTML tags (paralinguistic ones were converted before)
 
 
+def _initialism(m: re.Match[str]) -> str:
+    """`U.S.A.` -> `U S A.`: letters spoken one by one. espeak-ng (Piper's and Kokoro's G2P) crashes the process on
+    a clause of ~100 dotted letters (`a.a.a.…`, as a URL's host leaves), while spaced letters are safe."""
+    letters = m.group(0).replace(".", "")
+    return " ".join(letters.upper()) + ("." if m.group(0).endswith(".") else "")
+
+
+# A link's host is read out when a person would read it ("example.com"); a longer one is just "a link": a host of
+# a thousand labels is minutes of speech for a few kilobytes of text (issue 15).
+_MAX_SPOKEN_HOST_CHARS = 40
+_MAX_SPOKEN_HOST_LABELS = 4
+
+
 def _url(m: re.Match[str]) -> str:
-    host = m["host"].removeprefix("www.")
+    host = m["host"].removeprefix("www.").strip(".")
+    if len(host) > _MAX_SPOKEN_HOST_CHARS or host.count(".") >= _MAX_SPOKEN_HOST_LABELS or not host:
+        return "a link"
     return host
 
 
@@ -185,6 +200,7 @@ def clean_for_speech(text: str) -> str:
     text = _drop_emoji(text)
     for short, long in _ABBREVIATIONS.items():
         text = re.sub(rf"(?<![\w.]){re.escape(short)}", long, text)
+    text = re.sub(r"(?<![\w.])[^\W\d_](?:\.[^\W\d_])+\.?(?!\w)", _initialism, text)
     text = re.sub(r"(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b", _date, text)
     text = re.sub(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\b", _date, text)
     money = r"(?P<cur>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<frac>\d+))?(?:\s?(?P<scale>million|billion|thousand))?"

@@ -81,3 +81,15 @@ def test_hygiene_of_long_hostile_text_is_fast_and_bounded(text: str) -> None:
     spoken = clean_for_speech(text)
     assert time.process_time() - started < 0.5
     assert len(spoken) <= 6 * len(text)
+
+
+def test_dotted_letters_are_spoken_one_by_one() -> None:
+    """espeak-ng crashed the server on ~100 dotted letters in a clause; spaced letters read the same and are safe."""
+    assert clean_for_speech("The U.S. economy grew.") == "The U S. economy grew."
+    assert "." not in clean_for_speech("a." * 2000)
+
+
+def test_long_link_hosts_are_just_a_link() -> None:
+    assert clean_for_speech("See https://www.example.com/x?y=1 now.") == "See example.com now."
+    assert clean_for_speech("www." * 1000) == "a link"
+    assert clean_for_speech("http://" + "a." * 2000) == "a link"
