@@ -86,7 +86,7 @@ def test_hygiene_of_long_hostile_text_is_fast_and_bounded(text: str) -> None:
 def test_dotted_letters_are_spoken_one_by_one() -> None:
     """espeak-ng crashed the server on ~100 dotted letters in a clause; spaced letters read the same and are safe."""
     assert clean_for_speech("The U.S. economy grew.") == "The U S. economy grew."
-    assert "." not in clean_for_speech("a." * 2000)
+    assert "." not in clean_for_speech("a." * 2000)[:-1]
 
 
 def test_long_link_hosts_are_just_a_link() -> None:
