@@ -27,24 +27,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import voxloop_process  # noqa: E402
+from tests.support.hostile import SPEECH_PROBES as CASES  # noqa: E402
 
 PROSE = (
     "The quick brown fox jumps over the lazy dog near the quiet river bank. Later that evening, the tired fox "
     "curled up under an old oak tree and fell asleep, dreaming of the long summer days to come. "
 )
-CASES = {
-    "url-host-token": "http://" + "a." * 2000,
-    "long-decimal": "1." + "5" * 4000,
-    "www-run": "www." * 1000,
-    "comma-digits": "$" + ",9" * 2000,
-    "digit-run": "1" * 4096,
-    "medium-decimal": "1." + "5" * 350,
-    "dates": "12/12/2020 " * 370,
-    "abbreviations": "Dr. " * 1000,
-    "no-spaces": "x" * 4096,
-}
-
-
 class RssSampler:
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()

@@ -22,8 +22,10 @@ import httpx
 import numpy as np
 import pytest
 import websockets
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tests.support.hostile import SPEECH_PROBES
 from tests.support.server import free_port, server_process
 from tests.support.speech import encode
 
@@ -101,19 +103,6 @@ def speech(h: Harness, what: str, text: str, fmt: str = "pcm") -> httpx.Response
 
 
 # --- speech: the probes of issue 15, each one request -----------------------------------------------------------
-SPEECH_PROBES = {
-    "url-host-token": "http://" + "a." * 2000,  # segfaulted espeak: one 4,000-character token
-    "long-decimal": "1." + "5" * 4000,  # out of memory: thousands of words, no punctuation
-    "www-run": "www." * 1000,
-    "comma-digits": "$" + ",9" * 2000,
-    "digit-run": "1" * 4096,  # onnxruntime asked for 28-38 GB
-    "medium-decimal": "1." + "5" * 350,  # +1.4 GB that onnxruntime never gave back
-    "dates": "12/12/2020 " * 370,  # 66-71 s of CPU
-    "abbreviations": "Dr. " * 1000,  # > 90 s of CPU
-    "no-spaces": "x" * 4096,
-}
-
-
 @pytest.mark.parametrize("text", SPEECH_PROBES.values(), ids=SPEECH_PROBES.keys())
 def test_speech_probe(harness: Harness, text: str) -> None:
     response = speech(harness, f"speech probe {text[:20]!r}", text)
