@@ -225,6 +225,17 @@ async def test_auth_query_parameter(secured_url: str) -> None:
     assert event["type"] == "session.created"
 
 
-async def test_auth_wrong_key_is_refused(secured_url: str) -> None:
-    with pytest.raises(websockets.exceptions.InvalidStatus):
-        await _first_event(ws_url(secured_url), additional_headers={"Authorization": "Bearer wrong"})
+@pytest.mark.parametrize("kw", [{"additional_headers": {"Authorization": "Bearer wrong"}},
+                                {"subprotocols": ["realtime", "openai-insecure-api-key.wrong"]}, {}],
+                         ids=["wrong_bearer", "wrong_subprotocol", "missing"])
+async def test_auth_refusal_is_a_401_with_the_openai_body(secured_url: str, kw: dict[str, Any]) -> None:
+    """As over HTTP: 401 and OpenAI's error body on the handshake itself (not a bare 403), before any socket opens."""
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        await _first_event(ws_url(secured_url), **kw)
+    response = refused.value.response
+    assert response.status_code == 401, response
+    assert response.headers["content-type"] == "application/json" and response.headers["x-request-id"]
+    error = json.loads(response.body)["error"]
+    assert error == {"message": error["message"], "type": "invalid_request_error", "param": None,
+                     "code": "invalid_api_key"}
+    assert "API key" in error["message"]
