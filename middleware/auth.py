@@ -23,8 +23,9 @@ from api.errors import AuthenticationError
 DENIAL_EXTENSION = "websocket.http.response"
 # Probes and the docs stay open so orchestrators and browsers work; everything else, /metrics included, needs the key.
 # The playground page itself is public too: it asks the person for the key and sends it on every API call.
+# So are the docs pages' own scripts and styles (served here so they work offline).
 _OPEN_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-_OPEN_PREFIXES = ("/playground/",)
+_OPEN_PREFIXES = ("/playground/", "/docs-assets/")
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
