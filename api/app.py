@@ -56,6 +56,7 @@ from routers import (
     models,
     realtime,
 )
+from routers.docs import mount_docs
 from routers.playground import mount_playground
 
 logger = logging.getLogger(__name__)
@@ -156,13 +157,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.trimmer.close()
             await services.manager.close()
 
-    app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc come from mount_docs: the same pages with their assets served here, not from a CDN.
+    app = FastAPI(title="voxloop", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.services = services
     install_error_handlers(app)
     for router in (audio_transcriptions.router, audio_speech.router, audio_voices.router,
                    audio_custom_voices.router, audio_voice_consents.router, audio_emotion.router,
                    chat.router, models.router, health.router, realtime.router):
         app.include_router(router)
+    mount_docs(app)  # Swagger UI and ReDoc, usable offline (issue 17)
     mount_playground(app)  # the browser page at / (issue 9)
     if settings.metrics_enabled:
         app.include_router(metrics.router)

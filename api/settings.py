@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ByteSize, Field, SecretStr
+from pydantic import BaseModel, ByteSize, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.settings_extras import ChatterboxSettings, NemoSettings, RemoteSettings, WhisperXSettings
@@ -20,6 +20,8 @@ from api.settings_extras import ChatterboxSettings, NemoSettings, RemoteSettings
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "VOXLOOP_"
+# Room for the JSON around the largest `audio` of an append (type, event_id), in a WebSocket message.
+APPEND_ENVELOPE_BYTES = 64 * 1024
 
 
 class WhisperSettings(BaseModel):
@@ -81,6 +83,12 @@ class RealtimeSettings(BaseModel):
     max_append_chars: int = Field(
         15 * 1024 * 1024, ge=1024, description="Largest base64 `audio` in one append (OpenAI's limit, 15 MiB)."
     )
+    max_message_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024 * 1024,
+        description="Largest WebSocket message the server reads (uvicorn's `ws_max_size`). Above `max_append_chars`, "
+        "so an append over that limit is an `error` event and the session goes on; a message larger than this one "
+        "closes the socket with 1009 (message too big), as the server cannot read it.",
+    )
     max_buffer_seconds: float = Field(900.0, gt=0, description="Longest uncommitted input audio buffer.")
     partial_interval_seconds: float = Field(
         0.7, ge=0.2, description="New audio between live re-transcriptions of a turn being spoken."
@@ -98,6 +106,16 @@ class RealtimeSettings(BaseModel):
         False, description="Send voxloop.* events (emotion of each user turn) to every session; a session can also "
         "ask with ?voxloop_events=true."
     )
+
+    @model_validator(mode="after")
+    def _an_oversized_append_is_readable(self) -> RealtimeSettings:
+        if self.max_message_bytes < self.max_append_chars + APPEND_ENVELOPE_BYTES:
+            raise ValueError(
+                f"realtime.max_message_bytes ({self.max_message_bytes}) must exceed realtime.max_append_chars "
+                f"({self.max_append_chars}) by at least {APPEND_ENVELOPE_BYTES} bytes, or an append over the limit "
+                "would close the socket instead of getting an error event."
+            )
+        return self
 
 
 class TTSSettings(BaseModel):

@@ -27,7 +27,7 @@ class AccessLogMiddleware:
 
         async def capture(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):  # a refused handshake too
                 status = message["status"]
             elif message["type"] == "websocket.accept":
                 status = 101

@@ -2,6 +2,10 @@
 
 HTTP: `Authorization: Bearer <key>`. WebSocket (browsers cannot set headers): also the subprotocol
 `openai-insecure-api-key.<key>` and `?api_key=<key>`. Keys are compared in constant time and never logged.
+
+A refusal is the same on both: 401 with OpenAI's error body (`invalid_api_key`). A WebSocket handshake gets it
+through the ASGI WebSocket Denial Response extension, before the socket is accepted; a server without that
+extension can only refuse with a bare 403, which is then what the client sees.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import AuthenticationError
 
+# The ASGI extension that lets a WebSocket handshake be answered with an HTTP response (uvicorn has it).
+DENIAL_EXTENSION = "websocket.http.response"
 # Probes and the docs stay open so orchestrators and browsers work; everything else, /metrics included, needs the key.
 # The playground page itself is public too: it asks the person for the key and sends it on every API call.
+# So are the docs pages' own scripts and styles (served here so they work offline).
 _OPEN_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-_OPEN_PREFIXES = ("/playground/",)
+_OPEN_PREFIXES = ("/playground/", "/docs-assets/")
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
@@ -56,20 +63,19 @@ class ApiKeyMiddleware:
         if self._on_reject is not None:
             self._on_reject("unauthorized")
         error = AuthenticationError("Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")
-        if scope["type"] == "websocket":
-            # Closing before accept: the server answers the handshake with 403 and the socket never opens.
-            await send({"type": "websocket.close", "code": 1008, "reason": "invalid api key"})
-            return
         body = json.dumps(error.body()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", b"Bearer"),
+        ]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": error.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif DENIAL_EXTENSION in (scope.get("extensions") or {}):
+            # The handshake is answered with the 401 and its body; the socket never opens.
+            await send({"type": "websocket.http.response.start", "status": error.status, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            # Closing before accept: the server answers the handshake with a bare 403.
+            await send({"type": "websocket.close", "code": 1008, "reason": "invalid api key"})

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level,
         log_config=None,
         access_log=False,
-        ws_max_size=16 * 1024 * 1024,
+        ws_max_size=settings.realtime.max_message_bytes,  # above the append limit: too large is an error event
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     server = GracefulServer(config, drain=app.state.services.realtime_sessions.drain)

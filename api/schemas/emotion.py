@@ -19,9 +19,11 @@ _SCORES_EXAMPLE = {
 class EmotionRequest(OpenAIBaseModel):
     """The form fields of an emotion request, except `file`."""
 
-    model: str = Field(
+    model: str | None = Field(
+        None,
         description="`voxloop-prosody-lexicon` (embedded baseline), `emotion2vec_plus_seed|base|large` "
-        "(needs the `funasr` extra and weights), or `default`."
+        "(needs the `funasr` extra and weights), or `default`. Optional (this endpoint is voxloop's own): left out, "
+        "it means `default`, the server's `VOXLOOP_EMOTION__DEFAULT_MODEL`.",
     )
     response_format: Literal["json", "verbose_json"] = Field(
         "json", description="`json`: the utterance result. `verbose_json`: adds segments, transcript and features."

@@ -94,6 +94,16 @@ async def test_default_alias_and_models_listing_name_the_baseline(http) -> None:
     assert {"emotion2vec_plus_seed", "emotion2vec_plus_base", "emotion2vec_plus_large"} <= set(cards)
 
 
+async def test_model_is_optional_and_means_the_configured_default(http, settings) -> None:
+    """`curl -F file=@x.wav` alone works: this endpoint is voxloop's own, so `model` defaults to the server's choice."""
+    r = await http.post("/v1/emotion", files={"file": ("a.wav", encode(speak(HAPPY)))})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == settings.emotion.default_model == "voxloop-prosody-lexicon"
+    op = (await http.get("/openapi.json")).json()["paths"]["/v1/emotion"]["post"]
+    form = op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and "model" in form["properties"]
+
+
 BAD_AUDIO = {
     "empty": b"",
     "truncated": encode(speak(HAPPY), "mp3")[:300],
@@ -118,8 +128,6 @@ async def test_other_bad_requests(http) -> None:
     assert "voxloop-prosody-lexicon" in unknown.json()["error"]["message"]
     missing = await http.post("/v1/emotion", data={"model": "default"}, files={"other": ("a.txt", b"x")})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "file"
-    no_model = await http.post("/v1/emotion", files={"file": ("a.wav", encode(speak(HAPPY)))})
-    assert no_model.status_code == 400 and no_model.json()["error"]["param"] == "model"
     seg = await post(http, encode(speak(HAPPY)), granularity="segment")
     assert seg.status_code == 400 and seg.json()["error"]["param"] == "granularity"
     fmt = await post(http, encode(speak(HAPPY)), response_format="srt")

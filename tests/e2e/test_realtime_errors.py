@@ -129,6 +129,25 @@ async def test_append_limit(ws: Any) -> None:
     await still_usable(ws)
 
 
+async def test_append_over_16_mib_is_an_error_event_and_the_session_goes_on(ws: Any, app: Any) -> None:
+    """20 MiB of base64 in one append (over uvicorn's default 16 MiB message limit): an `error` event, not a 1009."""
+    assert app.state.services.settings.realtime.max_message_bytes == 32 * 1024 * 1024
+    await assert_error(ws, json.dumps({"type": "input_audio_buffer.append", "event_id": "big",
+                                       "audio": "A" * (20 * 1024 * 1024)}),
+                       "input_audio_buffer_append_too_large", "audio", "big")
+    await still_usable(ws)
+
+
+async def test_message_over_the_websocket_limit_closes_with_1009(ws: Any, app: Any) -> None:
+    """Beyond VOXLOOP_REALTIME__MAX_MESSAGE_BYTES the server cannot read the message: close 1009, as documented."""
+    limit = app.state.services.settings.realtime.max_message_bytes
+    await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (limit + 1024)}))
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        while True:
+            await recv(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 async def test_binary_frame_is_an_error(ws: Any) -> None:
     await ws.send(b"\x00\x01")
     assert (await until(ws, "error"))["error"]["code"] == "invalid_json"
@@ -225,6 +244,17 @@ async def test_auth_query_parameter(secured_url: str) -> None:
     assert event["type"] == "session.created"
 
 
-async def test_auth_wrong_key_is_refused(secured_url: str) -> None:
-    with pytest.raises(websockets.exceptions.InvalidStatus):
-        await _first_event(ws_url(secured_url), additional_headers={"Authorization": "Bearer wrong"})
+@pytest.mark.parametrize("kw", [{"additional_headers": {"Authorization": "Bearer wrong"}},
+                                {"subprotocols": ["realtime", "openai-insecure-api-key.wrong"]}, {}],
+                         ids=["wrong_bearer", "wrong_subprotocol", "missing"])
+async def test_auth_refusal_is_a_401_with_the_openai_body(secured_url: str, kw: dict[str, Any]) -> None:
+    """As over HTTP: 401 and OpenAI's error body on the handshake itself (not a bare 403), before any socket opens."""
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        await _first_event(ws_url(secured_url), **kw)
+    response = refused.value.response
+    assert response.status_code == 401, response
+    assert response.headers["content-type"] == "application/json" and response.headers["x-request-id"]
+    error = json.loads(response.body)["error"]
+    assert error == {"message": error["message"], "type": "invalid_request_error", "param": None,
+                     "code": "invalid_api_key"}
+    assert "API key" in error["message"]

@@ -14,8 +14,14 @@ def http_scope(path: str = "/v1/models", headers: dict[str, str] | None = None, 
     return {"type": "http", "method": "GET", "path": path, "headers": raw, "query_string": query.encode(), "state": {}}
 
 
-def ws_scope(path: str = "/v1/realtime", headers: dict[str, str] | None = None, query: str = "") -> Scope:
-    return {**http_scope(path, headers, query), "type": "websocket"}
+def ws_scope(
+    path: str = "/v1/realtime", headers: dict[str, str] | None = None, query: str = "", *, denial: bool = False
+) -> Scope:
+    """A WebSocket handshake's scope; `denial` advertises the WebSocket Denial Response extension (as uvicorn does)."""
+    scope = {**http_scope(path, headers, query), "type": "websocket"}
+    if denial:
+        scope["extensions"] = {"websocket.http.response": {}}
+    return scope
 
 
 class Inner:
@@ -36,8 +42,12 @@ class Inner:
             await send({"type": "http.response.body", "body": b"ok"})
 
 
+_STARTS = ("http.response.start", "websocket.http.response.start")
+_BODIES = ("http.response.body", "websocket.http.response.body")
+
+
 class Sent:
-    """Collects the messages an ASGI app sends."""
+    """Collects the messages an ASGI app sends (an HTTP response, or the HTTP answer to a refused handshake)."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
@@ -47,15 +57,15 @@ class Sent:
 
     @property
     def status(self) -> int:
-        return next(m["status"] for m in self.messages if m["type"] == "http.response.start")
+        return next(m["status"] for m in self.messages if m["type"] in _STARTS)
 
     @property
     def headers(self) -> dict[str, str]:
-        start = next(m for m in self.messages if m["type"] == "http.response.start")
+        start = next(m for m in self.messages if m["type"] in _STARTS)
         return {k.decode(): v.decode() for k, v in start["headers"]}
 
     def json(self) -> Any:
-        return json.loads(b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body"))
+        return json.loads(b"".join(m.get("body", b"") for m in self.messages if m["type"] in _BODIES))
 
 
 async def no_body() -> Message:

@@ -39,9 +39,16 @@ def missing_browser() -> str | None:
     return None
 
 
+# Every host name fails to resolve except loopback: a page that needs the internet shows it (a CDN load fails).
+OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"]
+
+
 @contextmanager
-def chromium(fake_audio: Path | None = None) -> Iterator[object]:
-    """A headless Chromium; with `fake_audio` (a WAV) the microphone plays that file in a loop, permission granted."""
+def chromium(fake_audio: Path | None = None, *, offline: bool = False) -> Iterator[object]:
+    """A headless Chromium; with `fake_audio` (a WAV) the microphone plays that file in a loop, permission granted.
+
+    `offline` leaves it only the loopback addresses to reach.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -51,6 +58,9 @@ def chromium(fake_audio: Path | None = None) -> Iterator[object]:
     for flag in HEADLESS_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
+    if offline:
+        for flag in OFFLINE_FLAGS:
+            options.add_argument(flag)
     if fake_audio is not None:
         options.add_argument("--use-fake-device-for-media-stream")
         options.add_argument("--use-fake-ui-for-media-stream")

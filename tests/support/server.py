@@ -22,9 +22,13 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1:<free port>; yields the base URL (http://127.0.0.1:PORT)."""
+    """Serve `app` on 127.0.0.1:<free port>; yields the base URL (http://127.0.0.1:PORT).
+
+    The WebSocket message limit is the app's setting, as `voxloop serve` passes it to uvicorn.
+    """
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=16 * 1024 * 1024)
+    max_message = app.state.services.settings.realtime.max_message_bytes
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=max_message)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -83,11 +84,25 @@ async def test_websocket_key_paths(headers: dict[str, str], query: str) -> None:
     assert inner.calls == 1
 
 
-async def test_websocket_wrong_key_closes_before_accept() -> None:
+@pytest.mark.parametrize("headers", [{}, {"sec-websocket-protocol": "openai-insecure-api-key.nope"},
+                                     {"authorization": "Bearer nope"}])
+async def test_websocket_wrong_key_is_a_401_with_the_openai_body(headers: dict[str, str]) -> None:
     inner, sent, rejected = Inner(), Sent(), []
     middleware = ApiKeyMiddleware(inner, KEY, on_reject=rejected.append)
-    await middleware(ws_scope(headers={"sec-websocket-protocol": "openai-insecure-api-key.nope"}), no_body, sent)
+    await middleware(ws_scope(headers=headers, denial=True), no_body, sent)
     assert inner.calls == 0 and rejected == ["unauthorized"]
+    assert [m["type"] for m in sent.messages] == ["websocket.http.response.start", "websocket.http.response.body"]
+    error = assert_openai_error(sent.json(), sent.status, 401)
+    assert error == {"message": error["message"], "type": "invalid_request_error", "param": None,
+                     "code": "invalid_api_key"}
+    assert sent.headers["content-type"] == "application/json" and sent.headers["www-authenticate"] == "Bearer"
+    assert int(sent.headers["content-length"]) == len(json.dumps(sent.json()).encode())
+
+
+async def test_websocket_without_the_denial_extension_closes_before_accept() -> None:
+    inner, sent = Inner(), Sent()
+    await ApiKeyMiddleware(inner, KEY)(ws_scope(headers={"authorization": "Bearer nope"}), no_body, sent)
+    assert inner.calls == 0
     assert sent.messages == [{"type": "websocket.close", "code": 1008, "reason": "invalid api key"}]
 
 

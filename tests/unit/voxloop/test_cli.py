@@ -1,4 +1,5 @@
-"""`voxloop serve` refuses a public bind without a key, and passes the graceful-shutdown grace period to uvicorn."""
+"""`voxloop serve` refuses a public bind without a key, and passes the graceful-shutdown grace period and the
+WebSocket message limit to uvicorn."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def started(monkeypatch: pytest.MonkeyPatch, tmp_path) -> list[dict]:
 
     def run(server: GracefulServer) -> None:  # what would have been served, without binding a socket
         calls.append({"host": server.config.host, "timeout_graceful_shutdown": server.config.timeout_graceful_shutdown,
-                      "access_log": server.config.access_log})
+                      "access_log": server.config.access_log, "ws_max_size": server.config.ws_max_size})
         server.started = True
 
     monkeypatch.setattr(GracefulServer, "run", run)
@@ -51,6 +52,14 @@ def test_public_bind_allowed_with_key_or_flag(started: list[dict], monkeypatch: 
 def test_loopback_needs_no_key(started: list[dict]) -> None:
     cli.main(["serve"])
     assert started[0]["host"] == "127.0.0.1"
+
+
+def test_websocket_message_limit_is_the_setting(started: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    cli.main(["serve"])
+    assert started[0]["ws_max_size"] == 32 * 1024 * 1024  # above the 15 MiB append limit (uvicorn's default: 16 MiB)
+    monkeypatch.setenv("VOXLOOP_REALTIME__MAX_MESSAGE_BYTES", str(48 * 1024 * 1024))
+    cli.main(["serve"])
+    assert started[1]["ws_max_size"] == 48 * 1024 * 1024
 
 
 def test_problem_message_names_both_ways_out() -> None:
