@@ -194,9 +194,9 @@ class TTSSettings(BaseModel):
     max_spoken_chars: int = Field(
         8192,
         ge=1,
-        description="Longest `input` once numbers, dates, money and abbreviations are spelled out as they are read "
-        "(400 above): a speech request's cost follows what is spoken, so 4,096 characters of any text cost at most "
-        "about twice 4,096 characters of prose.",
+        description="Most speech one request may ask for, in characters of English prose that take as long to say "
+        "(numbers, dates and abbreviations spelled out, spelled letters and foreign scripts weighed by the phonemes "
+        "they make; 400 above): 4,096 characters of any text cost at most about twice 4,096 characters of prose.",
     )
 
 

@@ -192,6 +192,7 @@ def clean_for_speech(text: str) -> str:
     """The whole pipeline. Returns "" when nothing speakable is left."""
     text = strip_think(text)
     text = normalise_tag_syntax(text)
+    text = re.sub(r"([^\W\d_])\1{3,}", r"\1\1\1", text)  # "Soooooo" is "Sooo"; 4,096 x's are not 4,096 letters
     text = re.sub(r"(?P<url>(?:https?://|www\.)(?P<host>[\w.-]+)[^\s)\]]*)", lambda m: _url(m), text)
     text = _strip_markdown(text)
     text = re.sub(r"°\s?([CF])\b", lambda m: " degrees " + ("Celsius" if m.group(1) == "C" else "Fahrenheit"), text)
@@ -209,7 +210,7 @@ def clean_for_speech(text: str) -> str:
                   flags=re.IGNORECASE)
     # Each digit pattern starts only where a run of digits starts (the look-behind): tried at every digit of a long
     # run, a `\d+` that then fails is quadratic.
-    text = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent", text)
+    text = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s?%", lambda m: _decimal_words(m.group(1)) + " percent ", text)
     text = re.sub(r"(?<!\d)\b(\d{1,15})(st|nd|rd|th)\b", lambda m: ordinal_words(int(m.group(1))), text)
     units = "|".join(_UNITS)
     text = re.sub(rf"(?<![\d.])\b(\d+(?:\.\d+)?)\s?({units})\b", lambda m: f"{m.group(1)} {_UNITS[m.group(2)]}", text)
@@ -225,3 +226,41 @@ def spoken_transcript(text: str) -> str:
     """What a transcript of spoken `text` shows: no think blocks, markdown, emojis or tags; numbers as written."""
     text = _strip_markdown(strip_think(normalise_tag_syntax(text)))
     return " ".join(strip_all(_drop_emoji(text)).split())
+
+
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+
+def spoken_cost(text: str) -> int:
+    """What speaking `text` costs, in characters of English prose that take as long: a TTS engine's time and memory
+    follow the phonemes it makes, and espeak-ng (the G2P of Piper and Kokoro) makes ~1.1 per character of prose but
+    4-5 per character of a spelled-out consonant run, and 6-15 per character of a script the voice does not speak
+    (it reads "Chinese letter" for each ideograph). Measured with Piper's English voice; an upper bound, not a count.
+    """
+    cost = 0.0
+    for token in text.split():
+        if token.isascii():
+            letters = [c for c in token if c.isalpha()]
+            if len(letters) > 3 and not _VOWELS.intersection(letters):
+                cost += 4 * len(token)  # spelled letter by letter
+            elif len(letters) > 1 and token.isupper():
+                cost += 2 * len(token)  # an acronym: spelled
+            else:
+                cost += len(token)
+        else:
+            cost += sum(_char_cost(c) for c in token)
+        cost += 1
+    return int(cost)
+
+
+def _char_cost(char: str) -> float:
+    code = ord(char)
+    if code < 0x80:
+        return 1
+    if code < 0x250:  # Latin-1 and Latin Extended
+        return 2
+    if 0x3040 <= code < 0x3100 or 0xAC00 <= code < 0xD7B0:  # kana, hangul syllables
+        return 3
+    if unicodedata.category(char).startswith("L") and not 0x4E00 <= code < 0xA000:  # other alphabets and abugidas
+        return 6
+    return 15  # ideographs, abjads the voice spells, symbols

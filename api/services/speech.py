@@ -30,7 +30,7 @@ from api.services.tts_router import (
     normalise_emotion,
 )
 from api.settings import Settings
-from api.text_hygiene import clean_for_speech
+from api.text_hygiene import clean_for_speech, spoken_cost
 from engines.base import CancelToken, SynthesisOptions, SynthesizerCapabilities, Voice, VoiceReference
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec, UnknownModel
@@ -232,10 +232,12 @@ class SpeechService:
         spec = self.resolve_model(req.model)
         requested, route, reference = spec, None, None
         cleaned = clean_for_speech(req.input)
-        if len(cleaned) > self._settings.tts.max_spoken_chars:
+        cost = spoken_cost(cleaned)
+        if cost > self._settings.tts.max_spoken_chars:
             raise InvalidRequestError(
-                f"'input' reads as {len(cleaned)} characters once numbers, dates and abbreviations are spelled out; "
-                f"the limit is {self._settings.tts.max_spoken_chars}. Send it in smaller parts.",
+                f"'input' takes as long to speak as {cost} characters of prose once numbers, dates, abbreviations "
+                f"and spelled-out letters are counted; the limit is {self._settings.tts.max_spoken_chars}. "
+                f"Send it in smaller parts.",
                 param="input",
                 code="string_too_long",
             )

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from api.text_hygiene import clean_for_speech, number_words, ordinal_words, year_words
+from api.text_hygiene import clean_for_speech, number_words, ordinal_words, spoken_cost, year_words
 from tests.support.hostile import SPEECH_PROBES
 
 
@@ -83,3 +83,16 @@ def test_long_link_hosts_are_just_a_link() -> None:
     assert clean_for_speech("See https://www.example.com/x?y=1 now.") == "See example.com now."
     assert clean_for_speech("www." * 1000) == "a link"
     assert clean_for_speech("http://" + "a." * 2000) == "a link"
+
+
+def test_letter_runs_are_collapsed_but_digits_are_not() -> None:
+    assert clean_for_speech("Sooooooo good, 1000000 people.") == "Sooo good, one million people."
+
+
+def test_spoken_cost_weighs_what_espeak_makes_of_it() -> None:
+    prose = "The quick brown fox jumps over the lazy dog."
+    assert spoken_cost(prose) == len(prose) + 1
+    assert spoken_cost("qwrtz " * 10) == 10 * (4 * 5 + 1)  # spelled letter by letter
+    assert spoken_cost("FBI") == 2 * 3 + 1
+    assert spoken_cost("你好") == 2 * 15 + 1
+    assert spoken_cost("привет") == 6 * 6 + 1
