@@ -11,6 +11,12 @@ LOCKS := locks
 # ([otel,funasr], no test tools).
 CORE_LOCK ?= $(LOCKS)/core.txt
 PIP_VERSION := pip==26.3
+# llama-cpp-python (in the core lock) compiles llama.cpp; by default for the build machine's CPU (-march=native),
+# which crashed (SIGSEGV in llama_decode, every completion) on an AMX/AVX-512 host. The portable build (AVX2, F16C,
+# FMA: x86-64-v3) is what the image ships too. pip's wheel cache does not key on CMAKE_ARGS: after changing it,
+# remove the cached wheel (`find ~/.cache/pip -name 'llama_cpp_python*' -delete`).
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_ARGS
 VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT

@@ -118,23 +118,26 @@ class Responder:
         await self._emit(server_event("response.created", response=self._object("in_progress")))
         phrases: asyncio.Queue[str | None] = asyncio.Queue()
         outcome: tuple[str, dict[str, Any] | None] = ("completed", None)
+        # Cancellation is caught outside the TaskGroup's `except*`: a bare `raise` there would re-raise it wrapped in
+        # a BaseExceptionGroup, which the session's own TaskGroup reports as a crash instead of a cancellation.
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._read_llm(phrases))
-                group.create_task(self._speak(phrases))
-            if self.finish_reason == "length":
-                outcome = ("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
-        except* asyncio.CancelledError:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._read_llm(phrases))
+                    group.create_task(self._speak(phrases))
+                if self.finish_reason == "length":
+                    outcome = ("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
+            except* Exception as group_error:
+                error = group_error.exceptions[0]
+                logger.warning("realtime response failed: %s", error)
+                outcome = ("failed", {"type": "failed", "error": {
+                    "type": "server_error", "code": getattr(error, "code", None) or "response_failed",
+                    "message": _message(error)}})
+        except asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # the session is closing, not a barge-in: nobody is listening any more
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # handled: the response ends here
             outcome = _stopped(self.cancel_reason)
-        except* Exception as group_error:
-            error = group_error.exceptions[0]
-            logger.warning("realtime response failed: %s", error)
-            outcome = ("failed", {"type": "failed", "error": {
-                "type": "server_error", "code": getattr(error, "code", None) or "response_failed",
-                "message": _message(error)}})
         await self._finish(*outcome)
 
     # --- the LLM side -----------------------------------------------------------------------------------------

@@ -258,3 +258,28 @@ async def test_auth_refusal_is_a_401_with_the_openai_body(secured_url: str, kw: 
     assert error == {"message": error["message"], "type": "invalid_request_error", "param": None,
                      "code": "invalid_api_key"}
     assert "API key" in error["message"]
+
+
+@pytest.mark.parametrize("moment", ["response.created", "response.output_audio.delta"])
+async def test_client_leaving_mid_response_leaves_no_traceback(
+    server_url: str, app: Any, caplog: pytest.LogCaptureFixture, moment: str
+) -> None:
+    """A client that goes away while a reply is generated or spoken: the response task ends as a cancellation, not
+    as an 'Exception in ASGI application' with a BaseExceptionGroup (issue 17)."""
+    sessions = app.state.services.realtime_sessions
+    before = sessions.count
+    with caplog.at_level("INFO"):
+        async with websockets.connect(ws_url(server_url), max_size=None) as conn:
+            await until(conn, "session.created")
+            await conn.send(json.dumps({"type": "conversation.item.create", "item": {
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Tell me a story."}]}}))
+            await conn.send(json.dumps({"type": "response.create"}))
+            await until(conn, moment)
+            conn.transport.abort()
+        deadline = time.monotonic() + 30
+        while sessions.count > before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+    assert sessions.count == before, "the session was not released"
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "Exception in ASGI application" not in logged and "Traceback" not in logged, logged[-2000:]
