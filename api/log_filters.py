@@ -16,7 +16,9 @@ import logging
 import re
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` (or a filter).
-STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName"
+}
 REDACTED = "[REDACTED]"
 # Query parameters whose value is a credential, matched case-insensitively (`api_key`, `api-key`, `apikey`, `key`,
 # `token`, `access_token`, `client_secret`).

@@ -82,4 +82,4 @@ async def test_a_client_that_leaves_stops_its_completion(server_url: str) -> Non
         waited = time.monotonic() - started
     assert response.status_code == 200
     # Had the abandoned completion gone on, this one would have waited for its ~400 remaining tokens.
-    assert waited < 3 * short_seconds + 1.0, f"{waited:.1f}s for a short answer (a short answer alone: {short_seconds:.1f}s)"
+    assert waited < 3 * short_seconds + 1.0, f"{waited:.1f}s for a short answer (alone: {short_seconds:.1f}s)"

@@ -171,7 +171,8 @@ async def test_no_key_and_no_forged_line_in_the_server_log(tmp_path, server_log:
         async with websockets.connect(f"{ws}/v1/realtime?model=gpt-realtime&api_key={API_KEY}") as accepted:
             await accepted.recv()  # session.created
         async with httpx.AsyncClient(base_url=url) as client:
-            await client.get("/v1/models%0aFORGED-LINE 200 GET /admin", headers={"Authorization": f"Bearer {WRONG_KEY}"})
+            forged = "/v1/models%0aFORGED-LINE 200 GET /admin"
+            await client.get(forged, headers={"Authorization": f"Bearer {WRONG_KEY}"})
             await client.get("/v1/models%00NUL%0d%1b[2J", params={"token": WRONG_KEY})
             await client.get("/v1/models", headers={"Authorization": f"Bearer {API_KEY}", "api-key": API_KEY})
         await asyncio.sleep(0.3)
