@@ -41,6 +41,7 @@ from engines.whisper import whisper_specs
 from engines.whisperx_engine import whisperx_specs
 from middleware.access_log import AccessLogMiddleware
 from middleware.auth import ApiKeyMiddleware
+from middleware.json_depth import JsonDepthLimitMiddleware
 from middleware.limits import BodySizeLimitMiddleware, ConcurrencyLimitMiddleware
 from middleware.request_id import RequestIdMiddleware
 from routers import (
@@ -178,11 +179,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics,
                     on_idle: Callable[[], None] | None = None) -> None:
-    """Outermost last: request id -> access log -> metrics -> CORS -> auth -> global limit -> body limit -> app.
+    """Outermost last: request id -> access log -> metrics -> CORS -> auth -> global limit -> body limit -> JSON depth
+    limit -> app.
 
     Metrics sit outside the refusals so 401/413/429 are counted; CORS sits outside auth so browsers' preflight
     requests (which carry no key) are answered.
     """
+    app.add_middleware(JsonDepthLimitMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, on_reject=metrics.reject)
     app.add_middleware(
         ConcurrencyLimitMiddleware,

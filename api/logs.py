@@ -1,7 +1,8 @@
 """Logging setup: human-readable lines by default, or one JSON object per line (`VOXLOOP_LOG_FORMAT=json`).
 
 Every record carries the id of the request it was logged under (from `middleware.request_id`), so a log
-aggregator can join the access line with the engine's lines for the same request.
+aggregator can join the access line with the engine's lines for the same request. Every record also passes the
+filters of `api.log_filters`: credentials redacted, control characters escaped, one record per exception.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import IO, Any
 
+from api.log_filters import STANDARD_ATTRIBUTES, OneRecordPerException, RedactSecrets
 from middleware.request_id import current_request_id
 
-# Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a JSON field.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 
 class RequestIdFilter(logging.Filter):
@@ -32,20 +33,25 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
-        if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+        # Anything else on the record came from `extra=` and is emitted as a field of its own.
+        entry.update({k: v for k, v in vars(record).items() if k not in STANDARD_ATTRIBUTES and not k.startswith("_")})
+        if record.exc_info or record.exc_text:
+            entry["exc_info"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str, fmt: str) -> None:
+def log_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handler:
+    """The one handler: text or JSON lines on `stream` (stderr by default), with every filter records must pass."""
+    handler = logging.StreamHandler(stream)
+    for record_filter in (OneRecordPerException(), RequestIdFilter(), RedactSecrets()):
+        handler.addFilter(record_filter)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(level: str, fmt: str, stream: IO[str] | None = None) -> None:
     """Install one handler on the root logger (replacing earlier ones) and route uvicorn's loggers through it."""
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    handler = log_handler(fmt, stream)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

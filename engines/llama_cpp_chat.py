@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from api.settings import Settings
-from engines.base import CancelToken, EngineUnavailableError
+from engines.base import CancelToken, EngineUnavailableError, UnsupportedOptionError
 from engines.footprint import llama_bytes
 from engines.model_files import package_dir
 from engines.registry import EngineSpec
@@ -27,6 +28,38 @@ _PASSED = {
     "messages", "tools", "tool_choice", "temperature", "top_p", "stop", "seed", "response_format", "max_tokens",
     "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
 }
+
+
+def _cancellable(llama_class: type) -> type:
+    """llama.cpp's `Llama`, stopping between generated tokens once its `cancel` token is set.
+
+    Every completion, streamed or not, and each of the several a tool call takes, samples through `generate`, so
+    this is the one place a request that lost its client can be stopped (llama.cpp's `stopping_criteria` does not
+    reach the tool-calling chat format, and an exception in a logits processor is swallowed by ctypes).
+    """
+
+    class CancellableLlama(llama_class):  # type: ignore[misc, valid-type]
+        cancel: CancelToken | None = None  # the current call's; None between calls
+
+        def generate(self, *args: Any, **kwargs: Any) -> Iterator[int]:
+            for token in super().generate(*args, **kwargs):
+                if self.cancel is not None:
+                    self.cancel.raise_if_cancelled()
+                yield token
+
+    return CancellableLlama
+
+
+@contextmanager
+def _context_errors() -> Iterator[None]:
+    """llama.cpp's refusal of a prompt longer than the context, as the client's error (it is a ValueError there)."""
+    try:
+        yield
+    except ValueError as exc:
+        if "exceed context window" not in str(exc):
+            raise
+        raise UnsupportedOptionError(f"The messages are longer than the embedded model's context: {exc}.",
+                                     param="messages") from exc
 
 
 def smollm2_gguf() -> Path:
@@ -47,7 +80,9 @@ class LlamaCppChat:
         # SmolLM2 speaks ChatML. llama.cpp's "chatml-function-calling" format is ChatML that also turns `tools` into
         # grammar-constrained tool calls (real OpenAI tool_calls from a small model). The GGUF's own template would
         # add SmolLM2's default system prompt, which makes the 135M model ramble.
-        self._llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False, chat_format=chat_format)
+        self._llm = _cancellable(Llama)(
+            model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False, chat_format=chat_format
+        )
         self.model_id = model_id
 
     def _args(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +92,10 @@ class LlamaCppChat:
         args.setdefault("max_tokens", 512)
         return args
 
-    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        result = dict(self._llm.create_chat_completion(**self._args(body), stream=False))
+    def complete(self, body: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
+        """An OpenAI `chat.completion` dict; stops between tokens (CancelledByClient) once `cancel` is set."""
+        with self._cancelled_by(cancel or CancelToken()), _context_errors():
+            result = dict(self._llm.create_chat_completion(**self._args(body), stream=False))
         result["model"] = self.model_id
         return result
 
@@ -67,13 +104,14 @@ class LlamaCppChat:
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         tokens = 0
-        for chunk in self._llm.create_chat_completion(**self._args(body), stream=True):
-            cancel.raise_if_cancelled()
-            chunk = dict(chunk)
-            chunk.update(id=completion_id, created=created, model=self.model_id)
-            if any(c.get("delta", {}).get("content") for c in chunk.get("choices", [])):
-                tokens += 1  # llama.cpp streams one token per chunk
-            yield chunk
+        with self._cancelled_by(cancel), _context_errors():
+            for chunk in self._llm.create_chat_completion(**self._args(body), stream=True):
+                cancel.raise_if_cancelled()
+                chunk = dict(chunk)
+                chunk.update(id=completion_id, created=created, model=self.model_id)
+                if any(c.get("delta", {}).get("content") for c in chunk.get("choices", [])):
+                    tokens += 1  # llama.cpp streams one token per chunk
+                yield chunk
         if (body.get("stream_options") or {}).get("include_usage"):
             prompt = self._prompt_tokens(body)
             yield {
@@ -81,6 +119,16 @@ class LlamaCppChat:
                 "choices": [],
                 "usage": {"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens},
             }
+
+    @contextmanager
+    def _cancelled_by(self, cancel: CancelToken) -> Iterator[None]:
+        # The engine runs one call at a time (its own single thread), so the token can live on the model.
+        self._llm.cancel = cancel
+        try:
+            yield
+        finally:
+            if self._llm.cancel is cancel:  # a stream closed late must not clear a later call's token
+                self._llm.cancel = None
 
     def _prompt_tokens(self, body: dict[str, Any]) -> int:
         text = "\n".join(str(m.get("content") or "") for m in body.get("messages", []))

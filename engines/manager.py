@@ -5,8 +5,8 @@ the model on first use under a per-model lock, counts the reference while the ca
 `last_used` on release. A reaper task unloads models idle for longer than the TTL. With a memory budget, a load
 first counts the model against its device's budget, unloading least-recently-used idle models on that device to
 make room, or raises `InsufficientMemoryError` when models in use hold the memory (or the model exceeds the whole
-budget). Engine calls run on the model's own thread pool through `call` and `iterate`: nothing else in the code
-base crosses from async to threads.
+budget). Engine calls run on the model's own thread pool through `call`, `call_cancellable` and `iterate`: nothing
+else in the code base crosses from async to threads.
 """
 
 from __future__ import annotations
@@ -77,6 +77,21 @@ class Lease:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
+
+    async def call_cancellable(self, fn: Callable[[CancelToken], T]) -> T:
+        """`fn(cancel)` on the engine's thread, like `call`, but stoppable: when the awaiting task is cancelled (its
+        client went away), the token is set and the work waited for, which stops at its next check of the token,
+        before the cancellation goes on. Without this the engine would keep working for nobody."""
+        cancel = CancelToken()
+        worker = asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(cancel))
+        try:
+            return await asyncio.shield(worker)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            await asyncio.wait([worker])
+            if not worker.cancelled():
+                worker.exception()  # retrieved: CancelledByClient, most likely, which nobody waits for any more
+            raise
 
     async def iterate(self, make: Callable[[], Iterator[T]], cancel: CancelToken, buffer: int = 8) -> AsyncIterator[T]:
         """Drain an engine iterator on the engine's thread, yielding items here with backpressure.

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from api.deps import ServicesDep
+from api.disconnect import CLIENT_CLOSED_REQUEST, unless_disconnected
 from api.errors import ApiError, EngineFailureError, InvalidRequestError, api_error_from_engine
 from api.schemas.common import ERROR_RESPONSES
 from engines.base import EngineError
-from api.services.chat import validate_chat_body
 
 router = APIRouter(tags=["chat"])
 logger = logging.getLogger(__name__)
@@ -47,13 +47,14 @@ _BODY_DOC = {
 @router.post("/v1/chat/completions", summary="Chat completion (proxied or embedded)", responses=ERROR_RESPONSES,
              openapi_extra=_BODY_DOC)
 async def create_chat_completion(request: Request, services: ServicesDep) -> Response:
+    chat = services.chat
     try:
-        body = validate_chat_body(await request.json())
+        body = chat.validated(await request.json())
     except ValueError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from exc
-    chat = services.chat
     if not body.get("stream"):
-        return JSONResponse(await chat.complete(body))
+        answered, completion = await unless_disconnected(request, chat.complete(body))
+        return JSONResponse(completion) if answered else Response(status_code=CLIENT_CLOSED_REQUEST)
     chunks = chat.stream(body)
     first = await anext(chunks)  # errors before the first chunk keep their HTTP status
     return EventSourceResponse(_sse(first, chunks), ping=15, headers={"X-Accel-Buffering": "no"})

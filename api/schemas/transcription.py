@@ -50,6 +50,8 @@ class TranscriptionRequest(OpenAIBaseModel):
                 return json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not valid JSON: {exc.msg}") from exc
+            except RecursionError:
+                raise ValueError("JSON nested too deeply") from None
         return value
 
     @field_validator("language")

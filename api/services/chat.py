@@ -1,8 +1,8 @@
 """Chat completions: proxied to the configured OpenAI-compatible upstream (vLLM), or the embedded llama.cpp model.
 
 Both paths speak OpenAI's chat-completion dicts, so the router and the realtime voice loop see one interface:
-`complete(body) -> dict` and `stream(body) -> AsyncIterator[dict]` (chunks). Upstream failures become OpenAI errors:
-unreachable 502, too slow 504, garbage 502, and the upstream's own 4xx passed through.
+`complete(body) -> dict` and `stream(body) -> AsyncIterator[dict]` (chunks), for a body `validated` first. Upstream
+failures become OpenAI errors: unreachable 502, too slow 504, garbage 502, and the upstream's own 4xx passed through.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from api.errors import ApiError, GatewayTimeoutError, InvalidRequestError, UpstreamError
+from api.errors import ApiError, GatewayTimeoutError, UpstreamError
+from api.services.chat_request import EmbeddedLimits, validate_chat_body
 from api.settings import Settings
 from engines.base import CancelToken
 from engines.manager import ModelManager
@@ -77,10 +78,16 @@ class ChatService:
 
     # --- non-streaming -------------------------------------------------------------------------------------
 
+    def validated(self, body: Any) -> dict[str, Any]:
+        """`body` checked as a chat request for where it will go (`api.services.chat_request`), or a 400."""
+        limits = EmbeddedLimits(context=self._settings.embedded_llm_context) if self.upstream is None else None
+        return validate_chat_body(body, limits)
+
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One completion. Cancelling the awaiting task stops the embedded model at its next token."""
         if self.upstream is None:
             async with self._manager.lease(self._embedded()) as lease:
-                return await lease.call(lease.engine.complete, body)
+                return await lease.call_cancellable(lambda cancel: lease.engine.complete(body, cancel))
         with _translate_transport_errors():
             response = await self._http().post(f"{self.upstream}/chat/completions", json={**body, "stream": False})
         if response.status_code >= 400:
@@ -157,13 +164,3 @@ class _translate_transport_errors:
             raise UpstreamError(f"The upstream LLM connection failed: {type(exc).__name__}.") from exc
         return False
 
-
-def validate_chat_body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    if not isinstance(body.get("model"), str):
-        raise InvalidRequestError("Missing required parameter: 'model'.", param="model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) and "role" in m for m in messages):
-        raise InvalidRequestError("'messages' must be a non-empty array of message objects.", param="messages")
-    return body

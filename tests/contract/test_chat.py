@@ -94,10 +94,15 @@ def test_upstream_errors_passed_through(proxied) -> None:
     with pytest.raises(openai.BadRequestError) as info:  # the upstream's own 400, status and code kept
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "word " * 3000}])
     assert info.value.body["code"] == "context_length_exceeded"  # type: ignore[index]
-    # llama.cpp's server answers a 500 to a malformed message: an upstream failure is a 502 here, message kept.
+    # llama.cpp's server answers a 500 to a message it cannot validate (a role it does not know, which the types
+    # checked here let through): an upstream failure is a 502 here, message kept.
+    response = httpx.post(f"{url}/v1/chat/completions", timeout=60,
+                          json={"model": "m", "messages": [{"role": "bogus", "content": "hi"}]})
+    assert response.status_code == 502 and "validation" in response.json()["error"]["message"]
+    # A wrong type never reaches the upstream: it is our own 400, naming the field.
     response = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": 5}]},
                           timeout=60)
-    assert response.status_code == 502 and "validation" in response.json()["error"]["message"]
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages[0].content"
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import uvicorn
@@ -21,14 +22,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve `app` on 127.0.0.1:<free port>; yields the base URL (http://127.0.0.1:PORT).
+def live_server(app: FastAPI, **config_overrides: Any) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1:<free port>; yields the base URL (http://127.0.0.1:PORT). `config_overrides` go to
+    uvicorn.Config (`log_config=None` leaves logging to the test, as `voxloop serve` leaves it to api.logs).
 
     The WebSocket message limit is the app's setting, as `voxloop serve` passes it to uvicorn.
     """
     port = free_port()
     max_message = app.state.services.settings.realtime.max_message_bytes
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=max_message)
+    options: dict[str, Any] = {"log_level": "warning", "ws_max_size": max_message, **config_overrides}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -205,3 +205,46 @@ async def test_abandoned_iterator_is_stopped_before_the_lease_is_released() -> N
     assert finished.is_set(), "the engine was still working when the lease was released"
     assert len(produced) < 50
     await stream.aclose()
+
+
+def _work_until_cancelled(started: threading.Event, steps: list[int], cancel: CancelToken) -> str:
+    """A stand-in for a long engine call that checks its token between steps (as the embedded LLM does per token)."""
+    started.set()
+    for step in range(2000):
+        cancel.raise_if_cancelled()
+        steps.append(step)
+        time.sleep(0.005)
+    return "finished"
+
+
+async def test_call_cancellable_stops_the_engine_when_the_caller_is_cancelled() -> None:
+    log: list[str] = []
+    manager, spec = _manager(log)
+    started, steps = threading.Event(), []
+
+    async def request() -> str:
+        async with manager.lease(spec) as lease:
+            return await lease.call_cancellable(lambda cancel: _work_until_cancelled(started, steps, cancel))
+
+    task = asyncio.create_task(request())
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stopped_at = len(steps)
+    assert stopped_at < 2000, "the engine worked on for a caller that was gone"
+    await asyncio.sleep(0.05)
+    assert len(steps) == stopped_at, "the cancellation returned before the engine had stopped"
+    assert manager.in_flight("m") == 0
+    # The engine's single thread is free again: the next call runs at once.
+    async with manager.lease(spec) as lease:
+        assert await asyncio.wait_for(lease.call_cancellable(lambda cancel: "next"), timeout=1) == "next"
+
+
+async def test_call_cancellable_returns_and_raises_like_call() -> None:
+    manager, spec = _manager([])
+    async with manager.lease(spec) as lease:
+        assert await lease.call_cancellable(lambda cancel: cancel.cancelled) is False
+        with pytest.raises(ZeroDivisionError):
+            await lease.call_cancellable(lambda cancel: 1 / 0)
