@@ -7,6 +7,7 @@ abbreviations. Paralinguistic tags (`[laugh]`) pass through untouched for `api.p
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -182,6 +183,13 @@ def _drop_emoji(text: str) -> str:
     return "".join(keep)
 
 
+def strip_tool_syntax(text: str) -> str:
+    """A small model imitating a tool call in its message (`functions.get_weather: {"city": "Paris"}`) is not read
+    out; nor are the HTML entities such syntax picked up (`&#34;`)."""
+    text = html.unescape(text)
+    return re.sub(r"\bfunctions\.[\w.-]+:\s*(?:\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})?", " ", text)
+
+
 def strip_think(text: str) -> str:
     text = re.sub(r"<think>.*?</think>", " ", text, flags=re.DOTALL | re.IGNORECASE)
     text = re.sub(r"<think>.*", " ", text, flags=re.DOTALL | re.IGNORECASE)  # unclosed: still thinking
@@ -190,7 +198,7 @@ def strip_think(text: str) -> str:
 
 def clean_for_speech(text: str) -> str:
     """The whole pipeline. Returns "" when nothing speakable is left."""
-    text = strip_think(text)
+    text = strip_tool_syntax(strip_think(text))
     text = normalise_tag_syntax(text)
     text = re.sub(r"([^\W\d_])\1{3,}", r"\1\1\1", text)  # "Soooooo" is "Sooo"; 4,096 x's are not 4,096 letters
     text = re.sub(r"(?P<url>(?:https?://|www\.)(?P<host>[\w.-]+)[^\s)\]]*)", lambda m: _url(m), text)
@@ -224,7 +232,7 @@ def clean_for_speech(text: str) -> str:
 
 def spoken_transcript(text: str) -> str:
     """What a transcript of spoken `text` shows: no think blocks, markdown, emojis or tags; numbers as written."""
-    text = _strip_markdown(strip_think(normalise_tag_syntax(text)))
+    text = _strip_markdown(strip_tool_syntax(strip_think(normalise_tag_syntax(text))))
     return " ".join(strip_all(_drop_emoji(text)).split())
 
 

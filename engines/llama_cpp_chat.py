@@ -17,6 +17,7 @@ from typing import Any
 from api.settings import Settings
 from engines.base import CancelToken, EngineUnavailableError, UnsupportedOptionError
 from engines.footprint import llama_bytes
+from engines.llama_cpp_tools import ToolChat, ToolRequest
 from engines.model_files import package_dir
 from engines.registry import EngineSpec
 
@@ -84,6 +85,7 @@ class LlamaCppChat:
             model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False, chat_format=chat_format
         )
         self.model_id = model_id
+        self._tools = ToolChat(self._llm, model_id)
 
     def _args(self, body: dict[str, Any]) -> dict[str, Any]:
         args = {k: v for k, v in body.items() if k in _PASSED and v is not None}
@@ -94,13 +96,23 @@ class LlamaCppChat:
 
     def complete(self, body: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
         """An OpenAI `chat.completion` dict; stops between tokens (CancelledByClient) once `cancel` is set."""
+        tools = ToolRequest.of(body)
         with self._cancelled_by(cancel or CancelToken()), _context_errors():
+            if tools is not None:
+                return self._tools.complete(body, tools)
             result = dict(self._llm.create_chat_completion(**self._args(body), stream=False))
         result["model"] = self.model_id
         return result
 
     def stream(self, body: dict[str, Any], cancel: CancelToken) -> Iterator[dict[str, Any]]:
         """OpenAI `chat.completion.chunk` dicts; a final usage chunk when `stream_options.include_usage` is set."""
+        tools = ToolRequest.of(body)
+        if tools is not None:
+            with self._cancelled_by(cancel), _context_errors():
+                for chunk in self._tools.stream(body, tools):
+                    cancel.raise_if_cancelled()
+                    yield chunk
+            return
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         tokens = 0

@@ -22,7 +22,7 @@ from api.audio import resample
 from api.realtime import response_events as rev
 from api.realtime.input_buffer import G711_RATE, encode_g711
 from api.realtime.sessions import SHUTTING_DOWN_CODE
-from api.realtime.events import new_id, server_event
+from api.realtime.events import RealtimeProtocolError, error_event, new_id, server_event
 from api.realtime.session_config import wire_voice
 from api.schemas.speech import CustomVoice
 from api.text_hygiene import spoken_transcript
@@ -127,17 +127,21 @@ class Responder:
                     group.create_task(self._speak(phrases))
                 if self.finish_reason == "length":
                     outcome = ("incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
+                elif not self.output:  # no words and no call: a failure, never a `completed` with nothing in it
+                    outcome = _failed("empty_response", "The model produced no output for this response.")
             except* Exception as group_error:
                 error = group_error.exceptions[0]
                 logger.warning("realtime response failed: %s", error)
-                outcome = ("failed", {"type": "failed", "error": {
-                    "type": "server_error", "code": getattr(error, "code", None) or "response_failed",
-                    "message": _message(error)}})
+                outcome = _failed(getattr(error, "code", None) or "response_failed", _message(error))
         except asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # the session is closing, not a barge-in: nobody is listening any more
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # handled: the response ends here
             outcome = _stopped(self.cancel_reason)
+        if outcome[0] == "failed" and outcome[1] is not None:
+            failure = outcome[1]["error"]
+            await self._emit(error_event(RealtimeProtocolError(failure["message"], code=failure["code"],
+                                                               type_=failure["type"])))
         await self._finish(*outcome)
 
     # --- the LLM side -----------------------------------------------------------------------------------------
@@ -369,3 +373,8 @@ def _stopped(reason: str) -> tuple[str, dict[str, Any]]:
         return "failed", {"type": "failed", "error": {"type": "server_error", "code": SHUTTING_DOWN_CODE,
                                                       "message": "The server shut down before the response ended."}}
     return "cancelled", {"type": "cancelled", "reason": reason}
+
+
+def _failed(code: str, message: str) -> tuple[str, dict[str, Any]]:
+    """A `failed` outcome, with the reason in `status_details` (and in the `error` event sent before it)."""
+    return "failed", {"type": "failed", "error": {"type": "server_error", "code": code, "message": message}}

@@ -171,9 +171,8 @@ def _within_embedded(body: dict[str, Any], limits: EmbeddedLimits) -> None:
     if body.get("logprobs"):
         raise _invalid("logprobs", "The embedded model does not return logprobs.", "unsupported_value")
     choice = body.get("tool_choice")
-    if choice == "required":
-        raise _invalid("tool_choice", "The embedded model takes tool_choice 'none', 'auto' or a named function, "
-                       "not 'required'.", "unsupported_value")
+    if choice == "required" and not body.get("tools"):
+        raise _invalid("tool_choice", "tool_choice 'required' needs 'tools' to choose from.")
     if isinstance(choice, dict):
         named = (choice.get("function") or {}).get("name")
         if named not in {(t.get("function") or {}).get("name") for t in body.get("tools") or []}:

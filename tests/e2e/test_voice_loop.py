@@ -164,6 +164,36 @@ async def test_tool_round_trip_in_text(client: openai.AsyncOpenAI) -> None:
         assert text and message["content"][0]["text"] == text
 
 
+@pytest.mark.parametrize("prompt", ["Say hello.", "What is the weather in Paris?"])
+async def test_an_agent_with_a_tool_is_never_silent(client: openai.AsyncOpenAI, prompt: str) -> None:
+    """What an Agents SDK RealtimeAgent with one function tool sends: tool_choice auto, audio out (issue 17). The
+    response is words or a call, never `completed` with nothing; after the call's output, the reply is spoken."""
+    tool = {"type": "function", "name": "get_weather", "description": "Current weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    async with client.realtime.connect(model="voxloop") as conn:
+        events = Events(conn)
+        await events.until("session.created")
+        await conn.session.update(session={"type": "realtime", "tools": [tool], "tool_choice": "auto",
+                                           "audio": {"input": {"turn_detection": None}}})
+        await events.until("session.updated")
+        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": prompt}]})
+        await conn.response.create()
+        done = (await events.until("response.done", timeout=120))["response"]
+        assert done["status"] == "completed" and done["output"], done
+        first = done["output"][0]
+        if first["type"] == "function_call":
+            assert isinstance(json.loads(first["arguments"]), dict)
+            await conn.conversation.item.create(item={"type": "function_call_output", "call_id": first["call_id"],
+                                                      "output": json.dumps({"sky": "sunny", "temperature_c": 21})})
+            await conn.response.create()
+            done = (await events.until("response.done", timeout=120))["response"]
+            assert done["status"] == "completed" and done["output"][0]["type"] == "message", done
+        transcript = events.of("response.output_audio_transcript.done")[-1]["transcript"]
+        assert transcript.strip() and "functions." not in transcript and "&#" not in transcript
+        assert _audio_of(events, done["id"])
+
+
 def _angry(text: str) -> np.ndarray:
     # Loud, fast and 25 % higher: an agitated delivery of the same words.
     return np.clip(soxr.resample(speak(text, 0.8) * 2.0, PIPER_RATE, int(PIPER_RATE / 1.25)), -1, 1)

@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from api.text_hygiene import clean_for_speech, number_words, ordinal_words, spoken_cost, year_words
+from api.text_hygiene import (
+    clean_for_speech,
+    number_words,
+    ordinal_words,
+    spoken_cost,
+    spoken_transcript,
+    year_words,
+)
 from tests.support.hostile import SPEECH_PROBES
 
 
@@ -96,3 +103,10 @@ def test_spoken_cost_weighs_what_espeak_makes_of_it() -> None:
     assert spoken_cost("FBI") == 2 * 3 + 1
     assert spoken_cost("你好") == 2 * 15 + 1
     assert spoken_cost("привет") == 6 * 6 + 1
+
+
+def test_tool_call_syntax_is_not_read_out() -> None:
+    """After a tool round trip a small model may imitate the call in its message (issue 17)."""
+    reply = 'functions.get_weather: { &#34;city&#34;: &#34;Paris&#34;, "unit": {"c": 1}} It is sunny in Paris.'
+    assert clean_for_speech(reply) == "It is sunny in Paris."
+    assert spoken_transcript(reply) == "It is sunny in Paris."
