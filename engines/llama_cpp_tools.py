@@ -78,12 +78,26 @@ def render_prompt(messages: list[dict[str, Any]], request: ToolRequest) -> str:
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 names[call.get("id")] = function.get("name", "")
-                body.append(f"functions.{function.get('name', '')}:\n{function.get('arguments', '{}')}")
+                body.append(_call_text(function, listed=request.choice != "none"))
             parts.append(f"<|im_start|>assistant\n{chr(10).join(body)}{_END}\n")
         elif role == "tool":
             name = names.get(message.get("tool_call_id"), "the function")
-            parts.append(f"<|im_start|>user\nfunctions.{name} returned: {_text(message.get('content'))}{_END}\n")
+            parts.append(f"<|im_start|>user\n{name} returned: {_text(message.get('content'))}{_END}\n")
     return "".join(parts) + "<|im_start|>assistant\n"
+
+
+def _call_text(function: dict[str, Any], *, listed: bool) -> str:
+    """An earlier call as the model made it (with the tools listed), or in words (when it is to answer in words: the
+    syntax in its context is what a small model would copy into its answer)."""
+    name, arguments = function.get("name", ""), function.get("arguments") or "{}"
+    if listed:
+        return f"functions.{name}:\n{arguments}"
+    try:
+        values = json.loads(arguments)
+    except ValueError:
+        values = {}
+    said = ", ".join(f"{k} {v}" for k, v in values.items()) if isinstance(values, dict) else ""
+    return f"Let me look that up with {name}" + (f" for {said}." if said else ".")
 
 
 class ToolChat:
@@ -107,11 +121,10 @@ class ToolChat:
         except Exception:  # a schema llama.cpp's converter cannot express: any JSON object still parses
             return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
-    def _choose(self, prompt: str, request: ToolRequest, after_result: bool) -> dict[str, Any] | None:
-        """The function to call, or None for a message. Under `auto`, a turn right after a function's result is a
-        message: a 135M model asked again calls the same function again, and an agent loops."""
+    def _choose(self, prompt: str, request: ToolRequest) -> dict[str, Any] | None:
+        """The function to call, or None for a message."""
         by_name = {t["name"]: t for t in request.tools}
-        if request.choice == "none" or not request.tools or (request.choice == "auto" and after_result):
+        if request.choice == "none" or not request.tools:
             return None
         if request.choice in by_name:
             return by_name[request.choice]
@@ -125,10 +138,14 @@ class ToolChat:
 
     def events(self, body: dict[str, Any], request: ToolRequest) -> Iterator[tuple[str, Any]]:
         """("content", text piece)…, or ("call", (name, arguments)); then ("finish", reason); then ("usage", dict)."""
-        prompt = render_prompt(body.get("messages") or [], request)
-        prompt_tokens = len(self._llm.tokenize(prompt.encode(), add_bos=False, special=True))
         messages = body.get("messages") or []
-        tool = self._choose(prompt, request, after_result=bool(messages) and messages[-1].get("role") == "tool")
+        if request.choice == "auto" and messages and messages[-1].get("role") == "tool":
+            # Right after a function's result, `auto` answers in words: a 135M model asked again calls the same
+            # function again (an agent loops), and with the tools listed it copies their syntax into its answer.
+            request = ToolRequest(request.tools, "none")
+        prompt = render_prompt(messages, request)
+        prompt_tokens = len(self._llm.tokenize(prompt.encode(), add_bos=False, special=True))
+        tool = self._choose(prompt, request)
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 512
         if tool is not None:
             result = self._llm.create_completion(
@@ -148,7 +165,8 @@ class ToolChat:
             sampling = {k: body[k] for k in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
                         if body.get(k) is not None}
             stop = [_END] + ([body["stop"]] if isinstance(body.get("stop"), str) else list(body.get("stop") or []))
-            for chunk in self._llm.create_completion(prompt=f"{prompt}message:\n", max_tokens=max_tokens, stop=stop,
+            start = "message:\n" if request.tools and request.choice != "none" else ""
+            for chunk in self._llm.create_completion(prompt=prompt + start, max_tokens=max_tokens, stop=stop,
                                                      stream=True, **sampling):
                 choice = chunk["choices"][0]
                 if choice["text"]:
