@@ -24,6 +24,7 @@ from api.services.transcription import OPENAI_ASR_ALIASES, TranscriptionService
 from api.services.tts_router import router_spec
 from api.settings import Settings
 from api.tracing import install_tracing
+from api.warmup import WarmUp
 from engines.chatterbox import chatterbox_specs
 from engines.emotion2vec import emotion2vec_specs
 from engines.kokoro_onnx import kokoro_specs
@@ -142,16 +143,21 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     services = build_services(settings)
+    services.warmup = warmup = WarmUp(services, settings.warmup)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.manager.start()
         # Remote voices are learnt in the background, so the first request can use their tags; startup never waits.
         discovery = asyncio.create_task(services.speech.refresh_remote_voices())
+        # The voice loop's models load and run once in the background: the server answers at once, /ready says
+        # 503 until they are warm (api/warmup.py).
+        warming = asyncio.create_task(warmup.run())
         try:
             yield
         finally:
             discovery.cancel()
+            warming.cancel()
             if app.state.tracer_provider is not None:
                 app.state.tracer_provider.shutdown()  # flushes spans still batched
             await services.chat.close()

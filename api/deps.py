@@ -16,6 +16,7 @@ from api.services.emotion import EmotionService
 from api.services.speech import SpeechService
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
+from api.warmup import WarmUp
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec
 from engines.silero_vad import SileroVadPool
@@ -38,6 +39,7 @@ class Services:
     vad_pool: SileroVadPool
     trimmer: MallocTrimmer
     metrics: Metrics = field(default_factory=Metrics)
+    warmup: WarmUp | None = None  # set by create_app; run by its lifespan
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""

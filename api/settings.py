@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.settings_extras import ChatterboxSettings, NemoSettings, RemoteSettings, WhisperXSettings
 
+# What a warm start loads and runs once (api/warmup.py).
+WarmRole = Literal["vad", "transcription", "chat", "speech", "emotion"]
+WARM_ROLES: tuple[WarmRole, ...] = ("vad", "transcription", "chat", "speech", "emotion")
+
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "VOXLOOP_"
@@ -279,6 +283,13 @@ class Settings(BaseSettings):
 
     cache_dir: Path = Field(
         Path.home() / ".cache" / "voxloop", description="Where models assembled from wheels are kept."
+    )
+    warmup: list[WarmRole] = Field(
+        default_factory=list,
+        description="What to load and run once in the background at startup, so the first spoken turn is as fast as "
+        "the next: `vad`, `transcription` (the default Whisper), `chat` (the embedded LLM), `speech` (both duet "
+        "voices), `emotion`. `/ready` answers 503 until they are warm. `voxloop serve` warms all five unless "
+        "VOXLOOP_WARMUP says otherwise (`[]`: none); an app built in-process (tests) warms nothing by default.",
     )
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1, description="Largest accepted request body (413 above).")
     max_audio_seconds: float = Field(

@@ -16,7 +16,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: the default models can be loaded")
+@router.get("/ready", summary="Readiness: the default models can be loaded, and the warm-up is done")
 async def ready(services: ServicesDep) -> JSONResponse:
     problems = {}
     specs = services.default_specs()
@@ -28,6 +28,11 @@ async def ready(services: ServicesDep) -> JSONResponse:
         problem = await run_in_threadpool(spec.probe) if spec.probe else None
         if problem:
             problems[spec.model_id] = problem
+    warmup = services.warmup
+    if warmup is not None:
+        problems.update({f"warmup:{role}": reason for role, reason in warmup.failed.items()})
     models = {spec.model_id: services.manager.state(spec.model_id) for spec in specs}
-    body = {"status": "ready" if not problems else "not_ready", "models": models, "problems": problems}
-    return JSONResponse(body, status_code=200 if not problems else 503)
+    status = "not_ready" if problems else "warming" if warmup is not None and not warmup.done else "ready"
+    body = {"status": status, "models": models, "problems": problems,
+            "warming": list(warmup.pending) if warmup is not None else []}
+    return JSONResponse(body, status_code=200 if status == "ready" else 503)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 # Exit status when the configuration is refused (as argparse uses for bad usage).
@@ -21,9 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from api.logs import configure_logging
-    from api.settings import Settings
+    from api.settings import WARM_ROLES, Settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    overrides: dict[str, object] = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    if "VOXLOOP_WARMUP" not in os.environ:  # serve warms the voice loop's models unless told otherwise
+        overrides["warmup"] = list(WARM_ROLES)
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     settings.warn_unknown_env()
