@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 import websockets  # noqa: E402
@@ -75,7 +76,8 @@ async def one_turn(ws, question: str) -> tuple[float, dict[str, str]]:
     return first_audio - (started + speech_end_offset), metadata
 
 
-async def run_loop(url: str, turns: int) -> tuple[list[float], dict[str, list[float]]]:
+async def run_loop(url: str, turns: int) -> tuple[float, list[float], dict[str, list[float]]]:
+    """(the session's first turn, the next turns, their stage timings)."""
     latencies: list[float] = []
     stages: dict[str, list[float]] = {}
     async with websockets.connect(url.replace("http", "ws") + "/v1/realtime?model=voxloop", max_size=None) as ws:
@@ -84,14 +86,24 @@ async def run_loop(url: str, turns: int) -> tuple[list[float], dict[str, list[fl
             "type": "realtime", "instructions": "Answer in one short sentence.", "max_output_tokens": 40,
             "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": {
                 "type": "server_vad", "silence_duration_ms": SILENCE_MS}}}}}))
-        await one_turn(ws, "Hello there.")  # warm-up: loads every model
+        first, _ = await one_turn(ws, "Hello there.")  # the first turn after start: cold, unless the server warmed
         for i in range(turns):
             latency, meta = await one_turn(ws, QUESTIONS[i % len(QUESTIONS)])
             latencies.append(latency)
             for pair in meta.get("voxloop_timings_ms", "").split():
                 name, value = pair.split("=")
                 stages.setdefault(name, []).append(float(value) / 1000)
-    return latencies, stages
+    return first, latencies, stages
+
+
+def wait_ready(url: str, timeout: float = 300) -> float:
+    """Seconds until /ready answers 200 (the warm-up of `voxloop serve` done), as a deployment's probe waits."""
+    started = time.monotonic()
+    while httpx.get(f"{url}/ready", timeout=30).status_code != 200:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError("the server never became ready")
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def raw_floor() -> dict[str, float]:
@@ -129,12 +141,21 @@ def raw_floor() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--cold", action="store_true", help="also the first turn with VOXLOOP_WARMUP=[] (no warm-up)")
     args = parser.parse_args()
     floor = raw_floor()
     with voxloop_server() as url:
-        latencies, stages = asyncio.run(run_loop(url, args.turns))
+        ready = wait_ready(url)
+        first, latencies, stages = asyncio.run(run_loop(url, args.turns))
+    cold = None
+    if args.cold:
+        with voxloop_server({"VOXLOOP_WARMUP": "[]"}) as url:
+            cold, _, _ = asyncio.run(run_loop(url, 0))
     print(f"voice-to-voice (end of speech -> first reply audio), {SILENCE_MS} ms VAD silence, 2-core CPU:")
     print(f"  {summary(latencies)}")
+    warm = statistics.median(latencies) if latencies else float("nan")
+    print(f"  first turn after start (warm-up on, /ready after {ready:.1f}s): {first:.3f}s = {first / warm:.2f}x the "
+          f"warm median" + (f"; without warm-up: {cold:.3f}s = {cold / warm:.2f}x" if cold is not None else ""))
     print("server stages, from the VAD's end of turn (median):")
     for name, values in stages.items():
         print(f"  {name:16s} {statistics.median(values):.3f}s")
