@@ -135,6 +135,22 @@ def iter_audio_windows(
             yield AudioBuffer(rest, rate, offset=emitted / rate)
 
 
+def refuse_declared_overlong(source: BinaryIO, max_seconds: float | None) -> None:
+    """Raise InvalidAudioError when the container states a duration over `max_seconds`; reads only headers, then
+    rewinds. A service calls it before leasing a model, so a bomb costs neither a decode nor a model load. A file
+    that cannot be opened passes here: the decode reports it."""
+    if max_seconds is None:
+        return
+    try:
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            if container.streams.audio:
+                _check_declared_length(container, container.streams.audio[0], max_seconds)
+    except (av.FFmpegError, ValueError, OSError):
+        pass
+    finally:
+        source.seek(0)
+
+
 def decode_audio(source: BinaryIO | str, *, rate: int = WHISPER_RATE, max_seconds: float | None = None) -> AudioBuffer:
     """The whole input as one buffer (for short clips)."""
     windows = list(iter_audio_windows(source, rate=rate, window_seconds=float("inf"), max_seconds=max_seconds))

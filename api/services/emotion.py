@@ -7,12 +7,13 @@ when known and no transcription runs). No FastAPI here.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from api.audio import WHISPER_RATE, decode_audio, resample, wav_bytes
+from api.audio import WHISPER_RATE, decode_audio, refuse_declared_overlong, resample, wav_bytes
 from api.errors import InvalidRequestError, ModelNotFoundError
 from api.services.transcription import TranscriptionService
 from api.settings import Settings
@@ -71,6 +72,7 @@ class EmotionService:
 
     async def recognize_file(self, spec: EngineSpec, file: BinaryIO, *, segments: bool = False) -> EmotionResult:
         """Decode an uploaded file (on the engine's thread) and recognize it."""
+        await asyncio.to_thread(refuse_declared_overlong, file, self._settings.max_emotion_seconds)
         async with self._manager.lease(spec) as lease:
             decode = functools.partial(decode_audio, rate=RATE, max_seconds=self._settings.max_emotion_seconds)
             audio = await lease.call(decode, file)

@@ -6,6 +6,7 @@ of `TranscriptionInfo` (first) and `Segment`s (renumbered across decode windows)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -14,7 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal
 
-from api.audio import WHISPER_RATE, decode_audio, iter_audio_windows
+from api.audio import WHISPER_RATE, decode_audio, iter_audio_windows, refuse_declared_overlong
 from api.errors import InvalidRequestError, ModelNotFoundError
 from api.languages import WHISPER_LANGUAGES
 from api.schemas.transcription import ServerVadChunking, TranscriptionRequest, TranslationRequest
@@ -127,6 +128,7 @@ class TranscriptionService:
         The model lease is held until the stream is exhausted or closed; closing it early cancels the work.
         """
         settings = self._settings
+        await asyncio.to_thread(refuse_declared_overlong, file, settings.max_audio_seconds)
         async with self._manager.lease(spec) as lease:
 
             def work() -> Iterator[TranscriptionEvent]:

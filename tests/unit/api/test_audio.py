@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from api.audio import decode_audio, iter_audio_windows
+from api.audio import decode_audio, iter_audio_windows, refuse_declared_overlong
 from engines.base import InvalidAudioError
 from tests.support.speech import encode
 
@@ -68,3 +68,14 @@ def test_a_compressed_file_of_long_silence_is_refused_at_once(fmt: str) -> None:
 def test_undecodable(data: bytes) -> None:
     with pytest.raises(InvalidAudioError):
         decode_audio(io.BytesIO(data))
+
+
+def test_refusal_from_the_header_alone_rewinds_and_lets_bad_files_through() -> None:
+    data = io.BytesIO(encode(np.zeros(600 * 16000, np.float32), "flac", rate=16000))
+    with pytest.raises(InvalidAudioError, match="limit is 60 seconds"):
+        refuse_declared_overlong(data, 60)
+    assert data.tell() == 0
+    short = io.BytesIO(encode(_tone(1.0, 16000), "wav", rate=16000))
+    refuse_declared_overlong(short, 60)
+    assert short.tell() == 0 and decode_audio(short).duration == pytest.approx(1.0, abs=0.01)
+    refuse_declared_overlong(io.BytesIO(b"not audio"), 60)  # the decode says what is wrong with it
