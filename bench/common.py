@@ -6,11 +6,14 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
 
 from tests.support.server import free_port, server_process  # noqa: E402
 
@@ -40,3 +43,13 @@ def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
     return f"p50 {statistics.median(values):.3f}s p95 {p95:.3f}s (n={len(values)})"
+
+
+def wait_ready(url: str, timeout: float = 300) -> float:
+    """Seconds until /ready answers 200 (the warm-up of `voxloop serve` done), as a deployment's probe waits."""
+    started = time.monotonic()
+    while httpx.get(f"{url}/ready", timeout=30).status_code != 200:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError("the server never became ready")
+        time.sleep(0.2)
+    return time.monotonic() - started

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import voxloop_process  # noqa: E402
+from bench.common import voxloop_process, wait_ready  # noqa: E402
 from tests.support.hostile import SPEECH_PROBES as CASES  # noqa: E402
 
 PROSE = (
@@ -113,6 +113,7 @@ def main() -> None:
     env = {"VOXLOOP_MAX_EMOTION_SECONDS": "60", "VOXLOOP_MAX_AUDIO_SECONDS": "300"}
     with voxloop_process(env) as (url, proc), httpx.Client(base_url=url, timeout=600) as client:
         pid = proc.pid
+        wait_ready(url)  # the warm-up's loads are not the requests' memory
         speak(client, pid, PROSE)  # warm the voice
         print(f"{'case':18s} {'chars':>5s} {'status':>6s} {'seconds':>8s} {'audio s':>8s} {'peak +MB':>9s} "
               f"{'x prose':>8s}")

@@ -21,12 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 import websockets  # noqa: E402
 
-from bench.common import summary, voxloop_server  # noqa: E402
+from bench.common import summary, voxloop_server, wait_ready  # noqa: E402
 from tests.support.speech import PIPER_RATE, silence, speak  # noqa: E402
 
 QUESTIONS = [
@@ -94,16 +93,6 @@ async def run_loop(url: str, turns: int) -> tuple[float, list[float], dict[str, 
                 name, value = pair.split("=")
                 stages.setdefault(name, []).append(float(value) / 1000)
     return first, latencies, stages
-
-
-def wait_ready(url: str, timeout: float = 300) -> float:
-    """Seconds until /ready answers 200 (the warm-up of `voxloop serve` done), as a deployment's probe waits."""
-    started = time.monotonic()
-    while httpx.get(f"{url}/ready", timeout=30).status_code != 200:
-        if time.monotonic() - started > timeout:
-            raise RuntimeError("the server never became ready")
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def raw_floor() -> dict[str, float]:
