@@ -16,7 +16,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: the default models can be loaded, and the warm-up is done")
+@router.get("/ready", summary="Readiness: the default models can be loaded")
 async def ready(services: ServicesDep) -> JSONResponse:
     problems = {}
     specs = services.default_specs()
