@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,7 +20,8 @@ from tests.clients.conftest import API_KEY, QUESTION, speech_pcm, transcribe_pcm
 
 pytest.importorskip("agents.realtime", reason="the OpenAI Agents SDK is not installed (make test-clients)")
 
-from agents import function_tool  # noqa: E402
+import numpy as np  # noqa: E402
+from agents import Agent, OpenAIChatCompletionsModel, function_tool  # noqa: E402
 from agents.realtime import (  # noqa: E402
     RealtimeAgent,
     RealtimeModelSendRawMessage,
@@ -28,6 +29,16 @@ from agents.realtime import (  # noqa: E402
     RealtimeRunner,
     RealtimeSession,
 )
+from agents.voice import (  # noqa: E402
+    AudioInput,
+    SingleAgentVoiceWorkflow,
+    StreamedAudioInput,
+    STTModelSettings,
+    VoicePipeline,
+    VoicePipelineConfig,
+)
+from agents.voice.models.openai_model_provider import OpenAIVoiceModelProvider  # noqa: E402
+from openai import AsyncOpenAI  # noqa: E402
 
 pytestmark = pytest.mark.clients
 
@@ -273,3 +284,74 @@ async def test_handoff_to_a_second_agent(voxloop: str) -> None:
     after = events[_index(events, "handoff") :]
     audio, transcript = _spoken(after)
     assert audio and transcript.strip()
+
+
+# --- the voice pipeline (agents.voice): STT → an agent on /v1/chat/completions → TTS, all on voxloop ----------------
+
+
+class _RecordingWorkflow(SingleAgentVoiceWorkflow):
+    """The SDK's single-agent workflow, recording the transcripts the pipeline hands it."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent)
+        self.heard: list[str] = []
+
+    async def run(self, transcription: str) -> AsyncIterator[str]:
+        self.heard.append(transcription)
+        async for text in super().run(transcription):
+            yield text
+
+
+def _pipeline(voxloop: str, stt_model: str, tts_model: str, **config: Any) -> tuple[VoicePipeline, _RecordingWorkflow]:
+    client = AsyncOpenAI(base_url=f"{voxloop}/v1", api_key=API_KEY)
+    agent = Agent(name="Assistant", instructions="Answer in one short sentence.",
+                  model=OpenAIChatCompletionsModel(model="voxloop", openai_client=client))
+    workflow = _RecordingWorkflow(agent)
+    settings = VoicePipelineConfig(model_provider=OpenAIVoiceModelProvider(openai_client=client),
+                                   tracing_disabled=True, **config)
+    return VoicePipeline(workflow=workflow, stt_model=stt_model, tts_model=tts_model, config=settings), workflow
+
+
+async def _drain(result: Any, timeout: float = 150) -> tuple[bytes, list[str]]:
+    audio, lifecycle = bytearray(), []
+    async with asyncio.timeout(timeout):
+        async for event in result.stream():
+            if event.type == "voice_stream_event_audio":
+                audio.extend(np.asarray(event.data, np.int16).tobytes() if event.data is not None else b"")
+            elif event.type == "voice_stream_event_lifecycle":
+                lifecycle.append(event.event)
+            else:
+                raise AssertionError(f"voice pipeline error: {event}")
+    return bytes(audio), lifecycle
+
+
+async def test_voice_pipeline_with_a_recorded_question(voxloop: str) -> None:
+    # AudioInput: one POST /v1/audio/transcriptions, the agent's reply from /v1/chat/completions, POST /v1/audio/speech.
+    pipeline, workflow = _pipeline(voxloop, "whisper-1", "tts-1")
+    pcm = speech_pcm(QUESTION)
+    result = await pipeline.run(AudioInput(buffer=np.frombuffer(pcm, np.int16), frame_rate=24_000))
+    audio, lifecycle = await _drain(result)
+    assert lifecycle == ["turn_started", "turn_ended", "session_ended"]
+    assert len(workflow.heard) == 1 and {"capital", "france"} <= words(workflow.heard[0]), workflow.heard
+    assert result.total_output_text.strip() and len(audio) >= 300 * BYTES_PER_MS
+    assert words(transcribe_pcm(voxloop, audio)) & words(result.total_output_text), result.total_output_text
+
+
+async def test_voice_pipeline_streaming_over_realtime_transcription(voxloop: str) -> None:
+    # StreamedAudioInput: the STT is a Realtime transcription session (?intent=transcription) whose server VAD ends
+    # the turn; the reply is spoken by gpt-4o-mini-tts.
+    stt = STTModelSettings(turn_detection={"type": "server_vad", "silence_duration_ms": 500})
+    pipeline, workflow = _pipeline(voxloop, "gpt-4o-mini-transcribe", "gpt-4o-mini-tts", stt_settings=stt)
+    microphone = StreamedAudioInput()
+    result = await pipeline.run(microphone)
+    pcm = speech_pcm(QUESTION, tail=1.5)
+    for offset in range(0, len(pcm), 100 * BYTES_PER_MS):
+        await microphone.add_audio(np.frombuffer(pcm[offset : offset + 100 * BYTES_PER_MS], np.int16))
+    waiting = asyncio.ensure_future(_drain(result))
+    while not workflow.heard and not waiting.done():  # the turn ends on the server; then the microphone closes
+        await asyncio.sleep(0.1)
+    await microphone.add_audio(None)
+    audio, lifecycle = await waiting
+    assert lifecycle[:2] == ["turn_started", "turn_ended"] and lifecycle[-1] == "session_ended"
+    assert len(workflow.heard) == 1 and {"capital", "france"} <= words(workflow.heard[0]), workflow.heard
+    assert result.total_output_text.strip() and audio
