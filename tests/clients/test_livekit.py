@@ -206,3 +206,30 @@ async def test_tts_synthesize(voxloop: str, http: aiohttp.ClientSession, model: 
     assert rates == {(RATE, 1)}
     assert 1.0 < len(audio) / 2 / RATE < 10
     assert words(transcribe_pcm(voxloop, bytes(audio))) >= {"weather", "sunny", "warm", "today"}
+
+
+@function_tool
+async def get_weather(city: str) -> str:
+    """Get the current weather in a city."""
+    return f"It is sunny in {city}."
+
+
+async def test_llm_chat_streams_words_and_tool_calls(voxloop: str, http: aiohttp.ClientSession) -> None:
+    # The cascaded pipeline's LLM: `openai.LLM(base_url=...)` on /v1/chat/completions, streamed.
+    model = lk_openai.LLM(base_url=f"{voxloop}/v1", api_key=API_KEY, model="voxloop", max_completion_tokens=32)
+    context = llm.ChatContext()
+    context.add_message(role="user", content="Say hello.")
+    text = ""
+    async with model.chat(chat_ctx=context) as stream:
+        async for chunk in stream:
+            text += (chunk.delta.content or "") if chunk.delta else ""
+    assert text.strip()
+    context = llm.ChatContext()
+    context.add_message(role="user", content="What is the weather in Paris?")
+    calls = []
+    async with model.chat(chat_ctx=context, tools=[get_weather], tool_choice="required") as stream:
+        async for chunk in stream:
+            calls += chunk.delta.tool_calls if chunk.delta else []
+    await model.aclose()
+    (call,) = calls
+    assert call.name == "get_weather" and set(json.loads(call.arguments)) == {"city"} and call.call_id

@@ -355,3 +355,16 @@ async def test_voice_pipeline_streaming_over_realtime_transcription(voxloop: str
     assert lifecycle[:2] == ["turn_started", "turn_ended"] and lifecycle[-1] == "session_ended"
     assert len(workflow.heard) == 1 and {"capital", "france"} <= words(workflow.heard[0]), workflow.heard
     assert result.total_output_text.strip() and audio
+
+
+async def test_default_responses_api_model_is_not_served(voxloop: str) -> None:
+    # An `Agent` with a model name and no model object uses the Responses API (/v1/responses), which voxloop does not
+    # serve: give the agent an OpenAIChatCompletionsModel (as above) or `set_default_openai_api("chat_completions")`.
+    # When this starts failing, voxloop serves /v1/responses: update README "Clients tested".
+    from agents import OpenAIResponsesModel, RunConfig, Runner
+    from openai import NotFoundError
+
+    client = AsyncOpenAI(base_url=f"{voxloop}/v1", api_key=API_KEY, max_retries=0)
+    agent = Agent(name="Assistant", model=OpenAIResponsesModel(model="voxloop", openai_client=client))
+    with pytest.raises(NotFoundError):
+        await Runner.run(agent, "Say hello.", run_config=RunConfig(tracing_disabled=True))

@@ -44,6 +44,7 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.services.openai.realtime import events  # noqa: E402
+from pipecat.services.openai.llm import OpenAILLMService  # noqa: E402
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService  # noqa: E402
 from pipecat.services.openai.stt import OpenAIRealtimeSTTService, OpenAISTTService  # noqa: E402
 from pipecat.services.openai.tts import OpenAITTSService  # noqa: E402
@@ -173,6 +174,21 @@ async def test_tts_speaks(voxloop: str) -> None:
     pcm = b"".join(f.audio for f in audio)
     assert 1.0 < len(pcm) / 2 / RATE < 10
     assert words(transcribe_pcm(voxloop, pcm)) >= {"weather", "sunny", "warm", "today"}
+
+
+async def test_llm_streams_a_reply(voxloop: str) -> None:
+    # The cascaded pipeline's LLM: OpenAILLMService(base_url=...) on /v1/chat/completions, streamed.
+    llm = OpenAILLMService(api_key=API_KEY, base_url=f"{voxloop}/v1",
+                           settings=OpenAILLMService.Settings(model="voxloop", max_completion_tokens=32))
+
+    async def feed(worker: PipelineWorker) -> None:
+        await worker.queue_frame(LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": "Say hello."}])))
+
+    up, down = await _run(llm, feed, LLMFullResponseEndFrame, timeout=60)
+    _no_errors(up, down)
+    kinds = [type(f) for f in down.frames]
+    assert kinds.index(LLMFullResponseStartFrame) < kinds.index(LLMTextFrame) < kinds.index(LLMFullResponseEndFrame)
+    assert "".join(f.text for f in down.of(LLMTextFrame)).strip()
 
 
 def _realtime(voxloop: str, **audio_input: object) -> OpenAIRealtimeLLMService:
