@@ -127,3 +127,16 @@ def test_every_lock_is_hashed() -> None:
     for path in LOCKS.glob("*.txt"):
         text = path.read_text()
         assert text.count("==") <= text.count("--hash=sha256:"), f"{path.name} has a pin without a hash"
+
+
+def test_readme_clients_table_names_the_locked_versions() -> None:
+    """README "Clients tested" says which version of each client the suite ran: the one locks/clients.txt pins."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Clients tested", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    assert rows, "no client rows in README's Clients tested table"
+    pins = read_lock("clients")
+    for client, version in rows:
+        package = re.search(r"`([^`\[]+)", client)[1]  # the PyPI name, first code span, extras dropped
+        assert pins.get(canonicalize_name(package)) == version.strip(), (
+            f"README says {package} {version.strip()}, locks/clients.txt pins {pins.get(canonicalize_name(package))}")
