@@ -22,12 +22,12 @@ from tests.clients.conftest import API_KEY, QUESTION, speech_pcm, transcribe_pcm
 
 pytest.importorskip("livekit.plugins.openai", reason="livekit-plugins-openai is not installed (make test-clients)")
 
-import aiohttp  # noqa: E402
-from livekit import rtc  # noqa: E402
-from livekit.agents import Agent, AgentSession, RunContext, function_tool, llm  # noqa: E402
-from livekit.agents import stt as lk_stt  # noqa: E402
-from livekit.agents.utils import http_context  # noqa: E402
-from livekit.plugins import openai as lk_openai  # noqa: E402
+import aiohttp
+from livekit import rtc
+from livekit.agents import Agent, AgentSession, RunContext, function_tool, llm
+from livekit.agents import stt as lk_stt
+from livekit.agents.utils import http_context
+from livekit.plugins import openai as lk_openai
 
 pytestmark = pytest.mark.clients
 

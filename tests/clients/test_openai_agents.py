@@ -20,16 +20,16 @@ from tests.clients.conftest import API_KEY, QUESTION, speech_pcm, transcribe_pcm
 
 pytest.importorskip("agents.realtime", reason="the OpenAI Agents SDK is not installed (make test-clients)")
 
-import numpy as np  # noqa: E402
-from agents import Agent, OpenAIChatCompletionsModel, function_tool  # noqa: E402
-from agents.realtime import (  # noqa: E402
+import numpy as np
+from agents import Agent, OpenAIChatCompletionsModel, function_tool
+from agents.realtime import (
     RealtimeAgent,
     RealtimeModelSendRawMessage,
     RealtimePlaybackTracker,
     RealtimeRunner,
     RealtimeSession,
 )
-from agents.voice import (  # noqa: E402
+from agents.voice import (
     AudioInput,
     SingleAgentVoiceWorkflow,
     StreamedAudioInput,
@@ -37,8 +37,8 @@ from agents.voice import (  # noqa: E402
     VoicePipeline,
     VoicePipelineConfig,
 )
-from agents.voice.models.openai_model_provider import OpenAIVoiceModelProvider  # noqa: E402
-from openai import AsyncOpenAI  # noqa: E402
+from agents.voice.models.openai_model_provider import OpenAIVoiceModelProvider
+from openai import AsyncOpenAI
 
 pytestmark = pytest.mark.clients
 
@@ -137,13 +137,15 @@ async def test_spoken_turn_with_server_vad(voxloop: str) -> None:
         events = await _collect(session)
     _no_errors(events)
     raw = _raw(events)
-    order = [_index(raw, t, raw=True) for t in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                                                 "input_audio_buffer.committed", "response.created")]
+    kinds = ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "input_audio_buffer.committed",
+             "response.created")
+    order = [_index(raw, kind, raw=True) for kind in kinds]
     assert order == sorted(order)
     (user,) = _messages(events, "user")
     assert user.content[0].type == "input_audio"
     assert {"capital", "france"} <= words(user.content[0].transcript or ""), user.content[0].transcript
-    completed = [e for e in events if e.type == "raw_model_event" and e.data.type == "input_audio_transcription_completed"]
+    completed = [e for e in events
+                 if e.type == "raw_model_event" and e.data.type == "input_audio_transcription_completed"]
     assert completed and completed[0].data.transcript == user.content[0].transcript
     audio, transcript = _spoken(events)
     assert audio and transcript.strip()
@@ -191,9 +193,10 @@ async def test_interrupt_cuts_the_reply_where_playback_stopped(voxloop: str) -> 
         played: list[int] = []
 
         async def play_then_interrupt(event: Any) -> None:
-            if event.type == "audio" and not played:
-                tracker.on_play_bytes(event.item_id, event.content_index, event.audio.data)
-                played.append(len(event.audio.data) // BYTES_PER_MS)
+            if event.type == "audio" and not played:  # half of the first audio played, then the user interrupts
+                half = event.audio.data[: len(event.audio.data) // 4 * 2]
+                tracker.on_play_bytes(event.item_id, event.content_index, half)
+                played.append(len(half) // BYTES_PER_MS)
                 await session.interrupt()
 
         await session.send_message("Tell me a long story about a dragon and a knight.")
@@ -214,18 +217,18 @@ async def test_interrupt_cuts_the_reply_where_playback_stopped(voxloop: str) -> 
     full = next(e["transcript"] for e in raw if e["type"] == "response.output_audio_transcript.done")
     sent = sum(len(base64.b64decode(e["delta"])) for e in raw if e["type"] == "response.output_audio.delta")
     part = retrieved["item"]["content"][0]
-    cut, heard = truncated["audio_end_ms"] * BYTES_PER_MS, part["transcript"]
-    assert len(base64.b64decode(part["audio"])) == min(cut, sent)
-    assert full.startswith(heard) and (heard == full) == (cut >= sent), (heard, full, cut, sent)
+    cut, heard = truncated["audio_end_ms"], part["transcript"]
+    assert cut < sent // BYTES_PER_MS and len(base64.b64decode(part["audio"])) == cut * BYTES_PER_MS
+    assert full.startswith(heard) and heard != full, (heard, full, cut, sent)
     assert heard in ("", full) or full[len(heard)] == " ", (heard, full)  # whole phrases only
 
 
 async def _collect_raw(session: RealtimeSession, type_: str, timeout: float = 30) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         async for event in session:
-            if event.type == "raw_model_event" and event.data.type == "raw_server_event":
-                if event.data.data.get("type") == type_:
-                    return event.data.data
+            raw = event.data.data if event.type == "raw_model_event" and event.data.type == "raw_server_event" else {}
+            if raw.get("type") == type_:
+                return raw
     raise AssertionError(f"the session ended before {type_}")
 
 
@@ -244,8 +247,9 @@ async def test_speaking_over_a_reply_interrupts_it(voxloop: str) -> None:
                 for offset in range(0, len(pcm), 100 * BYTES_PER_MS):
                     await session.send_audio(pcm[offset : offset + 100 * BYTES_PER_MS])
                 # The answer to the interruption need not be long.
-                await session.model.send_event(RealtimeModelSendRawMessage(message={
-                    "type": "session.update", "other_data": {"session": {"type": "realtime", "max_output_tokens": 32}}}))
+                update = {"session": {"type": "realtime", "max_output_tokens": 32}}
+                await session.model.send_event(RealtimeModelSendRawMessage(
+                    message={"type": "session.update", "other_data": update}))
 
         await session.send_message("Tell me a long story about a dragon who learns to bake bread.")
         events = await _collect(session, turns=2, on_event=talk_over)
@@ -286,7 +290,7 @@ async def test_handoff_to_a_second_agent(voxloop: str) -> None:
     assert audio and transcript.strip()
 
 
-# --- the voice pipeline (agents.voice): STT → an agent on /v1/chat/completions → TTS, all on voxloop ----------------
+# --- the voice pipeline (agents.voice): STT → an agent on /v1/chat/completions → TTS, all on voxloop --------------
 
 
 class _RecordingWorkflow(SingleAgentVoiceWorkflow):

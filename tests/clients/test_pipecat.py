@@ -19,10 +19,11 @@ import pytest
 
 from tests.clients.conftest import API_KEY, QUESTION, speech_pcm, transcribe_pcm, words, ws_url
 
-pytest.importorskip("pipecat.services.openai.realtime", reason="pipecat-ai[openai] is not installed (make test-clients)")
+pytest.importorskip("pipecat.services.openai.realtime",
+                    reason="pipecat-ai[openai] is not installed (make test-clients)")
 
-from loguru import logger  # noqa: E402
-from pipecat.frames.frames import (  # noqa: E402
+from loguru import logger
+from pipecat.frames.frames import (
     EndFrame,
     ErrorFrame,
     Frame,
@@ -39,17 +40,17 @@ from pipecat.frames.frames import (  # noqa: E402
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
-from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
-from pipecat.services.openai.realtime import events  # noqa: E402
-from pipecat.services.openai.llm import OpenAILLMService  # noqa: E402
-from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService  # noqa: E402
-from pipecat.services.openai.stt import OpenAIRealtimeSTTService, OpenAISTTService  # noqa: E402
-from pipecat.services.openai.tts import OpenAITTSService  # noqa: E402
-from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
-from pipecat.workers.runner import WorkerRunner  # noqa: E402
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.services.openai.realtime import events
+from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
+from pipecat.services.openai.stt import OpenAIRealtimeSTTService, OpenAISTTService
+from pipecat.services.openai.tts import OpenAITTSService
+from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.workers.runner import WorkerRunner
 
 pytestmark = pytest.mark.clients
 
@@ -58,6 +59,7 @@ logger.add(sys.stderr, level="WARNING")
 
 RATE = 24_000
 SENTENCE = "The quick brown fox jumps over the lazy dog."
+HELLO = {"role": "user", "content": "Say hello."}
 PARAMS = PipelineParams(audio_in_sample_rate=RATE, audio_out_sample_rate=RATE)
 
 
@@ -182,7 +184,7 @@ async def test_llm_streams_a_reply(voxloop: str) -> None:
                            settings=OpenAILLMService.Settings(model="voxloop", max_completion_tokens=32))
 
     async def feed(worker: PipelineWorker) -> None:
-        await worker.queue_frame(LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": "Say hello."}])))
+        await worker.queue_frame(LLMContextFrame(context=LLMContext(messages=[HELLO])))
 
     up, down = await _run(llm, feed, LLMFullResponseEndFrame, timeout=60)
     _no_errors(up, down)
@@ -213,7 +215,7 @@ async def test_realtime_text_turn_is_spoken_back(voxloop: str) -> None:
     llm = _realtime(voxloop)
 
     async def feed(worker: PipelineWorker) -> None:
-        await worker.queue_frame(LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": "Say hello."}])))
+        await worker.queue_frame(LLMContextFrame(context=LLMContext(messages=[HELLO])))
 
     up, down = await _run(llm, feed, LLMFullResponseEndFrame)
     _no_errors(up, down)
