@@ -21,7 +21,7 @@ VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: lock serve test test-core browser test-extras test-nemo test-whisperx test-chatterbox test-kokoro install bench bench-load bench-soak openapi clean
+.PHONY: lock serve test test-core browser test-extras test-nemo test-whisperx test-chatterbox test-kokoro test-clients install bench bench-load bench-soak openapi clean
 
 $(STAMP): pyproject.toml $(CORE_LOCK) $(LOCKS)/core-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,10 +43,11 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/voxloop serve
 
-# Every test: the core suite in .venv, then each GPU extra's suite in its own venv. The four installs run in
-# parallel first (the extras' pip installs overlap the llama.cpp compile of .venv).
+# Every test: the core suite in .venv, then each GPU extra's suite and the client suite in their own venvs. The five
+# installs run in parallel first (the other pip installs overlap the llama.cpp compile of .venv).
 test: browser
-	$(MAKE) -j4 $(STAMP) $(NEMO_VENV)/.installed $(WHISPERX_VENV)/.installed $(CHATTERBOX_VENV)/.installed
+	$(MAKE) -j5 $(STAMP) $(NEMO_VENV)/.installed $(WHISPERX_VENV)/.installed $(CHATTERBOX_VENV)/.installed \
+		$(CLIENTS_VENV)/.installed
 	$(MAKE) test-core test-extras
 
 test-core: $(STAMP) browser
@@ -74,6 +75,7 @@ TORCH_INSTALL = $(TORCH_CPU) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 NEMO_VENV := .venv-nemo
 WHISPERX_VENV := .venv-whisperx
 CHATTERBOX_VENV := .venv-chatterbox
+CLIENTS_VENV := .venv-clients
 
 # One recipe for the three extras' venvs: pip, CPU torch, the hashed lock, then the --no-deps set (if the extra has
 # one: locks/<extra>-nodeps.txt), then voxloop. $(1): the venv, $(2): the lock's name.
@@ -105,6 +107,19 @@ $(WHISPERX_VENV)/.installed: pyproject.toml $(LOCKS)/whisperx.txt $(LOCKS)/whisp
 $(CHATTERBOX_VENV)/.installed: pyproject.toml $(LOCKS)/chatterbox.txt $(LOCKS)/chatterbox-nodeps.txt
 	$(call extra_venv,$(CHATTERBOX_VENV),chatterbox)
 
+# --- the client compatibility suite (issue 17): the OpenAI Agents SDK, LiveKit's and Pipecat's OpenAI plugins, real
+# from PyPI, in their own venv (their pins may conflict with voxloop's). No torch and no voxloop here: the tests start
+# `voxloop serve` from .venv (VOXLOOP_SERVER_PYTHON overrides) and connect to it over loopback.
+$(CLIENTS_VENV)/.installed: $(LOCKS)/clients.txt
+	test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install --quiet $(PIP_VERSION)
+	$(CLIENTS_VENV)/bin/pip install --quiet -r $(LOCKS)/clients.txt
+	touch $@
+
+# --confcutdir keeps pytest from loading tests/conftest.py (it imports the server's code, which this venv lacks).
+test-clients: $(STAMP) $(CLIENTS_VENV)/.installed
+	$(CLIENTS_VENV)/bin/python -m pytest -m clients --confcutdir=tests/clients tests/clients
+
 # --- the locks. `make lock` writes every locks/*.txt from locks/*.in and pyproject.toml with uv's pip-compile (uv
 # keeps each already-locked version that still fits, so the diff shows only what the inputs changed). To bump:
 # `make lock UPGRADE=--upgrade` (everything) or `make lock UPGRADE="--upgrade-package fastapi"`, then `make test`.
@@ -129,6 +144,7 @@ lock: $(UV)
 	$(foreach x,nemo whisperx chatterbox,$(COMPILE) pyproject.toml $(LOCKS)/$(x).in \
 		--excludes $(LOCKS)/extras.exclude -o $(LOCKS)/$(x).txt;)
 	$(foreach x,whisperx chatterbox,$(COMPILE) --no-deps $(LOCKS)/$(x)-nodeps.in -o $(LOCKS)/$(x)-nodeps.txt;)
+	$(COMPILE) $(LOCKS)/clients.in -o $(LOCKS)/clients.txt
 
 test-nemo: $(NEMO_VENV)/.installed
 	$(NEMO_VENV)/bin/python -m pytest -m extra_nemo tests/extras/test_nemo.py
@@ -144,7 +160,7 @@ test-chatterbox: $(CHATTERBOX_VENV)/.installed
 test-kokoro: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e/test_kokoro_torch.py tests/unit/engines/test_kokoro_torch_files.py
 
-test-extras: test-nemo test-whisperx test-chatterbox
+test-extras: test-nemo test-whisperx test-chatterbox test-clients
 
 bench: $(STAMP)
 	$(BIN)/python bench/transcribe.py
@@ -164,4 +180,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m openapi.snapshot --write
 
 clean:
-	rm -rf $(VENV) $(NEMO_VENV) $(WHISPERX_VENV) $(CHATTERBOX_VENV) $(UV_VENV) .pytest_cache
+	rm -rf $(VENV) $(NEMO_VENV) $(WHISPERX_VENV) $(CHATTERBOX_VENV) $(CLIENTS_VENV) $(UV_VENV) .pytest_cache

@@ -27,6 +27,10 @@ class Conversation:
         self._items: dict[str, dict[str, Any]] = {}
         # Per assistant audio item: (audio bytes, transcript) after each spoken phrase, to truncate by phrase.
         self._marks: dict[str, list[tuple[int, str]]] = {}
+        # Assistant audio items a response is still speaking → the cut a client asked for meanwhile (None: none yet).
+        # A client that heard the start of a reply cuts it there before the reply ends (the Agents SDK's interrupt()
+        # sends the truncate before its response.cancel); the cut is applied when the response closes the item.
+        self._live: dict[str, int | None] = {}
 
     def last_id(self) -> str | None:
         return self._order[-1] if self._order else None
@@ -38,6 +42,7 @@ class Conversation:
         self._order.clear()
         self._items.clear()
         self._marks.clear()
+        self._live.clear()
 
     def items(self) -> list[dict[str, Any]]:
         return [self._items[i] for i in self._order]
@@ -56,8 +61,18 @@ class Conversation:
             self._marks.clear()
         return self._insert(item, None)
 
+    def open_audio(self, item_id: str) -> None:
+        """A response started speaking this (already added) assistant item; a truncate before it closes waits."""
+        self._live[item_id] = None
+
     def set_phrase_marks(self, item_id: str, marks: list[tuple[int, str]]) -> None:
+        """The response closed this audio item (its audio and transcript are in place): apply any waiting cut."""
         self._marks[item_id] = list(marks)
+        cut = self._live.pop(item_id, None)
+        if cut is not None and item_id in self._items:
+            part = self._items[item_id]["content"][0]
+            audio = base64.b64decode(part["audio"]) if part.get("audio") else b""
+            self._cut(item_id, part, audio, min(cut, len(audio) // 2 * 1000 // PCM_RATE))
 
     def _insert(self, item: dict[str, Any], previous_item_id: str | None) -> str | None:
         """Append (no previous id), put first (`root`), or insert right after `previous_item_id`."""
@@ -118,6 +133,7 @@ class Conversation:
         self._order.remove(item_id)
         del self._items[item_id]
         self._marks.pop(item_id, None)
+        self._live.pop(item_id, None)
 
     def truncate(self, item_id: str, content_index: int, audio_end_ms: int, event_id: str | None) -> None:
         """Cut an assistant audio part at what the user heard; the unheard part of its transcript goes too."""
@@ -125,6 +141,12 @@ class Conversation:
         if item.get("role") != "assistant":
             raise RealtimeProtocolError("Only assistant messages with audio can be truncated.",
                                         code="invalid_value", param="item_id", event_id=event_id)
+        if item_id in self._live:  # still being spoken: cut when the response closes it
+            if content_index != 0:
+                raise RealtimeProtocolError(f"Content part {content_index} of item '{item_id}' is not audio.",
+                                            code="invalid_value", param="content_index", event_id=event_id)
+            self._live[item_id] = audio_end_ms
+            return
         content = item.get("content") or []
         if content_index >= len(content) or content[content_index].get("type") not in _AUDIO_PARTS:
             raise RealtimeProtocolError(f"Content part {content_index} of item '{item_id}' is not audio.",
@@ -137,6 +159,10 @@ class Conversation:
                 f"audio_end_ms ({audio_end_ms}) is past the end of the audio ({duration_ms} ms).",
                 code="invalid_value", param="audio_end_ms", event_id=event_id,
             )
+        self._cut(item_id, part, audio, audio_end_ms)
+
+    def _cut(self, item_id: str, part: dict[str, Any], audio: bytes, audio_end_ms: int) -> None:
+        duration_ms = len(audio) // 2 * 1000 // PCM_RATE
         if audio:
             part["audio"] = base64.b64encode(audio[: audio_end_ms * PCM_RATE // 1000 * 2]).decode()
         if part.get("transcript") is not None and (not audio or audio_end_ms < duration_ms):

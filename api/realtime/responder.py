@@ -250,6 +250,8 @@ class Responder:
             return
         self._message = rev.message_item(new_id("item"), "in_progress", [])
         await self._announce(self._message)
+        if self._conversation is not None and self.audio:
+            self._conversation.open_audio(self._message_id)
         part = {"type": "audio", "transcript": ""} if self.audio else {"type": "text", "text": ""}
         await self._emit(rev.part_event("added", self.id, self._message_id, self._message_index, part))
 

@@ -26,7 +26,12 @@ VENVS = {
     ".venv-nemo": ("nemo",),
     ".venv-whisperx": ("whisperx", "whisperx-nodeps"),
     ".venv-chatterbox": ("chatterbox", "chatterbox-nodeps"),
+    ".venv-clients": ("clients",),
 }
+# Venvs without torch (and without voxloop): the client compatibility suite's, whose lock is compiled from its .in
+# file alone (no pyproject.toml: the server runs from .venv).
+NO_TORCH = {".venv-clients"}
+STANDALONE_LOCKS = {"clients"}
 # Installed outside the locks on purpose: voxloop itself (--no-deps -e .), torch (the CPU wheel, pinned in
 # pyproject.toml and the Makefile; left out of the locks so a CUDA image can bring its own build), the venv's tools.
 UNLOCKED = {"voxloop", "torch", "pip", "setuptools", "wheel"}
@@ -71,6 +76,9 @@ def test_installed_venv_matches_its_lock(venv: str) -> None:
     extra = sorted(set(have) - set(want) - UNLOCKED)
     assert not drift, f"{venv} drifted from its lock (run `make install` or the venv's target):\n" + "\n".join(drift)
     assert not extra, f"{venv} has packages its lock does not name: {extra}"
+    if venv in NO_TORCH:
+        assert "torch" not in have, f"{venv} should not hold torch"
+        return
     # torch's local label (+cpu) is the build, not the version.
     assert Version(have["torch"]).base_version == torch_pin(), f"{venv}: torch {have['torch']}, pinned {torch_pin()}"
 
@@ -90,7 +98,7 @@ def lock_inputs(name: str) -> list[Requirement]:
 
     source = LOCKS / f"{'core' if name == 'image' else name}.in"
     reqs = read(source)
-    if not name.endswith("-nodeps"):
+    if not name.endswith("-nodeps") and name not in STANDALONE_LOCKS:
         project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
         extras = {"core": ("test", "funasr"), "image": ("otel", "funasr")}.get(name, ())
         deps = [Requirement(d) for d in project["dependencies"]]
@@ -119,3 +127,16 @@ def test_every_lock_is_hashed() -> None:
     for path in LOCKS.glob("*.txt"):
         text = path.read_text()
         assert text.count("==") <= text.count("--hash=sha256:"), f"{path.name} has a pin without a hash"
+
+
+def test_readme_clients_table_names_the_locked_versions() -> None:
+    """README "Clients tested" says which version of each client the suite ran: the one locks/clients.txt pins."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Clients tested", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    assert rows, "no client rows in README's Clients tested table"
+    pins = read_lock("clients")
+    for client, version in rows:
+        package = re.search(r"`([^`\[]+)", client)[1]  # the PyPI name, first code span, extras dropped
+        assert pins.get(canonicalize_name(package)) == version.strip(), (
+            f"README says {package} {version.strip()}, locks/clients.txt pins {pins.get(canonicalize_name(package))}")
