@@ -308,12 +308,14 @@ class RealtimeSession:
 
     async def _on_turn_event(self, turn: TurnEvent) -> None:
         if turn.kind == "speech_started":
-            if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
-                await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
             self.state = State.SPEAKING
             self._turn_item, self._turn_start = new_id("item"), max(turn.start, self.buffer.start)
+            # speech_started before the cancelled reply's response.done, as OpenAI orders them: clients (the Agents
+            # SDK) truncate what was played when they see speech start, before the cancellation arrives.
             await self.emit(server_event("input_audio_buffer.speech_started", audio_start_ms=ms(self._turn_start),
                                          item_id=self._turn_item))
+            if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
+                await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
             self._transcriber = self._start_transcriber(self._turn_item)
         elif turn.kind == "speech_stopped" and self._turn_item is not None:
             item_id = self._turn_item
