@@ -36,6 +36,14 @@ class WhisperSettings(BaseModel):
     cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 choose.")
     beam_size: int = Field(5, ge=1, le=10, description="Beam size for decoding.")
     batch_size: int = Field(8, ge=1, le=64, description="Speech chunks of one request decoded together.")
+    decode_passes: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="Decoder passes over one speech chunk: Whisper may stop before a chunk's end (a chunk's last "
+        "phrase was lost), so each pass decodes, batched, what the last one left; the last pass decodes what remains "
+        "without timestamps. 1 is faster-whisper's single pass without timestamps.",
+    )
     parallel_requests: int = Field(
         4, ge=1, le=64, description="Requests decoded at once; their chunks merge into shared batches."
     )

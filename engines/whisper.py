@@ -90,6 +90,7 @@ class FasterWhisperTranscriber:
         self._batcher = ForwardBatcher(max_chunks=settings.batch_size * settings.parallel_requests)
         self._beam_size = settings.beam_size
         self._batch_size = settings.batch_size
+        self._decode_passes = settings.decode_passes
         self.capabilities = whisper_capabilities(english_only)
 
     def transcribe(
@@ -112,7 +113,7 @@ class FasterWhisperTranscriber:
         )
         from engines.whisper_batching import SharedBatchPipeline
 
-        pipeline = SharedBatchPipeline(self._model, self._batcher)
+        pipeline = SharedBatchPipeline(self._model, self._batcher, passes=self._decode_passes)
         segments, info = pipeline.transcribe(audio.samples, **kwargs)
         return TranscriptionInfo(language=info.language, duration=audio.duration), self._convert(
             segments, audio.offset, cancel

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from faster_whisper import BatchedInferencePipeline
 
+from engines.whisper_decode import decode_to_end
+
 
 @dataclass
 class _Job:
@@ -96,12 +98,13 @@ class ForwardBatcher:
 class SharedBatchPipeline(BatchedInferencePipeline):
     """A per-request pipeline whose model calls go through the shared `ForwardBatcher`."""
 
-    def __init__(self, model: Any, batcher: ForwardBatcher):
+    def __init__(self, model: Any, batcher: ForwardBatcher, passes: int = 1):
         super().__init__(model)
         self._batcher = batcher
+        self._passes = passes  # decoder passes per chunk (engines/whisper_decode.py); 1 is faster-whisper's own
 
     def forward(self, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any) -> list[Any]:
-        key = f"{tokenizer.task}|{tokenizer.language_code}|{options!r}"
+        key = f"{tokenizer.task}|{tokenizer.language_code}|{self._passes}|{options!r}"
         if options.word_timestamps:
             # Word alignment carries per-request state (last_speech_timestamp) across batches: never merge it.
             key += f"|{id(self)}"
@@ -109,4 +112,4 @@ class SharedBatchPipeline(BatchedInferencePipeline):
         return self._batcher.run(job)
 
     def forward_now(self, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any) -> list[Any]:
-        return BatchedInferencePipeline.forward(self, features, tokenizer, chunks_metadata, options)
+        return decode_to_end(self, features, tokenizer, chunks_metadata, options, self._passes)
