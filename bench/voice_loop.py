@@ -85,7 +85,7 @@ async def run_loop(url: str, turns: int) -> tuple[float, list[float], dict[str, 
             "type": "realtime", "instructions": "Answer in one short sentence.", "max_output_tokens": 40,
             "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": {
                 "type": "server_vad", "silence_duration_ms": SILENCE_MS}}}}}))
-        first, _ = await one_turn(ws, "Hello there.")  # the first turn after start: cold, unless the server warmed
+        first, _ = await one_turn(ws, QUESTIONS[-1])  # the first turn after start: cold, unless the server warmed
         for i in range(turns):
             latency, meta = await one_turn(ws, QUESTIONS[i % len(QUESTIONS)])
             latencies.append(latency)
