@@ -37,12 +37,13 @@ class WhisperSettings(BaseModel):
     beam_size: int = Field(5, ge=1, le=10, description="Beam size for decoding.")
     batch_size: int = Field(8, ge=1, le=64, description="Speech chunks of one request decoded together.")
     decode_passes: int = Field(
-        3,
+        1,
         ge=1,
         le=8,
-        description="Decoder passes over one speech chunk: Whisper may stop before a chunk's end (a chunk's last "
-        "phrase was lost), so each pass decodes, batched, what the last one left; the last pass decodes what remains "
-        "without timestamps. 1 is faster-whisper's single pass without timestamps.",
+        description="Decoder passes over one speech chunk. 1 (the default) is faster-whisper's single pass without "
+        "timestamps, which can lose a chunk's last phrase when Whisper stops early. 3 decodes each chunk with "
+        "timestamps and, batched, what the last pass left (the last without timestamps): nothing lost on the "
+        "LibriVox test reading, but ~15-25 % slower and with timestamp-mode wording differences (see README).",
     )
     parallel_requests: int = Field(
         4, ge=1, le=64, description="Requests decoded at once; their chunks merge into shared batches."

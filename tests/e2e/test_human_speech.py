@@ -101,7 +101,9 @@ def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path) -> None:
     assert len(samples) / RATE > 110
     assert _title_ends_a_chunk(samples, starts), "the arrangement no longer puts the title at a chunk's end"
 
-    app = create_app(Settings(cache_dir=tmp_path))
+    settings = Settings(cache_dir=tmp_path)
+    settings.whisper.decode_passes = 3  # the multi-pass decoding this test is about (default 1, see its setting)
+    app = create_app(settings)
     with live_server(app) as url:
         response = httpx.post(
             f"{url}/v1/audio/transcriptions",
