@@ -206,7 +206,7 @@ def _reply(down: _Recorder) -> tuple[str, bytes]:
     kinds = [type(f) for f in down.frames]
     start, end = kinds.index(LLMFullResponseStartFrame), len(kinds) - 1 - kinds[::-1].index(LLMFullResponseEndFrame)
     audio = [i for i, k in enumerate(kinds) if k is TTSAudioRawFrame]
-    assert audio and start < audio[0] and audio[-1] < end
+    assert audio and start < audio[0] and audio[-1] < end, " ".join(k.__name__ for k in kinds)
     assert {(f.sample_rate, f.num_channels) for f in down.of(TTSAudioRawFrame)} == {(RATE, 1)}
     return "".join(f.text for f in down.of(LLMTextFrame)), b"".join(f.audio for f in down.of(TTSAudioRawFrame))
 
