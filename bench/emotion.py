@@ -64,9 +64,9 @@ def http_times(url: str, data: bytes, model: str, fmt: str, repeats: int) -> lis
 
 
 async def in_process_times(samples: np.ndarray, transcript: str, repeats: int) -> list[float]:
-    from api.app import build_services
     from api.settings import Settings
     from engines.base import AudioBuffer
+    from voxloop.app import build_services
 
     services = build_services(Settings())
     audio = AudioBuffer(samples, PIPER_RATE)

@@ -33,12 +33,12 @@ import numpy as np  # noqa: E402
 import uvicorn  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from api.app import create_app  # noqa: E402
 from api.native_memory import limit_arenas  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from tests.support.realtime import b64, to_pcm16_24k  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 from tests.support.speech import silence, speak  # noqa: E402
+from voxloop.app import create_app  # noqa: E402
 
 
 def proc_status(field: str) -> int:

@@ -33,10 +33,10 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.app import create_app  # noqa: E402
-from api.audio import decode_audio  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from engines.audio import decode_audio  # noqa: E402
 from engines.speech_text import split_phrases, split_sentences  # noqa: E402
+from voxloop.app import create_app  # noqa: E402
 
 TEXT = ("The quick brown fox jumps over the lazy dog near the quiet river bank. "
         "Later that evening, the tired fox curled up under an old oak tree and fell asleep.")

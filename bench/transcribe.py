@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from api.audio import decode_audio  # noqa: E402
 from bench.common import summary, voxloop_server  # noqa: E402
+from engines.audio import decode_audio  # noqa: E402
 from engines.whisper import tiny_en_dir  # noqa: E402
 from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
 from tests.support.wer import wer  # noqa: E402

@@ -15,7 +15,6 @@ from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-
 # --- errors -------------------------------------------------------------------------------------------------
 
 

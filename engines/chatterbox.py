@@ -24,8 +24,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from api.settings import Settings
-from api.settings_extras import ChatterboxSettings
 from engines.base import (
     AudioChunk,
     CancelToken,
@@ -36,6 +34,7 @@ from engines.base import (
     Voice,
 )
 from engines.registry import EngineSpec
+from engines.settings import ChatterboxSettings, EngineSettings
 from engines.speech_text import split_phrases
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ logger = logging.getLogger(__name__)
 Variant = Literal["turbo", "nano", "original"]
 INSTALL_HINT = "pip install 'voxloop[chatterbox]'"
 CHATTERBOX_RATE = 24_000  # S3Gen's output rate
-# The event tags Turbo's tokenizer knows (its authors' demo offers exactly these), spelt as api/paralinguistics.py does.
+# The event tags Turbo's tokenizer knows (its authors' demo offers exactly these), spelt as api/speech/paralinguistics.py does.
 TURBO_TAGS = frozenset(
     {"laugh", "chuckle", "sigh", "gasp", "cough", "clear throat", "sniff", "groan", "shush"}
 )
@@ -253,7 +252,7 @@ def _probe(ref: str, variant: Variant) -> Any:
     return probe
 
 
-def chatterbox_specs(settings: Settings) -> list[EngineSpec]:
+def chatterbox_specs(settings: EngineSettings) -> list[EngineSpec]:
     """The Chatterbox models configured in settings (none by default: weights come from the hub, not PyPI)."""
     cs = settings.chatterbox
     first_words = settings.tts.first_phrase_words

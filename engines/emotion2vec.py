@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from api.settings import EmotionSettings, Settings
 from engines.base import (
     EMOTION_LABELS,
     AudioBuffer,
@@ -29,6 +28,7 @@ from engines.base import (
 from engines.circumplex import make_scores, normalised, va_from_scores
 from engines.footprint import CudaAllocation, emotion2vec_bytes
 from engines.registry import EngineSpec
+from engines.settings import EmotionSettings, EngineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _probe(ref: str, local: bool, settings: EmotionSettings):
     return probe
 
 
-def emotion2vec_specs(settings: Settings) -> list[EngineSpec]:
+def emotion2vec_specs(settings: EngineSettings) -> list[EngineSpec]:
     """emotion2vec_plus_{seed,base,large} (hub ids unless mapped to a directory) plus any extra ids in settings."""
     es = settings.emotion
     refs = {f"emotion2vec_plus_{size}": HUB_IDS[es.hub].format(size=size) for size in SIZES}

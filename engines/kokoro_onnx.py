@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from api.settings import Settings, TTSSettings
 from engines.base import (
     AudioChunk,
     CancelToken,
@@ -29,6 +28,7 @@ from engines.core_slots import CoreSlots
 from engines.footprint import KOKORO_EMBEDDED_BYTES, KOKORO_FP32_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, package_dir, resolve_file
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings, TTSSettings
 from engines.speech_text import blend, split_phrases
 
 KOKORO_RATE = 24_000
@@ -200,7 +200,7 @@ def voice_language(voice_id: str) -> str:
             "p": "pt-BR"}.get(voice_id[:1], "en-US")
 
 
-def kokoro_specs(settings: Settings) -> list[EngineSpec]:
+def kokoro_specs(settings: EngineSettings) -> list[EngineSpec]:
     tts = settings.tts
 
     def file(ref: str) -> Path:

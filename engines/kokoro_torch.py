@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from api.settings import Settings, TTSSettings
 from engines.base import (
     AudioChunk,
     CancelToken,
@@ -45,6 +44,7 @@ from engines.kokoro_torch_files import (
     weights_file,
 )
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings, TTSSettings
 from engines.speech_text import blend, split_phrases
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _probe(ref: str, tts: TTSSettings, cache_dir: Path) -> Any:
     return probe
 
 
-def kokoro_torch_specs(settings: Settings) -> list[EngineSpec]:
+def kokoro_torch_specs(settings: EngineSettings) -> list[EngineSpec]:
     """`kokoro-82m-torch` when `tts.kokoro_torch_model` is set (none by default: the torch Kokoro is an extra)."""
     tts = settings.tts
     ref = tts.kokoro_torch_model

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from api.settings import Settings
 from engines.base import CancelToken, EngineUnavailableError, UnsupportedOptionError
 from engines.footprint import llama_bytes
 from engines.llama_cpp_tools import ToolChat, ToolRequest
 from engines.model_files import package_dir
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings
 
 EMBEDDED_CHAT_MODEL = "smollm2-135m-instruct"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -150,7 +150,7 @@ class LlamaCppChat:
         self._llm.close()
 
 
-def llama_cpp_specs(settings: Settings) -> list[EngineSpec]:
+def llama_cpp_specs(settings: EngineSettings) -> list[EngineSpec]:
     path_fn = (lambda: settings.embedded_llm_path) if settings.embedded_llm_path else smollm2_gguf
     model_id = settings.embedded_llm_path.stem if settings.embedded_llm_path else EMBEDDED_CHAT_MODEL
 

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from api.settings import Settings
-from api.settings_extras import NemoSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,
-    EngineUnavailableError,
     Segment,
     TranscriberCapabilities,
     TranscriptionInfo,
@@ -28,59 +24,20 @@ from engines.base import (
     Word,
 )
 from engines.footprint import CudaAllocation, nemo_bytes
+from engines.nemo_models import (
+    NEMO_CAPABILITIES,
+    STREAMING_CAPABILITIES,
+    import_nemo,
+    is_local,
+    load_nemo_model,
+    nemo_capabilities,
+    probe_nemo_file,
+)
+from engines.nemo_streaming import NemoStreamingTranscriber
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings, NemoSettings
 
 logger = logging.getLogger(__name__)
-
-INSTALL_HINT = "pip install 'voxloop[nemo]'"
-# Parakeet TDT v2 and Nemotron streaming are English models; a multilingual NeMo checkpoint (parakeet-tdt-0.6b-v3)
-# can be declared by giving its id a `-v3` suffix, which lifts the language check.
-ENGLISH_ONLY = frozenset({"en"})
-NEMO_CAPABILITIES = TranscriberCapabilities(languages=ENGLISH_ONLY, translate=False, word_timestamps=True)
-MULTILINGUAL_CAPABILITIES = TranscriberCapabilities(languages=None, translate=False, word_timestamps=True)
-# Cache-aware streaming decoding gives text per encoder chunk, without word timestamps.
-STREAMING_CAPABILITIES = TranscriberCapabilities(
-    languages=ENGLISH_ONLY, translate=False, word_timestamps=False, streaming=True
-)
-
-
-def import_nemo() -> tuple[Any, Any]:
-    """torch and NeMo's ASRModel, or an install hint. Imported lazily: NeMo takes seconds to import."""
-    try:
-        import torch
-        from nemo.collections.asr.models import ASRModel
-    except ImportError as exc:
-        raise EngineUnavailableError(f"NeMo is not installed ({exc.name}): {INSTALL_HINT}") from exc
-    return torch, ASRModel
-
-
-def is_local(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or ref.endswith(".nemo") or Path(ref).expanduser().exists()
-
-
-def load_nemo_model(ref: str, settings: NemoSettings) -> Any:
-    """`ASRModel.restore_from` for a local `.nemo`, `from_pretrained` for a hub id (only when downloads are allowed)."""
-    torch, ASRModel = import_nemo()
-    device = torch.device(settings.device)
-    try:
-        if is_local(ref):
-            path = Path(ref).expanduser()
-            if not path.exists():
-                raise EngineUnavailableError(f"NeMo model file not found: {path}")
-            model = ASRModel.restore_from(str(path), map_location=device)
-        elif settings.allow_downloads:
-            model = ASRModel.from_pretrained(ref, map_location=device)
-        else:
-            raise EngineUnavailableError(
-                f"'{ref}' is a hub id and downloads are off: set VOXLOOP_NEMO__ALLOW_DOWNLOADS=true, or give a local "
-                ".nemo path."
-            )
-    except EngineUnavailableError:
-        raise
-    except Exception as exc:
-        raise EngineUnavailableError(f"NeMo model '{ref}' could not be loaded: {exc}") from exc
-    return model.to(device).eval()
-
 
 def _hypothesis_text(hyp: Any) -> str:
     return hyp if isinstance(hyp, str) else (getattr(hyp, "text", "") or "")
@@ -157,26 +114,7 @@ def to_segments(hyp: Any, offset: float) -> list[Segment]:
     return segments
 
 
-def _probe(ref: str) -> Any:
-    def probe() -> str | None:
-        if is_local(ref):
-            return None if Path(ref).expanduser().exists() else f"missing NeMo model file {ref}"
-        return None
-
-    return probe
-
-
-def nemo_capabilities(model_id: str) -> TranscriberCapabilities:
-    return MULTILINGUAL_CAPABILITIES if model_id.endswith("-v3") else NEMO_CAPABILITIES
-
-
-def _streaming(ref: str, settings: NemoSettings) -> Any:
-    from engines.nemo_streaming import NemoStreamingTranscriber  # its own module: keeps this one under 400 lines
-
-    return NemoStreamingTranscriber(ref, settings)
-
-
-def nemo_specs(settings: Settings) -> list[EngineSpec]:
+def nemo_specs(settings: EngineSettings) -> list[EngineSpec]:
     """The NeMo models configured in settings (none by default: NeMo is an optional extra)."""
     ns = settings.nemo
     specs = []
@@ -190,7 +128,7 @@ def nemo_specs(settings: Settings) -> list[EngineSpec]:
                 owned_by="nvidia (weights), local" if is_local(ref) else "nvidia (hub)",
                 description=f"NeMo ASR from {ref} (Parakeet TDT: CC-BY-4.0 weights). Needs voxloop[nemo].",
                 capabilities=caps,
-                probe=_probe(ref),
+                probe=probe_nemo_file(ref),
                 device=ns.device,
                 memory_bytes=nemo_bytes(f"{model_id} {ref}"),
             )
@@ -200,11 +138,11 @@ def nemo_specs(settings: Settings) -> list[EngineSpec]:
             EngineSpec(
                 model_id,
                 "transcription",
-                lambda ref=ref: _streaming(ref, ns),
+                lambda ref=ref: NemoStreamingTranscriber(ref, ns),
                 owned_by="nvidia (weights), local" if is_local(ref) else "nvidia (hub)",
                 description=f"NeMo cache-aware streaming ASR (Nemotron) from {ref}. Needs voxloop[nemo].",
                 capabilities=STREAMING_CAPABILITIES,
-                probe=_probe(ref),
+                probe=probe_nemo_file(ref),
                 device=ns.device,
                 memory_bytes=nemo_bytes(f"{model_id} {ref}"),
             )

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from api.settings_extras import NemoSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,
@@ -25,7 +24,8 @@ from engines.base import (
     UnsupportedOptionError,
 )
 from engines.footprint import CudaAllocation
-from engines.nemo import STREAMING_CAPABILITIES, import_nemo, load_nemo_model
+from engines.nemo_models import STREAMING_CAPABILITIES, import_nemo, load_nemo_model
+from engines.settings import NemoSettings
 
 # Feature frames recomputed before the first unfinished one, so the STFT sees real samples on its left.
 _LEFT_MARGIN_FRAMES = 4

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from api.settings import Settings
 from engines.base import (
     AudioChunk,
     CancelToken,
@@ -28,6 +27,7 @@ from engines.base import (
 from engines.footprint import PIPER_HIGH_BYTES, PIPER_MEDIUM_BYTES, file_bytes, with_margin
 from engines.model_files import is_hub_ref, resolve_file
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings
 from engines.speech_text import bound_phonemes, split_phrases
 
 JOE = Voice(
@@ -128,7 +128,7 @@ def _probe(ref: str | None) -> Any:
     return probe
 
 
-def piper_specs(settings: Settings) -> list[EngineSpec]:
+def piper_specs(settings: EngineSettings) -> list[EngineSpec]:
     """The embedded joe voice as `piper-joe`, plus `piper-<voice>` when settings name another (local or hub)."""
     tts = settings.tts
     specs = [

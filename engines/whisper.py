@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from api.settings import Settings, WhisperSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,
@@ -27,6 +26,7 @@ from engines.base import (
 from engines.footprint import whisper_bytes
 from engines.model_files import package_dir
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings, WhisperSettings
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _is_local(ref: str) -> bool:
     return ref.startswith((".", "/", "~")) or Path(ref).expanduser().is_dir()
 
 
-def whisper_specs(settings: Settings) -> list[EngineSpec]:
+def whisper_specs(settings: EngineSettings) -> list[EngineSpec]:
     """The Whisper models this server offers: the two embedded ones plus any configured in settings."""
     ws = settings.whisper
 

@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from api.settings import Settings
-from api.settings_extras import WhisperXSettings
 from engines.base import (
     AudioBuffer,
     CancelToken,
@@ -33,6 +31,7 @@ from engines.base import (
 )
 from engines.footprint import whisperx_bytes
 from engines.registry import EngineSpec
+from engines.settings import EngineSettings, WhisperXSettings
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +271,7 @@ def to_segments(segments: list[dict], offset: float) -> list[Segment]:
     return out
 
 
-def whisperx_specs(settings: Settings) -> list[EngineSpec]:
+def whisperx_specs(settings: EngineSettings) -> list[EngineSpec]:
     """The WhisperX models configured in settings (none by default: WhisperX is an optional extra)."""
     xs = settings.whisperx
     specs = []

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import AuthenticationError
+from api.http.errors import AuthenticationError
 
 # The ASGI extension that lets a WebSocket handshake be answered with an HTTP response (uvicorn has it).
 DENIAL_EXTENSION = "websocket.http.response"

@@ -13,7 +13,7 @@ import re
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import InvalidRequestError
+from api.http.errors import InvalidRequestError
 
 # Deeper than any OpenAI request needs (OpenAI allows 10 levels of nesting in tool schemas), far below
 # the interpreter's recursion limit.

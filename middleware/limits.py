@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import ApiError, PayloadTooLargeError, RateLimitError
+from api.http.errors import ApiError, PayloadTooLargeError, RateLimitError
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

@@ -15,8 +15,8 @@ SNAPSHOT = Path(__file__).with_name("served.json")
 
 
 def served_schema() -> dict:
-    from api.app import create_app
     from api.settings import Settings
+    from voxloop.app import create_app
 
     return create_app(Settings()).openapi()
 

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from api.deps import ServicesDep
-from api.disconnect import CLIENT_CLOSED_REQUEST, unless_disconnected
-from api.errors import ApiError, EngineFailureError, InvalidRequestError, api_error_from_engine
-from api.schemas.common import ERROR_RESPONSES
+from api.http.disconnect import CLIENT_CLOSED_REQUEST, unless_disconnected
+from api.http.errors import ApiError, EngineFailureError, InvalidRequestError, api_error_from_engine
+from api.http.schemas import ERROR_RESPONSES
 from engines.base import EngineError
 
 router = APIRouter(tags=["chat"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Services, ServicesDep
-from api.errors import ModelNotFoundError
-from api.schemas.common import ERROR_RESPONSES
-from api.schemas.models import ModelCard, ModelDeleted, ModelList
+from api.http.errors import ModelNotFoundError
+from api.http.schemas import ERROR_RESPONSES
+from api.models.protocol import ModelCard, ModelDeleted, ModelList
 from engines.registry import EngineSpec, UnknownModel
 
 router = APIRouter(tags=["models"])

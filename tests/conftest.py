@@ -8,9 +8,9 @@ import httpx
 import openai
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from tests.support.server import live_server
+from voxloop.app import create_app
 
 # The client compatibility suite runs in its own venv against a `voxloop serve` subprocess (`make test-clients`,
 # which passes --confcutdir=tests/clients so this file is not loaded there); the core venv lacks its libraries.

@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, help="port (default: VOXLOOP_PORT or 8000)")
     args = parser.parse_args(argv)
 
-    from api.logs import configure_logging
     from api.settings import WARM_ROLES, Settings
+    from voxloop.logs import configure_logging
 
     overrides: dict[str, object] = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     if "VOXLOOP_WARMUP" not in os.environ:  # serve warms the voice loop's models unless told otherwise
@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from api.app import create_app
     from api.native_memory import limit_arenas
+    from voxloop.app import create_app
     from voxloop.server import GracefulServer
 
     # voxloop's own access log carries request ids; uvicorn's would duplicate every line. On SIGTERM the server

@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from api.audio import resample
 from api.realtime import response_events as rev
-from api.realtime.input_buffer import G711_RATE, encode_g711
-from api.realtime.sessions import SHUTTING_DOWN_CODE
 from api.realtime.events import RealtimeProtocolError, error_event, new_id, server_event
+from api.realtime.input_buffer import G711_RATE, encode_g711
 from api.realtime.session_config import wire_voice
-from api.schemas.speech import CustomVoice
-from api.text_hygiene import spoken_transcript
-from api.voice.phrases import PhraseChunker
+from api.realtime.sessions import SHUTTING_DOWN_CODE
+from api.speech.phrases import PhraseChunker
+from api.speech.protocol import CustomVoice
+from api.speech.text_hygiene import spoken_transcript
+from engines.audio import resample
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class Responder:
                 self._marks.append((len(self._audio), self._transcript))
 
     async def _synthesize(self, phrase: str) -> None:
-        from api.schemas.speech import SpeechRequest  # the speech capability's wire model
+        from api.speech.protocol import SpeechRequest  # the speech capability's wire model
 
         request = SpeechRequest(model=self._speech_model, input=phrase, voice=self.params.voice,
                                 response_format="pcm", speed=self.params.speed, emotion=self._emotion)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.schemas.speech import CustomVoice
+from api.speech.protocol import CustomVoice
 
 logger = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from api.languages import WHISPER_LANGUAGES
 from api.realtime.events import RealtimeProtocolError
 from api.realtime.input_buffer import RATE
 from api.realtime.session_config import TranscriptionConfig
 from engines.base import AudioBuffer, CancelToken, EngineError, TranscriberCapabilities, TranscriptionOptions
+from engines.languages import WHISPER_LANGUAGES
 from engines.registry import EngineSpec, UnknownModel
 
 logger = logging.getLogger(__name__)

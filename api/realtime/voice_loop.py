@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from api.http.errors import InvalidRequestError
 from api.realtime.events import RealtimeProtocolError, server_event
 from api.realtime.llm_context import build_messages, emotion_note
 from api.realtime.responder import Responder, ResponseParams, Timings
-from api.realtime.transcriber import resolve_transcription, transcribe_samples
 from api.realtime.session_config import SessionConfig, TranscriptionConfig
-from api.errors import InvalidRequestError
-from api.schemas.speech import CustomVoice
 from api.realtime.sessions import SHUTTING_DOWN_CODE
+from api.realtime.transcriber import resolve_transcription, transcribe_samples
+from api.speech.protocol import CustomVoice
 from engines.base import AudioBuffer, EmotionScores
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from api.settings_extras import RemoteEndpoint
 from engines.base import (
     EngineError,
     EngineOverloadedError,
@@ -23,6 +22,7 @@ from engines.base import (
     UpstreamFailedError,
     UpstreamRejectedError,
 )
+from engines.settings import RemoteEndpoint
 
 if TYPE_CHECKING:
     import httpx

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from api.audio import wav_bytes
-from api.settings_extras import RemoteEndpoint
+from engines.audio import wav_bytes
 from engines.base import (
     EMOTION_LABELS,
     AudioBuffer,
@@ -21,6 +20,7 @@ from engines.base import (
     UpstreamFailedError,
 )
 from engines.remote.client import RemoteClient
+from engines.settings import RemoteEndpoint
 
 if TYPE_CHECKING:
     import httpx

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from api.settings import Settings
-from api.settings_extras import RemoteEndpoint
 from engines.base import Engine
 from engines.registry import Capability, EngineSpec
 from engines.remote.client import probe_endpoint
 from engines.remote.emotion import RemoteEmotionRecognizer
 from engines.remote.speech import VOICES_MAX_AGE_SECONDS, RemoteSynthesizer, RemoteVoiceCatalog, probe_speech
 from engines.remote.transcription import RemoteTranscriber, remote_capabilities
+from engines.settings import EngineSettings, RemoteEndpoint
 
 
-def remote_specs(settings: Settings) -> list[EngineSpec]:
+def remote_specs(settings: EngineSettings) -> list[EngineSpec]:
     remote = settings.remote
     specs = [
         _spec(settings, model_id, "transcription", endpoint, lambda e=endpoint: RemoteTranscriber(e),
@@ -38,7 +37,7 @@ def remote_specs(settings: Settings) -> list[EngineSpec]:
 
 
 def _spec(
-    settings: Settings,
+    settings: EngineSettings,
     model_id: str,
     capability: Capability,
     endpoint: RemoteEndpoint,

@@ -19,8 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from api.audio import pcm16_to_float
-from api.settings_extras import RemoteEndpoint
+from engines.audio import pcm16_to_float
 from engines.base import (
     AudioChunk,
     CancelToken,
@@ -31,6 +30,7 @@ from engines.base import (
     Voice,
 )
 from engines.remote.client import PROBE_TIMEOUT_SECONDS, RemoteClient, probe_endpoint
+from engines.settings import RemoteEndpoint
 
 if TYPE_CHECKING:
     import httpx

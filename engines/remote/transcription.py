@@ -11,9 +11,7 @@ import base64
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from api.audio import wav_bytes
-from api.languages import WHISPER_LANGUAGES
-from api.settings_extras import RemoteTranscriptionEndpoint
+from engines.audio import wav_bytes
 from engines.base import (
     AudioBuffer,
     CancelToken,
@@ -23,7 +21,9 @@ from engines.base import (
     TranscriptionOptions,
     Word,
 )
+from engines.languages import WHISPER_LANGUAGES
 from engines.remote.client import RemoteClient
+from engines.settings import RemoteTranscriptionEndpoint
 
 if TYPE_CHECKING:
     import httpx

@@ -9,10 +9,10 @@ import httpx
 import openai
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from tests.support.llm_server import broken_upstream, llama_cpp_server
 from tests.support.server import live_server
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 

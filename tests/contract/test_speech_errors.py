@@ -72,7 +72,7 @@ def test_sdk_raises_typed_errors(sdk: openai.OpenAI) -> None:
 
 
 async def test_openai_voice_names_and_aliases_are_all_accepted(http: httpx.AsyncClient) -> None:
-    from api.schemas.speech import OPENAI_VOICES
+    from api.speech.protocol import OPENAI_VOICES
 
     voices = (await http.get("/v1/audio/voices")).json()["data"]
     for model in ("piper-joe", "kokoro-82m"):

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from engines.base import EngineError
 from tests.support.server import live_server
+from voxloop.app import create_app
 
 BODY = {"model": "tts-1", "input": "Hello there.", "voice": "alloy"}
 

@@ -18,8 +18,8 @@ import openai
 import pytest
 import websockets
 
-from api.app import create_app
 from tests.support.speech import encode, silence, speak
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 

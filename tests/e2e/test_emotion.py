@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soxr
 
-from api.services.emotion import EmotionService
+from api.emotion.service import EmotionService
 from engines.base import AudioBuffer
 from tests.support.speech import PIPER_RATE, encode, silence, speak
 
@@ -154,7 +154,7 @@ async def test_openapi_documents_the_endpoint(http) -> None:
 
 async def test_in_process_recognize_for_the_realtime_loop(settings) -> None:
     """The realtime loop calls the service directly with the turn's audio and transcript (no HTTP, no ASR)."""
-    from api.app import build_services
+    from voxloop.app import build_services
 
     services = build_services(settings)
     service: EmotionService = services.emotion

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import soxr
 
-from api.app import create_app
-from api.settings import EmotionSettings, Settings
+from api.settings import Settings
 from engines.base import EMOTION_LABELS, AudioBuffer, CancelToken, EmotionOptions
 from engines.circumplex import va_from_scores
+from engines.settings import EmotionSettings
 from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
 from tests.support.speech import PIPER_RATE, encode, silence, speak
+from voxloop.app import create_app
 
 pytestmark = [
     pytest.mark.models,
@@ -114,7 +115,7 @@ async def test_json_and_verbose_json_over_http(e2v_url: str) -> None:
 
 
 async def test_in_process_service_and_no_network(e2v_settings: Settings, network_calls: list) -> None:
-    from api.app import build_services
+    from voxloop.app import build_services
 
     services = build_services(e2v_settings)
     try:

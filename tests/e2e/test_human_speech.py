@@ -18,13 +18,13 @@ import pytest
 from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from api.app import create_app
-from api.audio import decode_audio
 from api.settings import Settings
+from engines.audio import decode_audio
 from engines.whisper import tiny_en_dir
 from tests.support.server import live_server
 from tests.support.speech import encode
 from tests.support.wer import normalise, wer
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 

@@ -19,14 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
-from api.settings import Settings, TTSSettings
+from api.settings import Settings
 from engines.base import CancelledByClient, CancelToken, SynthesisOptions
+from engines.settings import TTSSettings
 from engines.speech_text import split_phrases
 from tests.e2e.test_speech import to_audio
 from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
 from tests.support.tiny_kokoro import FRAME_SAMPLES, MAX_DUR, VOICES
+from voxloop.app import create_app
 
 pytestmark = [
     pytest.mark.models,

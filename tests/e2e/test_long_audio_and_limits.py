@@ -8,11 +8,11 @@ import httpx
 import numpy as np
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from tests.support.server import live_server
 from tests.support.speech import PIPER_RATE, encode, silence, speak
 from tests.support.wer import wer
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soxr
 
-from api.app import create_app
 from api.settings import Settings
 from tests.support.browser import chromium, console, missing_browser, screenshot
 from tests.support.server import live_server
 from tests.support.speech import PIPER_RATE, encode, silence, speak
 from tests.support.wer import wer
+from voxloop.app import create_app
 
 _WHY = missing_browser()
 pytestmark = [pytest.mark.models, pytest.mark.skipif(_WHY is not None, reason=_WHY or "")]

@@ -16,11 +16,11 @@ import httpx
 import pytest
 import websockets
 
-from api.app import create_app
 from api.settings import RealtimeSettings, Settings
 from tests.support.realtime import GA_EVENTS, b64, to_pcm16_24k
 from tests.support.server import live_server
 from tests.support.speech import speak
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 

@@ -14,11 +14,11 @@ import numpy as np
 import openai
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from tests.support.server import free_port, live_server
 from tests.support.speech import encode, silence, speak
 from tests.support.wer import wer
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 

@@ -13,8 +13,8 @@ import numpy as np
 import openai
 import pytest
 
-from api.audio import decode_audio
-from api.audio_encode import streaming_wav_header
+from api.http.audio_encode import streaming_wav_header
+from engines.audio import decode_audio
 from tests.support.wer import wer
 
 pytestmark = pytest.mark.models

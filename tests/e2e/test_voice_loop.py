@@ -243,9 +243,9 @@ async def test_beta_client_hears_beta_names(server_url: str) -> None:
 
 
 async def test_llm_down_fails_the_response_not_the_session(tmp_path) -> None:
-    from api.app import create_app
     from api.settings import Settings
     from tests.support.server import free_port, live_server
+    from voxloop.app import create_app
 
     app = create_app(Settings(cache_dir=tmp_path, chat_base_url=f"http://127.0.0.1:{free_port()}/v1"))
     with live_server(app) as url:

@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from tests.support.server import live_server
+from voxloop.app import create_app
 
 pytestmark = pytest.mark.models
 
@@ -24,7 +24,7 @@ def test_serve_warms_every_role_unless_told(monkeypatch: pytest.MonkeyPatch) -> 
         raise SystemExit
 
     monkeypatch.delenv("VOXLOOP_WARMUP", raising=False)
-    monkeypatch.setattr("api.app.create_app", stop)
+    monkeypatch.setattr("voxloop.app.create_app", stop)
     with pytest.raises(SystemExit):
         cli.main(["serve"])
     assert seen["settings"].warmup == ["vad", "transcription", "chat", "speech", "emotion"]

@@ -29,11 +29,11 @@ pytest.importorskip(
     reason="chatterbox-tts is not installed in this venv; `make test-chatterbox` runs these in .venv-chatterbox",
 )
 
-from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from tests.support.offline import network_calls  # noqa: E402, F401 (a fixture)
 from tests.support.server import live_server  # noqa: E402
 from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
+from voxloop.app import create_app  # noqa: E402
 
 pytestmark = pytest.mark.extra_chatterbox
 
@@ -218,9 +218,9 @@ def test_nano_needs_a_library_that_loads_it(tmp_path: Path) -> None:
 
     from chatterbox.tts_turbo import ChatterboxTurboTTS
 
-    from api.settings_extras import ChatterboxSettings
     from engines.base import EngineUnavailableError
     from engines.chatterbox import CHECKPOINT_FILES, ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
 
     if "nano" in inspect.signature(ChatterboxTurboTTS.from_local).parameters:
         pytest.skip("this chatterbox-tts loads Nano")
@@ -279,9 +279,9 @@ def original_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
 
 
 def test_original_takes_the_controls_and_a_zero_cfg_weight(original_checkpoint: tuple[Path, Path, list[dict]]) -> None:
-    from api.settings_extras import ChatterboxSettings
     from engines.base import CancelToken, SynthesisOptions, VoiceReference
     from engines.chatterbox import CFG_FLOOR, ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
 
     ckpt, reference, calls = original_checkpoint
     engine = ChatterboxSynthesizer(str(ckpt), "original", ChatterboxSettings(device="cpu", max_speech_tokens=12))

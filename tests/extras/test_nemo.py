@@ -19,12 +19,12 @@ pytest.importorskip(
     "nemo.collections.asr", reason="NeMo is not installed in this venv; `make test-nemo` runs these in .venv-nemo"
 )
 
-from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from api.settings_extras import NemoSettings  # noqa: E402
 from engines.base import AudioBuffer, CancelToken, TranscriptionOptions  # noqa: E402
+from engines.settings import NemoSettings  # noqa: E402
 from tests.support.server import live_server  # noqa: E402
 from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
+from voxloop.app import create_app  # noqa: E402
 
 pytestmark = pytest.mark.extra_nemo
 
@@ -191,9 +191,8 @@ def _speech_16k() -> np.ndarray:
 def test_stream_transcribe_is_incremental_and_chunking_invariant(models: dict[str, Path]) -> None:
     """The engine method the realtime session uses: updates arrive while audio is fed, and the result does not
     depend on how the audio was cut (features and encoder caches are carried across chunks exactly)."""
-    from engines.nemo_streaming import NemoStreamingTranscriber
-
     from engines.base import StreamingTranscriber
+    from engines.nemo_streaming import NemoStreamingTranscriber
 
     engine = NemoStreamingTranscriber(str(models["stream"]), NemoSettings(device="cpu"))
     assert isinstance(engine, StreamingTranscriber) and engine.capabilities.streaming

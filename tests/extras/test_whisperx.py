@@ -30,11 +30,11 @@ pytest.importorskip(
     "whisperx", reason="WhisperX is not installed in this venv; `make test-whisperx` runs these in .venv-whisperx"
 )
 
-from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from engines.whisper import tiny_en_dir  # noqa: E402
 from tests.support.server import live_server  # noqa: E402
 from tests.support.speech import encode, silence, speak  # noqa: E402
+from voxloop.app import create_app  # noqa: E402
 
 pytestmark = pytest.mark.extra_whisperx
 

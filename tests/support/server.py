@@ -24,7 +24,7 @@ def free_port() -> int:
 @contextmanager
 def live_server(app: FastAPI, **config_overrides: Any) -> Iterator[str]:
     """Serve `app` on 127.0.0.1:<free port>; yields the base URL (http://127.0.0.1:PORT). `config_overrides` go to
-    uvicorn.Config (`log_config=None` leaves logging to the test, as `voxloop serve` leaves it to api.logs).
+    uvicorn.Config (`log_config=None` leaves logging to the test, as `voxloop serve` leaves it to voxloop.logs).
 
     The WebSocket message limit is the app's setting, as `voxloop serve` passes it to uvicorn.
     """

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 
-from api.app import create_app
 from api.settings import Settings
 from engines.base import Segment, TranscriberCapabilities, TranscriptionInfo
 from engines.registry import EngineSpec
 from tests.support.speech import encode, silence
 from tests.unit.api.test_metrics import value
+from voxloop.app import create_app
 
 
 class NamedAsr:

@@ -7,11 +7,11 @@ import asyncio
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
 from api.metrics import Metrics
 from api.settings import Settings
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec
+from voxloop.app import create_app
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

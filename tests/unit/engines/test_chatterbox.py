@@ -16,10 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from api.app import create_app
-from api.paralinguistics import TAG_PROSODY
 from api.settings import Settings
-from api.settings_extras import ChatterboxSettings
+from api.speech.paralinguistics import TAG_PROSODY
 from engines import chatterbox as cb
 from engines.base import (
     AudioBuffer,
@@ -29,6 +27,8 @@ from engines.base import (
     UnsupportedOptionError,
     VoiceReference,
 )
+from engines.settings import ChatterboxSettings
+from voxloop.app import create_app
 
 
 def checkpoint(tmp_path: Path, variant: cb.Variant) -> Path:

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from api.app import build_registry
 from api.settings import Settings
 from engines.footprint import (
     CudaAllocation,
@@ -18,6 +17,7 @@ from engines.footprint import (
     whisper_bytes,
     whisper_params,
 )
+from voxloop.app import build_registry
 
 
 def test_whisper_sizes_from_names() -> None:

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from api.app import build_registry
 from api.settings import Settings
 from engines.base import AudioBuffer, EngineUnavailableError
 from engines.nemo import to_segments as nemo_segments
 from engines.whisperx_engine import known_speaker_names, relabel, split_by_speaker, to_segments
+from voxloop.app import build_registry
 
 
 def test_nemo_timestamps_to_segments() -> None:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from api.app import build_registry
-from api.settings import Settings, TTSSettings
+from api.settings import Settings
 from engines.base import EngineUnavailableError
 from engines.kokoro_torch import pick_device
 from engines.kokoro_torch_files import HUB_V1_VOICES, listed_voices, missing_files, model_dir, weights_file
+from engines.settings import TTSSettings
+from voxloop.app import build_registry
 
 
 def _layout(root: Path, voices: tuple[str, ...] = ("af_heart", "bm_george"), weights: str = "kokoro-v1_0.pth") -> Path:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.app import build_registry
-from api.settings import Settings, TTSSettings
+from api.settings import Settings
 from engines.base import CancelToken, EngineUnavailableError, SynthesisOptions
 from engines.model_files import is_hub_ref, resolve_file
 from engines.piper import joe_model_path
+from engines.settings import TTSSettings
+from voxloop.app import build_registry
 
 
 def test_hub_refs_are_recognised(tmp_path: Path) -> None:

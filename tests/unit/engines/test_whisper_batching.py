@@ -83,10 +83,10 @@ def test_failure_reaches_every_request_in_the_batch_and_batcher_recovers() -> No
 
 @pytest.mark.models
 def test_real_engine_concurrent_equals_sequential() -> None:
-    from api.settings import WhisperSettings
+    from engines.audio import resample
     from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
+    from engines.settings import WhisperSettings
     from engines.whisper import FasterWhisperTranscriber, tiny_en_dir
-    from api.audio import resample
     from tests.support.speech import PIPER_RATE, speak
 
     engine = FasterWhisperTranscriber(str(tiny_en_dir()), WhisperSettings(), english_only=True, local_files_only=True)

@@ -8,11 +8,11 @@ import logging
 import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from middleware import auth
 from middleware.auth import ApiKeyMiddleware
 from tests.support.asgi import Inner, Sent, assert_openai_error, http_scope, no_body, ws_scope
+from voxloop.app import create_app
 
 KEY = "sk-test-0123456789"
 

@@ -7,11 +7,11 @@ import json
 import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from middleware import json_depth as depth_module
 from middleware.json_depth import MAX_JSON_DEPTH, JsonDepthLimitMiddleware, json_depth
 from tests.support.asgi import Sent, assert_openai_error, http_scope
+from voxloop.app import create_app
 
 DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
 DEEP_OBJECT = '{"a":' * 100_000 + "1" + "}" * 100_000
@@ -115,7 +115,7 @@ async def test_a_body_in_parts_is_checked_when_complete() -> None:
 def test_a_too_deep_json_string_in_a_form_field_is_a_validation_error() -> None:
     from pydantic import ValidationError
 
-    from api.schemas.transcription import TranscriptionRequest
+    from api.transcription.protocol import TranscriptionRequest
 
     with pytest.raises(ValidationError, match="nested too deeply"):
         TranscriptionRequest.model_validate(

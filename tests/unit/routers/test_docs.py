@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from routers import docs
+from voxloop.app import create_app
 
 KEY = "sk-docs-test"
 # Every URL a page loads by itself: scripts, stylesheets, icons.

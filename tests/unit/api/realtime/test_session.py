@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from api.app import build_services
 from api.realtime.session import RealtimeSession, State
 from api.settings import Settings
 from engines.base import Segment, TranscriberCapabilities, TranscriptionInfo
 from engines.registry import EngineRegistry, EngineSpec
 from tests.support.realtime import BETA_EVENTS, GA_EVENTS, to_pcm16_24k
 from tests.support.speech import silence, speak
+from voxloop.app import build_services
 
 
 class FakeAsr:

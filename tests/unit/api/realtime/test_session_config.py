@@ -18,7 +18,7 @@ from api.realtime.session_config import (
     render_beta_transcription,
     render_ga,
 )
-from api.schemas.speech import CustomVoice
+from api.speech.protocol import CustomVoice
 
 
 def test_ga_update_changes_only_the_fields_sent() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api.errors import api_error_from_engine
-from api.settings_extras import RemoteEndpoint
+from api.http.errors import api_error_from_engine
 from engines.base import (
     EngineOverloadedError,
     EngineTimeoutError,
@@ -15,6 +14,7 @@ from engines.base import (
     UpstreamRejectedError,
 )
 from engines.remote.client import RemoteClient, probe_endpoint
+from engines.settings import RemoteEndpoint
 
 ENDPOINT = RemoteEndpoint(base_url="http://up/v1", model="m", retries=3)
 

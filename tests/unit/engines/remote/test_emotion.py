@@ -6,9 +6,9 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings_extras import RemoteEndpoint
 from engines.base import EMOTION_LABELS, AudioBuffer, CancelToken, EmotionOptions, UpstreamFailedError
 from engines.remote.emotion import RemoteEmotionRecognizer
+from engines.settings import RemoteEndpoint
 
 ENDPOINT = RemoteEndpoint(base_url="http://up/v1", model="emotion2vec_plus_large")
 AUDIO = AudioBuffer(np.zeros(1600, np.float32), 16000)

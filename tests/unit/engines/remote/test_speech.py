@@ -9,9 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings_extras import RemoteEndpoint
 from engines.base import CancelledByClient, CancelToken, SynthesisOptions, UpstreamRejectedError
 from engines.remote.speech import PCM_RATE, RemoteSynthesizer, RemoteVoiceCatalog
+from engines.settings import RemoteEndpoint
 
 ENDPOINT = RemoteEndpoint(base_url="http://up/v1", model="chatterbox-turbo")
 VOICES = {

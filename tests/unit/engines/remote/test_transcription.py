@@ -6,9 +6,9 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings_extras import RemoteTranscriptionEndpoint
 from engines.base import AudioBuffer, CancelToken, EngineUnavailableError, TranscriptionOptions
 from engines.remote.transcription import RemoteTranscriber
+from engines.settings import RemoteTranscriptionEndpoint
 
 AUDIO = AudioBuffer(np.zeros(16000, np.float32), 16000, offset=10.0)
 VERBOSE = {
