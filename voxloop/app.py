@@ -20,7 +20,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.native_memory import MallocTrimmer
 from api.realtime.sessions import RealtimeSessions
 from api.settings import Settings
-from api.speech.duet import router_spec
+from api.speech.duet import duet_spec
 from api.speech.service import SpeechService, openai_tts_aliases
 from api.transcription.service import OPENAI_ASR_ALIASES, TranscriptionService
 from api.warmup import WarmUp
@@ -89,7 +89,7 @@ def build_registry(settings: Settings) -> EngineRegistry:
     for spec in [*piper_specs(settings), *kokoro_specs(settings), *kokoro_torch_specs(settings),
                  *chatterbox_specs(settings)]:
         registry.add(spec)
-    registry.add(router_spec(settings.tts.fast_model, settings.tts.expressive_model))
+    registry.add(duet_spec(settings.tts.fast_model, settings.tts.expressive_model))
     for alias, target in openai_tts_aliases(settings).items():
         registry.alias("speech", alias, target)
     return registry

@@ -94,7 +94,7 @@ def emotion_from_instructions(instructions: str | None) -> tuple[str | None, str
     return ("neutral", plain.group(0)) if plain else (None, "")
 
 
-class TTSRouter:
+class DuetRouter:
     """Chooses between two speech models. Built from settings and the two models' capabilities."""
 
     def __init__(
@@ -142,19 +142,19 @@ class TTSRouter:
         return self._expressive_caps.default_voice()  # another expressive engine: its default voice
 
 
-class _RouterHandle:
+class _DuetHandle:
     """What the model manager would hold if asked to load the router: nothing (the router loads no weights)."""
 
     def close(self) -> None:
         return None
 
 
-def router_spec(fast_model: str, expressive_model: str) -> EngineSpec:
+def duet_spec(fast_model: str, expressive_model: str) -> EngineSpec:
     """The router, listed like a model so clients can choose it; the speech service resolves it to a role."""
     return EngineSpec(
         ROUTER_MODEL_ID,
         "speech",
-        _RouterHandle,
+        _DuetHandle,
         aliases=("duet", "voxloop-router"),
         description=f"Dual-TTS router: {fast_model} (fast, plain) or {expressive_model} (expressive, style by "
         "emotion), chosen per request from emotion, instructions and tags. Says why in X-Voxloop-Route-Reason.",

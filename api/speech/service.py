@@ -22,9 +22,9 @@ from api.http.errors import InvalidRequestError, ModelNotFoundError
 from api.settings import Settings
 from api.speech.duet import (
     ROUTER_MODEL_ID,
+    DuetRouter,
     RouteDecision,
     RouteRequest,
-    TTSRouter,
     emotion_from_instructions,
     normalise_emotion,
 )
@@ -165,12 +165,12 @@ class SpeechService:
     def route(self, text: str, emotion: str | None = None, instructions: str | None = None) -> RouteDecision:
         """The router's choice for one turn of raw text (for the voice loop): hygiene and tags are applied first."""
         cleaned = clean_for_speech(text)
-        return self.router().route(RouteRequest(cleaned, emotion, tuple(find_tags(cleaned)), instructions))
+        return self.duet().route(RouteRequest(cleaned, emotion, tuple(find_tags(cleaned)), instructions))
 
-    def router(self) -> TTSRouter:
+    def duet(self) -> DuetRouter:
         tts = self._settings.tts
         fast, expressive = self.resolve_model(tts.fast_model), self.resolve_model(tts.expressive_model)
-        return TTSRouter(fast.model_id, fast.capabilities, expressive.model_id, expressive.capabilities)
+        return DuetRouter(fast.model_id, fast.capabilities, expressive.model_id, expressive.capabilities)
 
     def expressive_tags(self) -> frozenset[str]:
         """Paralinguistic tags the router's expressive engine renders as sound (offered to the LLM)."""

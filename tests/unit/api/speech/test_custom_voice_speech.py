@@ -18,7 +18,7 @@ from api.custom_voices.service import CustomVoiceService
 from api.custom_voices.store import StoredRecord
 from api.http.errors import InvalidRequestError
 from api.settings import Settings
-from api.speech.duet import router_spec
+from api.speech.duet import duet_spec
 from api.speech.protocol import CustomVoice, SpeechRequest
 from api.speech.service import SpeechService
 from engines.audio import decode_audio
@@ -78,7 +78,7 @@ def world(tmp_path: Path) -> tuple[SpeechService, EchoCloner, StoredRecord, Cust
     registry = EngineRegistry([
         EngineSpec("plain-tts", "speech", Plain, capabilities=PLAIN),
         EngineSpec("clone-tts", "speech", lambda: cloner, capabilities=CLONING),
-        router_spec("plain-tts", "clone-tts"),
+        duet_spec("plain-tts", "clone-tts"),
     ])
     settings = Settings(cache_dir=tmp_path, tts={"fast_model": "plain-tts", "expressive_model": "clone-tts"})
     voices = CustomVoiceService(settings, registry)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from api.speech.duet import RouteRequest, TTSRouter, emotion_from_instructions
+from api.speech.duet import DuetRouter, RouteRequest, emotion_from_instructions
 from engines.kokoro_onnx import KOKORO_CAPABILITIES
 from engines.piper import PIPER_CAPABILITIES
 from engines.remote.speech import capabilities_for
 
 
 @pytest.fixture
-def router() -> TTSRouter:
-    return TTSRouter("piper-joe", PIPER_CAPABILITIES, "kokoro-82m", KOKORO_CAPABILITIES)
+def router() -> DuetRouter:
+    return DuetRouter("piper-joe", PIPER_CAPABILITIES, "kokoro-82m", KOKORO_CAPABILITIES)
 
 
-def test_plain_text_goes_fast(router: TTSRouter) -> None:
+def test_plain_text_goes_fast(router: DuetRouter) -> None:
     d = router.route(RouteRequest("The meeting is at noon."))
     assert (d.role, d.model, d.voice, d.speed_factor) == ("fast", "piper-joe", "en_US-joe-medium", 1.0)
     assert d.reason.startswith("fast:")
@@ -31,14 +31,14 @@ def test_plain_text_goes_fast(router: TTSRouter) -> None:
         (RouteRequest("Oh.", emotion="Sadness"), "jf_gongitsune", "sad"),
     ],
 )
-def test_emotion_goes_expressive_with_a_matching_style(router: TTSRouter, req: RouteRequest, style: str,
+def test_emotion_goes_expressive_with_a_matching_style(router: DuetRouter, req: RouteRequest, style: str,
                                                        emotion: str) -> None:
     d = router.route(req)
     assert (d.role, d.model, d.voice, d.emotion) == ("expressive", "kokoro-82m", style, emotion)
     assert emotion in d.reason and style in d.reason
 
 
-def test_explicit_emotion_beats_instructions_and_plain_instructions_beat_tags(router: TTSRouter) -> None:
+def test_explicit_emotion_beats_instructions_and_plain_instructions_beat_tags(router: DuetRouter) -> None:
     assert router.route(RouteRequest("x", emotion="sad", instructions="cheerful")).emotion == "sad"
     assert router.route(RouteRequest("x", tags=("laugh",), instructions="read it plainly")).role == "fast"
     assert router.route(RouteRequest("x", emotion="neutral", tags=("laugh",))).role == "fast"
@@ -50,8 +50,8 @@ def test_instruction_cues() -> None:
     assert emotion_from_instructions("Use a British accent")[0] is None
 
 
-def test_roles_are_settings(router: TTSRouter) -> None:
-    swapped = TTSRouter("kokoro-82m", KOKORO_CAPABILITIES, "piper-joe", PIPER_CAPABILITIES)
+def test_roles_are_settings(router: DuetRouter) -> None:
+    swapped = DuetRouter("kokoro-82m", KOKORO_CAPABILITIES, "piper-joe", PIPER_CAPABILITIES)
     d = swapped.route(RouteRequest("yay", emotion="happy"))
     assert (d.model, d.voice) == ("piper-joe", "en_US-joe-medium")  # no emotion styles there: its default voice
     assert swapped.route(RouteRequest("plain")).voice == "jf_alpha"
@@ -59,5 +59,5 @@ def test_roles_are_settings(router: TTSRouter) -> None:
 
 def test_a_remote_not_reached_yet_is_asked_for_an_openai_voice() -> None:
     unknown = capabilities_for(())  # a remote speech model whose voices are not learnt yet
-    d = TTSRouter("piper-joe", PIPER_CAPABILITIES, "chatterbox-remote", unknown).route(RouteRequest("Yay!", "happy"))
+    d = DuetRouter("piper-joe", PIPER_CAPABILITIES, "chatterbox-remote", unknown).route(RouteRequest("Yay!", "happy"))
     assert (d.role, d.model, d.voice) == ("expressive", "chatterbox-remote", "alloy")
