@@ -71,7 +71,9 @@ async def test_spoken_question_gets_a_spoken_answer(client: openai.AsyncOpenAI, 
     firsts = [types.index(t) for t in LIFECYCLE]
     assert firsts == sorted(firsts), [types[i] for i in sorted(firsts)]
     user_done = events.of("conversation.item.input_audio_transcription.completed")[0]
-    assert wer(QUESTION, user_done["transcript"]) <= 0.2
+    # Two word errors in nine at most: Whisper base on the realtime path sometimes hears "color is" as "colors"
+    # (two errors, 0.22: CI went red on it); a wrong question is three or more.
+    assert wer(QUESTION, user_done["transcript"]) <= 0.25
     assert types.index("conversation.item.input_audio_transcription.completed") < types.index("response.created")
     transcript = events.of("response.output_audio_transcript.done")[0]["transcript"]
     deltas = "".join(e["delta"] for e in events.of("response.output_audio_transcript.delta"))
