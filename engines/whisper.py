@@ -113,7 +113,7 @@ class FasterWhisperTranscriber:
         )
         from engines.whisper_batching import SharedBatchPipeline
 
-        pipeline = SharedBatchPipeline(self._model, self._batcher, passes=self._decode_passes)
+        pipeline = SharedBatchPipeline(self._model, self._batcher, passes=self._decode_passes, cancel=cancel)
         segments, info = pipeline.transcribe(audio.samples, **kwargs)
         return TranscriptionInfo(language=info.language, duration=audio.duration), self._convert(
             segments, audio.offset, cancel
