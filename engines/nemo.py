@@ -1,7 +1,8 @@
 """NVIDIA NeMo ASR behind `Transcriber` (extra `voxloop[nemo]`): Parakeet TDT 0.6B v2 and its relatives.
 
 Parakeet TDT v2 is English-only, writes punctuation and capitals itself, and gives word and segment timestamps
-from the TDT decoder (`timestamps=True`). Models load from a local `.nemo` file (the usual way on an offline GPU
+from the TDT decoder (`timestamps=True`). Concurrent requests share the model's batched `transcribe` through the
+cross-request `Batcher` (engines/batching.py): whoever arrives while a call runs joins the next one. Models load from a local `.nemo` file (the usual way on an offline GPU
 box) or, when downloads are allowed, from a hub id through NeMo's own `from_pretrained`.
 
 The cache-aware streaming models (Nemotron streaming ASR) are served by `engines/nemo_streaming.py`.
@@ -10,8 +11,10 @@ The cache-aware streaming models (Nemotron streaming ASR) are served by `engines
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 from engines.base import (
     AudioBuffer,
@@ -23,6 +26,7 @@ from engines.base import (
     UnsupportedOptionError,
     Word,
 )
+from engines.batching import Batcher
 from engines.footprint import CudaAllocation, nemo_bytes
 from engines.nemo_models import (
     NEMO_CAPABILITIES,
@@ -44,18 +48,40 @@ def _hypothesis_text(hyp: Any) -> str:
 
 
 class NemoTranscriber:
-    """One loaded NeMo ASR model (Parakeet TDT, or any NeMo model whose `transcribe` gives timestamps)."""
+    """One loaded NeMo ASR model (Parakeet TDT, or any NeMo model whose `transcribe` gives timestamps).
+
+    Each request is one utterance; concurrent requests are decoded together in one `transcribe` call of up to
+    `batch_size` utterances (`self.batcher.batch_sizes` records them)."""
 
     def __init__(self, ref: str, settings: NemoSettings, capabilities: TranscriberCapabilities = NEMO_CAPABILITIES):
         self._torch, _ = import_nemo()
         with CudaAllocation(settings.device) as allocated:
             self._model = load_nemo_model(ref, settings)
         self._memory = allocated.bytes
-        self._batch_size = settings.batch_size
+        self._rate = int(self._model.cfg.get("sample_rate", 16000))
         self.capabilities = capabilities
+        self.batcher: Batcher[np.ndarray, Any] = Batcher(settings.batch_size)
+        if settings.warmup:
+            self.warm_up()
 
     def memory_bytes(self) -> int | None:
         return self._memory
+
+    def warm_up(self) -> None:
+        """One dummy batch (two clips of different lengths, so padding is exercised) straight through the model:
+        the first request then finds the kernels loaded and tuned. Not counted in `batcher.batch_sizes`."""
+        rng = np.random.default_rng(0)
+        clips = [(rng.standard_normal(int(self._rate * s)) * 0.01).astype(np.float32) for s in (1.0, 0.5)]
+        self._decode(clips)
+
+    def _decode(self, clips: Sequence[np.ndarray]) -> list[Any]:
+        """The library's batched call: one hypothesis per clip, in order."""
+        with self._torch.inference_mode():
+            hyps = self._model.transcribe(list(clips), batch_size=len(clips), timestamps=True, verbose=False)
+        # RNNT models return a list of Hypothesis (older NeMo: a tuple (best, all)).
+        if isinstance(hyps, tuple):
+            hyps = hyps[0]
+        return list(hyps)
 
     def transcribe(
         self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
@@ -63,19 +89,12 @@ class NemoTranscriber:
         if options.task == "translate":
             raise UnsupportedOptionError("NeMo ASR models do not translate.", param="model")
         cancel.raise_if_cancelled()
-        rate = self._model.cfg.get("sample_rate", 16000)
-        if audio.sample_rate != rate:
-            raise UnsupportedOptionError(f"NeMo model expects {rate} Hz audio, got {audio.sample_rate} Hz.")
+        if audio.sample_rate != self._rate:
+            raise UnsupportedOptionError(f"NeMo model expects {self._rate} Hz audio, got {audio.sample_rate} Hz.")
         # The whole window is decoded at once: Parakeet's full attention takes up to ~24 min on a GPU, and the
         # service cuts longer audio into windows (decode_window_seconds) before it gets here.
-        with self._torch.inference_mode():
-            hyps = self._model.transcribe(
-                [audio.samples], batch_size=self._batch_size, timestamps=True, verbose=False
-            )
-        # RNNT models return a list of Hypothesis (older NeMo: a tuple (best, all)).
-        if isinstance(hyps, tuple):
-            hyps = hyps[0]
-        hyp = hyps[0]
+        samples = np.asarray(audio.samples, dtype=np.float32)
+        (hyp,) = self.batcher.run([samples], self._decode, cancel=cancel)
         language = options.language or "en"
         segments = to_segments(hyp, audio.offset)
         return TranscriptionInfo(language=language, duration=audio.duration), iter(segments)
@@ -125,6 +144,7 @@ def nemo_specs(settings: EngineSettings) -> list[EngineSpec]:
                 model_id,
                 "transcription",
                 lambda ref=ref, caps=caps: NemoTranscriber(ref, ns, caps),
+                workers=ns.parallel_requests,  # concurrent requests share batches (engines/batching.py)
                 owned_by="nvidia (weights), local" if is_local(ref) else "nvidia (hub)",
                 description=f"NeMo ASR from {ref} (Parakeet TDT: CC-BY-4.0 weights). Needs voxloop[nemo].",
                 capabilities=caps,

@@ -178,7 +178,22 @@ class NemoSettings(BaseModel):
         default_factory=dict,
         description="Cache-aware streaming models (Nemotron streaming ASR): id -> local `.nemo` file or hub id.",
     )
-    batch_size: int = Field(4, ge=1, le=64, description="Utterances decoded together by `transcribe`.")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        le=128,
+        description="Most utterances in one model call. Concurrent requests (up to `parallel_requests`) waiting for "
+        "the model are decoded together in one call of up to this many (no timer: whoever arrives while a call runs "
+        "joins the next).",
+    )
+    parallel_requests: int = Field(
+        16, ge=1, le=128, description="Requests in progress at once per offline model (threads sharing its batches)."
+    )
+    warmup: bool = Field(
+        True,
+        description="Decode one dummy batch when a model loads, so the first request does not pay for cold kernels "
+        "(on CUDA the first call is tens of times slower than the next).",
+    )
     allow_downloads: bool = Field(False, description="Let hub ids download weights (needs a network).")
 
 class WhisperXSettings(BaseModel):

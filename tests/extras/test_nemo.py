@@ -249,3 +249,146 @@ def test_hub_id_without_downloads_is_refused() -> None:
 
     with pytest.raises(EngineUnavailableError, match="downloads are off"):
         NemoTranscriber("nvidia/parakeet-tdt-0.6b-v2", NemoSettings(device="cpu"))
+
+
+# --- cross-request batching (issue 19): concurrent requests share one `transcribe` call ---------------------------
+
+
+class _GatedModel:
+    """Wraps the loaded model's `transcribe` (an instance attribute shadowing the method): records each call's clip
+    count, and holds the first call until `others` requests wait behind it, so the batch they form is known."""
+
+    def __init__(self, engine, others: int, ready=None) -> None:
+        self.engine, self.others = engine, others
+        self.ready = ready or (lambda: engine.batcher.waiting >= others)
+        self.calls: list[int] = []
+        self.inner = engine._model.transcribe
+        engine._model.transcribe = self
+
+    def __call__(self, audio, **kwargs):
+        import time
+
+        self.calls.append(len(audio))
+        if len(self.calls) == 1:
+            deadline = time.monotonic() + 60
+            while not self.ready() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return self.inner(audio, **kwargs)
+
+
+def _clips() -> list[AudioBuffer]:
+    import soxr
+
+    texts = ["Hello world.", "The quick brown fox jumps over the lazy dog.", "Please send the report.",
+             "Numbers one two three four five, and six."]
+    return [AudioBuffer(soxr.resample(speak(t), PIPER_RATE, 16000).astype(np.float32), 16000) for t in texts]
+
+
+def _words(engine, clip: AudioBuffer, cancel: CancelToken | None = None) -> tuple[str, list[tuple[str, float]]]:
+    _, segments = engine.transcribe(clip, TranscriptionOptions(), cancel or CancelToken())
+    segments = list(segments)
+    return "".join(s.text for s in segments).strip(), [(w.word, w.start) for s in segments for w in s.words]
+
+
+def _in_threads(fns, first_running=None) -> list:
+    """Run each fn on its own thread; with `first_running`, the others start once it says the first one runs."""
+    import threading
+    import time
+
+    results: list = [None] * len(fns)
+
+    def go(i: int) -> None:
+        try:
+            results[i] = fns[i]()
+        except BaseException as exc:  # collected for the assertions
+            results[i] = exc
+
+    threads = []
+    for i in range(len(fns)):
+        threads.append(threading.Thread(target=go, args=(i,)))
+        threads[-1].start()
+        while i == 0 and first_running is not None and not first_running():
+            time.sleep(0.01)
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_concurrent_requests_share_one_batch_and_equal_sequential(models: dict[str, Path]) -> None:
+    from engines.nemo import NemoTranscriber
+
+    engine = NemoTranscriber(str(models["tdt"]), NemoSettings(device="cpu", batch_size=8, warmup=False))
+    clips = _clips()
+    sequential = [_words(engine, c) for c in clips]
+    assert all(text for text, _ in sequential), "random weights still emit tokens"
+    assert engine.batcher.batch_sizes == [1, 1, 1, 1]
+    engine.batcher.batch_sizes.clear()
+
+    gate = _GatedModel(engine, others=len(clips) - 1)
+    first = _in_threads([lambda c=c: _words(engine, c) for c in clips], first_running=lambda: bool(gate.calls))
+    # The first request ran alone; the three that came while it ran shared the next call: 2 calls, not 4.
+    assert gate.calls == [1, 3] and engine.batcher.batch_sizes == [1, 3]
+    assert [t for t, _ in first] == [t for t, _ in sequential]
+    for (_, words), (_, expected) in zip(first, sequential):
+        assert [w for w, _ in words] == [w for w, _ in expected]
+        assert [s for _, s in words] == pytest.approx([s for _, s in expected], abs=0.02)
+    engine.close()
+
+
+def test_cancelling_a_waiting_request_spares_the_batch(models: dict[str, Path]) -> None:
+    from engines.base import CancelledByClient
+    from engines.nemo import NemoTranscriber
+
+    engine = NemoTranscriber(str(models["tdt"]), NemoSettings(device="cpu", batch_size=8, warmup=False))
+    clips = _clips()
+    expected = [_words(engine, c)[0] for c in clips]
+    engine.batcher.batch_sizes.clear()
+    token = CancelToken()
+    # The first call is held until the cancelled request has left the queue and requests 1 and 3 still wait.
+    gate = _GatedModel(engine, others=3, ready=lambda: token.cancelled and engine.batcher.waiting == 2)
+
+    def canceller() -> object:
+        import time
+
+        while engine.batcher.waiting < 3:  # 1, 2 and 3 queued behind the first call
+            time.sleep(0.01)
+        token.cancel()
+        return "cancelled"
+
+    results = _in_threads([
+        lambda: _words(engine, clips[0]), lambda: _words(engine, clips[1]), lambda: _words(engine, clips[2], token),
+        lambda: _words(engine, clips[3]), canceller,
+    ], first_running=lambda: bool(gate.calls))
+    assert isinstance(results[2], CancelledByClient)
+    assert [results[i][0] for i in (0, 1, 3)] == [expected[i] for i in (0, 1, 3)]
+    assert gate.calls == [1, 2] and engine.batcher.batch_sizes == [1, 2]  # the cancelled clip never ran
+    engine.close()
+
+
+def test_warm_up_on_load_runs_one_dummy_batch(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemo.collections.asr.models import EncDecRNNTBPEModel
+
+    from engines.nemo import NemoTranscriber
+
+    calls: list[int] = []
+    original = EncDecRNNTBPEModel.transcribe
+
+    def spy(self, audio, *args, **kwargs):
+        calls.append(len(audio))
+        return original(self, audio, *args, **kwargs)
+
+    monkeypatch.setattr(EncDecRNNTBPEModel, "transcribe", spy)
+    engine = NemoTranscriber(str(models["tdt"]), NemoSettings(device="cpu"))
+    assert calls == [2] and engine.batcher.batch_sizes == []  # one dummy batch, not counted as a request
+    cold = NemoTranscriber(str(models["tdt"]), NemoSettings(device="cpu", warmup=False))
+    assert calls == [2]
+    engine.close()
+    cold.close()
+
+
+def test_spec_runs_parallel_requests() -> None:
+    from engines.nemo import nemo_specs
+    from engines.settings import EngineSettings
+
+    settings = EngineSettings(nemo={"models": {"p": "/m/p.nemo"}, "parallel_requests": 12})
+    assert nemo_specs(settings)[0].workers == 12
