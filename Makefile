@@ -102,8 +102,9 @@ $(NEMO_VENV)/.installed: pyproject.toml $(LOCKS)/nemo.txt
 $(WHISPERX_VENV)/.installed: pyproject.toml $(LOCKS)/whisperx.txt $(LOCKS)/whisperx-nodeps.txt
 	$(call extra_venv,$(WHISPERX_VENV),whisperx)
 
-# Chatterbox pins torch==2.6.0/torchaudio==2.6.0 (CUDA wheels here), numpy<2 (its Turbo conditioning breaks on
-# numpy 2: a float64 reference reaches a float32 mel filter) and gradio/spaCy/pykakasi it does not import for English:
+# Chatterbox pins torch==2.6.0/torchaudio==2.6.0 (CUDA wheels here), numpy<2 (its Turbo conditioning broke on
+# numpy 2: a float64 reference reached a float32 mel filter; engines/chatterbox.py now keeps it float32, and
+# tests/extras/test_chatterbox.py passes with numpy 2 as well) and gradio/spaCy/pykakasi it does not import for English:
 # so chatterbox-tts, s3tokenizer and torchaudio go in --no-deps, on CPU torch, with the rest of what it imports.
 # numpy<2 goes in last, --no-deps too (kokoro-onnx declares numpy>=2, so no resolution holds both; this venv's tests
 # do not use kokoro-onnx). Anything in locks/chatterbox.in that needs NumPy 2 is held below it there (ml-dtypes).

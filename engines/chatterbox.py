@@ -158,6 +158,24 @@ def cap_speech_tokens(model: Any, variant: Variant, cap: int) -> None:
     setattr(t3, name, capped)
 
 
+def keep_reference_float32(model: Any) -> None:
+    """Keep the cloning reference float32 through Turbo/Nano's loudness normalisation, on NumPy 1 and 2.
+
+    chatterbox-tts's `norm_loudness` (called by `prepare_conditionals` by default) scales the float32 reference by a
+    float64 NumPy gain. NumPy 1 kept the array float32; NumPy 2 (NEP 50) promotes it to float64, which then meets
+    float32 mel filters in S3Gen's tokenizer: `expected scalar type Double but found Float`, so no custom voice could
+    be cloned. The library's own normalisation (pyloudnorm to -27 LUFS) still runs; its result is cast back to float32,
+    as an instance attribute shadowing the method. The original Chatterbox has no such step."""
+    inner = getattr(model, "norm_loudness", None)
+    if inner is None:
+        return
+
+    def norm_loudness(wav: Any, sr: int, *args: Any, **kwargs: Any) -> np.ndarray:
+        return np.asarray(inner(wav, sr, *args, **kwargs), dtype=np.float32)
+
+    model.norm_loudness = norm_loudness
+
+
 class ChatterboxSynthesizer:
     """One loaded Chatterbox model. One request at a time (`workers=1`): the model holds the voice conditioning
     of the call in progress (`model.conds`), so concurrent calls would speak in each other's voices."""
@@ -178,6 +196,7 @@ class ChatterboxSynthesizer:
         except Exception as exc:
             raise EngineUnavailableError(f"Chatterbox checkpoint '{ref}' could not be loaded: {exc}") from exc
         cap_speech_tokens(self._model, variant, settings.max_speech_tokens)
+        keep_reference_float32(self._model)
         self.variant = variant
         self.capabilities = chatterbox_capabilities(variant)
         self.sample_rate = int(getattr(self._model, "sr", CHATTERBOX_RATE))

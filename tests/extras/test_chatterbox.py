@@ -8,7 +8,10 @@ real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M 
 weights never choose the stop token, so every phrase runs to the engine's `max_speech_tokens`, which bounds it.
 The original Chatterbox (`t3_cfg`) runs at the engine, not over HTTP, on its own tiny checkpoint (last test).
 This proves the adapter (loading, conditioning, generation, HTTP shapes), not speech quality. Runs in
-`.venv-chatterbox` (`make test-chatterbox`); other venvs skip it with the reason below.
+`.venv-chatterbox` (`make test-chatterbox`); other venvs skip it with the reason below. That venv holds NumPy 1 (the
+library's pin); the GPU box has NumPy 2, where cloning used to fail: to run these with NumPy 2, make a venv with
+`.venv-chatterbox/bin/python -m venv V`, a `.pth` file in V's site-packages naming .venv-chatterbox's, and
+`V/bin/pip install 'numpy>=2'` (all pass there too).
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory, n
     reference = out.parent / "builtin-reference.wav"
     sf.write(reference, reference_speech(), PIPER_RATE)
     model = ChatterboxTurboTTS.from_local(out, "cpu")
-    model.prepare_conditionals(str(reference))
+    # Without the library's loudness normalisation, which breaks on NumPy 2 (the engine's cloning path fixes it).
+    model.prepare_conditionals(str(reference), norm_loudness=False)
     model.conds.save(out / "conds.pt")
     del model
     yield out
@@ -205,6 +209,38 @@ def test_custom_voice_is_cloned_by_the_library(server: str, cloned: list[str], n
     assert len(cloned) == 1 and voice_id in cloned[0] and Path(cloned[0]).is_file()
     # Built, loaded (AutoTokenizer included) and run from local files only.
     assert network_calls == [], f"Chatterbox reached the network: {network_calls}"
+
+
+def test_cloning_hands_a_float32_loudness_normalised_reference(checkpoint: Path, tmp_path: Path) -> None:
+    """chatterbox-tts's Turbo `prepare_conditionals` normalises loudness with a float64 gain: on NumPy 2 the reference
+    became float64 and S3Gen failed (`expected scalar type Float but found Double`). The engine keeps it float32, at
+    the library's target loudness, on NumPy 1 and 2 alike (this runs in both; see the module docstring)."""
+    import pyloudnorm
+    import soundfile as sf
+
+    from engines.base import CancelToken, SynthesisOptions, VoiceReference
+    from engines.chatterbox import ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
+
+    reference = tmp_path / "voice.wav"
+    sf.write(reference, reference_speech() * 0.3, PIPER_RATE)  # quiet: normalisation has work to do
+    engine = ChatterboxSynthesizer(str(checkpoint), "turbo", ChatterboxSettings(device="cpu", max_speech_tokens=MAX_TOKENS))
+    seen: list[np.ndarray] = []
+    embed_ref = engine._model.s3gen.embed_ref
+
+    def spy(wav: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(np.asarray(wav))
+        return embed_ref(wav, *args, **kwargs)
+
+    engine._model.s3gen.embed_ref = spy
+    options = SynthesisOptions("voice_x", reference=VoiceReference("voice_x", reference))
+    chunks = list(engine.synthesize("Hello there.", options, CancelToken()))
+    samples = np.concatenate([c.samples for c in chunks])
+    assert 0.2 < len(samples) / engine.sample_rate <= phrase_bound(1) and np.isfinite(samples).all()
+    (wav,) = seen
+    assert wav.dtype == np.float32, f"numpy {np.__version__}: the reference reached S3Gen as {wav.dtype}"
+    assert pyloudnorm.Meter(24_000).integrated_loudness(wav.astype(np.float64)) == pytest.approx(-27.0, abs=0.5)
+    engine.close()
 
 
 def test_original_only_controls_are_refused(server: str) -> None:
