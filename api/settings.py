@@ -104,6 +104,16 @@ class Settings(BaseSettings, EngineSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
 
+    profile: Literal["cpu", "gpu"] = Field(
+        "cpu",
+        description="The engine stack. `cpu`: the embedded models (the defaults below). `gpu`: Parakeet (NeMo) for "
+        "transcription, Nemotron streaming, Kokoro (torch) and Chatterbox-Turbo as the duet's voices, emotion2vec+ "
+        "on CUDA, weights from `profile_models_dir` (voxloop/profiles.py); any setting given still wins. `voxloop "
+        "serve` refuses to start (exit 2) when CUDA, an extra or a weight file the profile needs is missing.",
+    )
+    profile_models_dir: Path = Field(
+        Path("/models"), description="Where the `gpu` profile looks for its weights (file names in the README)."
+    )
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     log_level: str = Field("info", description="Python log level.")

@@ -21,18 +21,24 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, help="port (default: VOXLOOP_PORT or 8000)")
     args = parser.parse_args(argv)
 
-    from api.settings import WARM_ROLES, Settings
+    from api.settings import WARM_ROLES
     from voxloop.logs import configure_logging
+    from voxloop.profiles import ProfileError, check_profile, resolve_settings
 
     overrides: dict[str, object] = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     if "VOXLOOP_WARMUP" not in os.environ:  # serve warms the voice loop's models unless told otherwise
         overrides["warmup"] = list(WARM_ROLES)
-    settings = Settings(**overrides)
+    settings = resolve_settings(**overrides)  # VOXLOOP_PROFILE's values under what the environment sets
     configure_logging(settings.log_level, settings.log_format)
     settings.warn_unknown_env()
     problem = settings.public_bind_problem()
     if problem is not None:
         logging.getLogger("voxloop").error(problem)
+        sys.exit(EXIT_REFUSED)
+    try:
+        check_profile(settings)  # a GPU stack that cannot run here fails now, not at the first request
+    except ProfileError as exc:
+        logging.getLogger("voxloop").error("%s", exc)
         sys.exit(EXIT_REFUSED)
 
     import uvicorn
