@@ -113,10 +113,19 @@ class KokoroTorchSynthesizer:
         self._first_words = tts.first_phrase_words
         self.capabilities = capabilities(tuple(kokoro_voice(name) for name in self._packs))
         self.sample_rate = KOKORO_RATE
+        if tts.kokoro_torch_warmup and self._packs:
+            self.warm_up()
         logger.info("Kokoro (torch) loaded from %s on %s with %d voices", directory, self.device, len(self._packs))
 
     def voices(self) -> list[Voice]:
         return list(self.capabilities.voices)
+
+    def warm_up(self) -> None:
+        """One short phrase through the model with the first voice: the first request then finds the kernels
+        loaded (on CUDA the first call after load is ~40x slower than the next)."""
+        pack = next(iter(self._packs.values()))
+        for batch in self.phonemes("Hello there.", "en-us"):
+            self._speak(batch, pack, 1.0)
 
     def pack(self, voice: str) -> Any:
         """The voice pack tensor [510, 1, 256], blended when the id is `a:0.6+b:0.4`."""

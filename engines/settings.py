@@ -91,6 +91,11 @@ class TTSSettings(BaseModel):
     kokoro_torch_device: str = Field(
         "auto", description="`auto` (cuda, then mps, then cpu), `cuda`, `cuda:1`, `mps` or `cpu`."
     )
+    kokoro_torch_warmup: bool = Field(
+        True,
+        description="Speak one dummy phrase when the torch Kokoro loads, so the first request does not pay for "
+        "cold kernels (on CUDA the first call took 1.55 s, the next ones 35-40 ms).",
+    )
     allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
     piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
     piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")

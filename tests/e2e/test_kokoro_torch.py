@@ -153,3 +153,24 @@ def test_engine_chunks_by_phrase_and_stops_when_cancelled(model_dir: Path) -> No
             next(stream)
     finally:
         engine.close()
+
+
+def test_warm_up_on_load_speaks_one_dummy_phrase(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kokoro import KModel
+
+    from engines.kokoro_torch import KokoroTorchSynthesizer
+
+    calls: list[str] = []
+    forward = KModel.forward
+
+    def spy(self, phonemes, *args, **kwargs):
+        calls.append(phonemes)
+        return forward(self, phonemes, *args, **kwargs)
+
+    monkeypatch.setattr(KModel, "forward", spy)
+    engine = KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu"))
+    assert len(calls) == 1 and calls[0]  # the warm-up phrase, before any request
+    engine.close()
+    cold = KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu", kokoro_torch_warmup=False))
+    assert len(calls) == 1
+    cold.close()
