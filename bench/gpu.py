@@ -1,0 +1,265 @@
+"""GPU engines through voxloop's engine classes, against the library's own batched call, on random-weight models built
+from the libraries' own configs (no download).
+
+    .venv-nemo/bin/python bench/gpu.py nemo --device cpu --size tiny      # the CPU smoke (seconds)
+    python bench/gpu.py nemo --device cuda --size full                   # Parakeet-TDT-0.6B-v2 shape on a GPU
+    .venv/bin/python bench/gpu.py kokoro --device cpu --size tiny
+    python bench/gpu.py kokoro --device cuda --size full                 # Kokoro-82M v1.0 shape
+
+Each engine family runs in the venv holding its extra (their pins conflict). Prints one JSON line per measurement
+and writes them to --out after each step, so a timeout keeps what was measured.
+
+- nemo: `NemoTranscriber` (cross-request batching, engines/batching.py) at 1/4/16 (and --concurrency) concurrent
+  requests of --seconds clips: RTFx (audio seconds per wall second) and p50 latency; then the library's own best,
+  `model.transcribe(all clips, batch_size=N)`, on the same clips. Random weights decode a fixed amount of gibberish,
+  so both sides do the same work.
+- kokoro: `KokoroTorchSynthesizer`: load, first call (warm-up), time to first audio for 3 words and 2 sentences, RTF,
+  throughput (audio-s/s) at 1/4/16 concurrent requests behind its one worker (as the model manager runs it).
+  Kokoro has no batched call of its own to compare with (phrases across requests are not batched yet).
+Not here yet: Chatterbox-Turbo (its T3 decodes one request at a time) and emotion2vec+.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+SENTENCES = [
+    "hello world this is a short test", "the quick brown fox jumps over the lazy dog",
+    "please send the report before friday", "speech recognition on a tiny model", "numbers one two three four five",
+]
+DURATIONS = [0, 1, 2, 3, 4]
+
+
+class Recorder:
+    def __init__(self, out: Path | None):
+        self.out, self.rows = out, []
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        if self.out is not None:
+            self.out.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+
+
+def gpu_memory(torch: Any, device: str) -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None
+
+
+def sync(torch: Any, device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def concurrent(fn: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
+    """Run fn(0..n-1) on n threads at once: (wall seconds, each call's latency)."""
+    latencies = [0.0] * n
+
+    def go(i: int) -> None:
+        started = time.perf_counter()
+        fn(i)
+        latencies[i] = time.perf_counter() - started
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies
+
+
+# --- NeMo ----------------------------------------------------------------------------------------------------------
+
+
+def nemo_config(tok_dir: Path, size: str) -> dict:
+    """Parakeet TDT 0.6B v2's layout (FastConformer 24x1024, 8x dw_striding, TDT joint 640): `full`; `tiny` is 2x32."""
+    full = size == "full"
+    d_model, layers, heads, hidden = (1024, 24, 8, 640) if full else (32, 2, 2, 32)
+    return {
+        "sample_rate": 16000,
+        "validation_ds": {"manifest_filepath": None, "sample_rate": 16000, "batch_size": 1, "shuffle": False,
+                          "use_start_end_token": False},
+        "model_defaults": {"enc_hidden": d_model, "pred_hidden": hidden, "joint_hidden": hidden,
+                           "tdt_durations": DURATIONS, "num_tdt_durations": 5},
+        "tokenizer": {"dir": str(tok_dir), "type": "bpe"},
+        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+                         "sample_rate": 16000, "normalize": "per_feature", "window_size": 0.025, "window_stride": 0.01,
+                         "window": "hann", "features": 128 if full else 80, "n_fft": 512, "frame_splicing": 1,
+                         "dither": 0.0, "pad_to": 0},
+        "encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder", "feat_in": 128 if full else 80,
+                    "feat_out": -1, "n_layers": layers, "d_model": d_model, "subsampling": "dw_striding",
+                    "subsampling_factor": 8, "subsampling_conv_channels": 256 if full else 16,
+                    "ff_expansion_factor": 4 if full else 2, "self_attention_model": "rel_pos", "n_heads": heads,
+                    "conv_kernel_size": 9, "dropout": 0.0, "dropout_pre_encoder": 0.0, "dropout_emb": 0.0,
+                    "dropout_att": 0.0},
+        "decoder": {"_target_": "nemo.collections.asr.modules.RNNTDecoder", "normalization_mode": None,
+                    "random_state_sampling": False, "blank_as_pad": True,
+                    "prednet": {"pred_hidden": hidden, "pred_rnn_layers": 2 if full else 1, "t_max": None,
+                                "dropout": 0.0}},
+        "joint": {"_target_": "nemo.collections.asr.modules.RNNTJoint", "log_softmax": None, "preserve_memory": False,
+                  "fuse_loss_wer": True, "fused_batch_size": 4, "num_extra_outputs": 5,
+                  "jointnet": {"joint_hidden": hidden, "activation": "relu", "dropout": 0.0}},
+        "decoding": {"strategy": "greedy_batch", "model_type": "tdt", "durations": DURATIONS,
+                     "greedy": {"max_symbols": 10}},
+        "loss": {"loss_name": "tdt", "tdt_kwargs": {"durations": DURATIONS, "sigma": 0.02, "omega": 0.1,
+                                                    "fastemit_lambda": 0.0, "clamp": -1.0}},
+    }
+
+
+def bench_nemo(args: argparse.Namespace, rec: Recorder) -> None:
+    import torch
+    from nemo.collections.asr.models import EncDecRNNTBPEModel
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+    from omegaconf import OmegaConf
+
+    from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
+    from engines.nemo import NemoTranscriber
+    from engines.settings import NemoSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gpu-nemo-"))
+    text = tmp / "text.txt"
+    text.write_text("\n".join(SENTENCES * 4) + "\n")
+    create_spt_model(str(text), vocab_size=48, sample_size=-1, do_lower_case=True, tokenizer_type="bpe",
+                     output_dir=str(tmp / "tok"))
+    torch.manual_seed(0)
+    model = EncDecRNNTBPEModel(cfg=OmegaConf.create(nemo_config(tmp / "tok", args.size)))
+    params = sum(p.numel() for p in model.parameters())
+    path = tmp / "model.nemo"
+    model.save_to(str(path))
+    del model
+    started = time.perf_counter()
+    max_n = max(args.concurrency)
+    engine = NemoTranscriber(str(path), NemoSettings(device=args.device, batch_size=max_n, parallel_requests=max_n))
+    sync(torch, args.device)
+    rec.add(engine="nemo", size=args.size, device=args.device, params=params, load_and_warmup_s=round(
+        time.perf_counter() - started, 2), gpu_gib=gpu_memory(torch, args.device))
+
+    rng = np.random.default_rng(0)
+    clips = [(rng.standard_normal(int(16000 * args.seconds)) * 0.1).astype(np.float32) for _ in range(max_n)]
+    options, cancel = TranscriptionOptions(), CancelToken()
+
+    def one(i: int) -> None:
+        _, segments = engine.transcribe(AudioBuffer(clips[i], 16000), options, cancel)
+        list(segments)
+
+    for n in args.concurrency:
+        engine.batcher.batch_sizes.clear()
+        walls, lat = [], []
+        for _ in range(args.rounds):
+            wall, latencies = concurrent(one, n)
+            walls.append(wall)
+            lat += latencies
+        audio = n * args.seconds * args.rounds
+        rec.add(engine="nemo", via="engine", concurrent=n, clip_s=args.seconds, rtfx=round(audio / sum(walls), 1),
+                p50_latency_s=round(statistics.median(lat), 3), model_calls=len(engine.batcher.batch_sizes),
+                largest_batch=max(engine.batcher.batch_sizes), gpu_gib=gpu_memory(torch, args.device))
+    for n in args.concurrency:
+        started = time.perf_counter()
+        for _ in range(args.rounds):
+            engine._decode(clips[:n])
+        sync(torch, args.device)
+        wall = time.perf_counter() - started
+        rec.add(engine="nemo", via="library transcribe(batch_size=N)", concurrent=n, clip_s=args.seconds,
+                rtfx=round(n * args.seconds * args.rounds / wall, 1), gpu_gib=gpu_memory(torch, args.device))
+    engine.close()
+
+
+# --- Kokoro (torch) ------------------------------------------------------------------------------------------------
+
+
+def kokoro_full_config() -> dict:
+    """Kokoro-82M v1.0's config.json (hexgrad/Kokoro-82M), with kokoro-onnx's copy of its phoneme vocabulary."""
+    from kokoro_onnx.config import DEFAULT_VOCAB
+
+    return {
+        "vocab": DEFAULT_VOCAB, "n_token": 178, "hidden_dim": 512, "style_dim": 128, "n_layer": 3, "max_dur": 50,
+        "dropout": 0.2, "text_encoder_kernel_size": 5, "n_mels": 80,
+        "plbert": {"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 2048,
+                   "max_position_embeddings": 512, "num_hidden_layers": 12, "dropout": 0.1},
+        "istftnet": {"upsample_kernel_sizes": [20, 12], "upsample_rates": [10, 6], "gen_istft_hop_size": 5,
+                     "gen_istft_n_fft": 20, "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+                     "resblock_kernel_sizes": [3, 7, 11], "upsample_initial_channel": 512},
+    }
+
+
+def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
+    import torch
+
+    from engines.base import CancelToken, SynthesisOptions
+    from engines.kokoro_torch import KokoroTorchSynthesizer
+    from engines.settings import TTSSettings
+    from tests.support import tiny_kokoro
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-gpu-kokoro-"))
+    if args.size == "full":
+        original = tiny_kokoro.config
+        tiny_kokoro.config = kokoro_full_config  # the same builder, the real sizes
+        try:
+            tiny_kokoro.build(directory)
+        finally:
+            tiny_kokoro.config = original
+    else:
+        tiny_kokoro.build(directory)
+    started = time.perf_counter()
+    engine = KokoroTorchSynthesizer(directory, TTSSettings(kokoro_torch_device=args.device, kokoro_torch_warmup=False))
+    sync(torch, args.device)
+    load = time.perf_counter() - started
+    options, cancel = SynthesisOptions(voice=tiny_kokoro.VOICES[0]), CancelToken()
+    started = time.perf_counter()
+    engine.warm_up()
+    sync(torch, args.device)
+    rec.add(engine="kokoro", size=args.size, device=args.device, load_s=round(load, 2),
+            first_call_s=round(time.perf_counter() - started, 3), gpu_gib=gpu_memory(torch, args.device))
+    for label, text in (("3 words", "Hello there friend."),
+                        ("2 sentences", "Hello there, this is a test. It has two sentences.")):
+        started = time.perf_counter()
+        stream = engine.synthesize(text, options, cancel)
+        first = next(stream)
+        ttfa = time.perf_counter() - started
+        total = first.duration + sum(c.duration for c in stream)
+        wall = time.perf_counter() - started
+        rec.add(engine="kokoro", text=label, first_audio_s=round(ttfa, 3), rtf=round(wall / max(total, 1e-9), 3))
+    lock = threading.Lock()  # the model manager runs this engine on one worker
+    text = "The quick brown fox jumps over the lazy dog. Then it runs far away."
+    for n in args.concurrency:
+        audio = [0.0] * n
+
+        def one(i: int) -> None:
+            with lock:
+                audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
+
+        wall, latencies = concurrent(one, n)
+        rec.add(engine="kokoro", via="engine", concurrent=n, audio_s_per_s=round(sum(audio) / wall, 1),
+                p50_latency_s=round(statistics.median(latencies), 3), gpu_gib=gpu_memory(torch, args.device))
+    engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("engine", choices=["nemo", "kokoro"])
+    parser.add_argument("--device", default="cuda", help="cuda (the GPU box) or cpu (the smoke run)")
+    parser.add_argument("--size", choices=["tiny", "full"], default="full")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seconds", type=float, default=30.0, help="NeMo: length of each clip")
+    parser.add_argument("--rounds", type=int, default=2, help="NeMo: repetitions per concurrency level")
+    parser.add_argument("--out", type=Path, help="also write the JSON lines here after each step")
+    args = parser.parse_args()
+    rec = Recorder(args.out)
+    {"nemo": bench_nemo, "kokoro": bench_kokoro}[args.engine](args, rec)
+
+
+if __name__ == "__main__":
+    main()
