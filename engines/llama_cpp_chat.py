@@ -29,6 +29,9 @@ _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # `chatml-function-calling` template: that Jinja template HTML-escapes every message (an apostrophe in a reply comes
 # back as `&#39;`, the model copies it and escapes further, `&amp;#39;`), and the escaped history no longer matches
 # the tokens the model generated, so llama.cpp's prefix cache missed at the previous reply every turn.
+# Context shift: the tokens that must match to find the kept history, and the least worth shifting.
+_PROBE_TOKENS = 8
+_MIN_SHIFTED_TOKENS = 16
 _CHATML_FORMATS = {"chatml", "chatml-function-calling"}
 _END = "<|im_end|>"
 # create_chat_completion's sampling defaults (create_completion's own differ: temperature 0.8).
@@ -52,13 +55,53 @@ def _cancellable(llama_class: type) -> type:
     class CancellableLlama(llama_class):  # type: ignore[misc, valid-type]
         cancel: CancelToken | None = None  # the current call's; None between calls
 
-        def generate(self, *args: Any, **kwargs: Any) -> Iterator[int]:
-            for token in super().generate(*args, **kwargs):
+        def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            tokens = list(tokens)
+            if kwargs.get("reset", True):
+                self._reuse_after_dropped_history(tokens)
+            for token in super().generate(tokens, *args, **kwargs):
                 if self.cancel is not None:
                     self.cancel.raise_if_cancelled()
                 yield token
 
+        def _reuse_after_dropped_history(self, tokens: list[int]) -> None:
+            """Keep the cached tokens that follow history the new prompt dropped (llama.cpp's context shift).
+
+            llama.cpp reuses only the longest common prefix. When a conversation's window drops its oldest
+            messages, the prompt differs right after the system prompt and everything after it would be evaluated
+            again (hundreds of tokens, seconds on two cores). Here the dropped span is removed from the KV cache and
+            the rest of the cached conversation is shifted down to its new positions (RoPE shift), so only the new
+            turn is evaluated. As with llama.cpp's own context shift, the kept tokens were computed while the dropped
+            ones were still in view: a close approximation of a fresh evaluation, not bit-identical to one.
+            """
+            cached = self.input_ids[: self.n_tokens].tolist()
+            start = _common(cached, tokens)
+            probe = tokens[start:start + _PROBE_TOKENS]
+            if start == 0 or start >= len(cached) or len(probe) < _PROBE_TOKENS:
+                return
+            found = next((j for j in range(start + 1, len(cached) - _PROBE_TOKENS + 1)
+                          if cached[j:j + _PROBE_TOKENS] == probe), None)
+            if found is None:
+                return
+            kept = _common(cached[found:], tokens[start:])
+            if kept < _MIN_SHIFTED_TOKENS or not self._ctx.kv_cache_seq_rm(0, start, found):
+                return
+            self._ctx.kv_cache_seq_rm(0, found + kept, -1)
+            self._ctx.kv_cache_seq_shift(0, found, found + kept, start - found)
+            self.input_ids[start:start + kept] = cached[found:found + kept]
+            self.n_tokens = start + kept
+            self._requires_eval = True
+
     return CancellableLlama
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 @contextmanager
