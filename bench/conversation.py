@@ -155,7 +155,7 @@ def report(name: str, rows: list[dict]) -> None:
         meta = row.get("meta", {})
         stamp = " ".join(f"{k}={v:.2f}" for k, v in stages(meta).items())
         v2v = f"{row['v2v']:.3f}s" if row["v2v"] is not None else "no audio"
-        print(f"  turn {row["turn"]:2d}: {v2v:>9s} done={row["done"]!s:5s} {row.get("status", "-"):9s} route={meta.get('voxloop_route', '-'):10s}"
+        print(f"  turn {row['turn']:2d}: {v2v:>9s} done={row['done']!s:5s} {row.get('status', '-'):9s} route={meta.get('voxloop_route', '-'):10s}"
               f" emotion={meta.get('voxloop_emotion_state', '-'):5s} {stamp}")
     v2v = [r["v2v"] for r in rows if r["v2v"] is not None]
     print(f"  end of speech -> first audio: {stats(v2v)}; first turn {rows[0]['v2v']}; "
