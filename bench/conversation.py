@@ -27,12 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 
 from bench.common import ROOT, voxloop_server, wait_ready  # noqa: E402
 from bench.voice_loop import pcm24, raw_floor  # noqa: E402
-from tests.support.speech import PIPER_RATE, speak  # noqa: E402
+from tests.support.speech import speak  # noqa: E402
 
 QUESTIONS = [
     "What is the capital of France?",
