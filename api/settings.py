@@ -64,6 +64,11 @@ class RealtimeSettings(BaseModel):
         "default: on 2 CPU cores the embedded model reads ~300 prompt tokens a second."
     )
     max_history_chars: int = Field(3000, ge=200, description="Characters of history the LLM sees at most.")
+    emotion_wait_seconds: float = Field(
+        0.15, ge=0.0, le=10.0, description="How long after a turn's transcript its reply waits for the emotion of the "
+        "turn (the prosody baseline needs ~30 ms); a later emotion does not hold the reply up: it is routed and "
+        "prompted without it (response.done metadata voxloop_emotion_state: ready, late or none)."
+    )
     extension_events: bool = Field(
         False, description="Send voxloop.* events (emotion of each user turn) to every session; a session can also "
         "ask with ?voxloop_events=true."

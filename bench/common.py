@@ -21,19 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def voxloop_process(env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`voxloop serve` as a separate process (as users run it), stopped on exit: (base URL, process)."""
+def voxloop_process(env: dict[str, str] | None = None, *, root: Path = ROOT) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`voxloop serve` as a separate process (as users run it), stopped on exit: (base URL, process).
+
+    `root`: the checkout whose code the server runs (another worktree, to compare two versions in one run).
+    """
     port = free_port()
     full_env = {**os.environ, "VOXLOOP_PORT": str(port), "VOXLOOP_LOG_LEVEL": "warning", **(env or {})}
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "voxloop.cli", "serve"]
-    with server_process(args, f"{url}/health", cwd=ROOT, env=full_env) as proc:
+    with server_process(args, f"{url}/health", cwd=root, env=full_env) as proc:
         yield url, proc
 
 
 @contextmanager
-def voxloop_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    with voxloop_process(env) as (url, _):
+def voxloop_server(env: dict[str, str] | None = None, *, root: Path = ROOT) -> Iterator[str]:
+    with voxloop_process(env, root=root) as (url, _):
         yield url
 
 

@@ -25,6 +25,19 @@ EMBEDDED_CHAT_MODEL = "smollm2-135m-instruct"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Request fields llama.cpp's create_chat_completion understands; everything else an OpenAI client may send
 # (stream_options, user, store, metadata, …) is handled by the service or ignored.
+# A plain reply (no tools, no response_format) on a ChatML model is rendered here, not by llama.cpp's
+# `chatml-function-calling` template: that Jinja template HTML-escapes every message (an apostrophe in a reply comes
+# back as `&#39;`, the model copies it and escapes further, `&amp;#39;`), and the escaped history no longer matches
+# the tokens the model generated, so llama.cpp's prefix cache missed at the previous reply every turn.
+# Context shift: the tokens that must match to find the kept history, and the least worth shifting.
+_PROBE_TOKENS = 8
+_MIN_SHIFTED_TOKENS = 16
+_CHATML_FORMATS = {"chatml", "chatml-function-calling"}
+_END = "<|im_end|>"
+# create_chat_completion's sampling defaults (create_completion's own differ: temperature 0.8).
+_CHAT_SAMPLING = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}
+_COMPLETION_PASSED = {"temperature", "top_p", "seed", "max_tokens", "presence_penalty", "frequency_penalty",
+                      "logit_bias"}
 _PASSED = {
     "messages", "tools", "tool_choice", "temperature", "top_p", "stop", "seed", "response_format", "max_tokens",
     "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
@@ -42,13 +55,53 @@ def _cancellable(llama_class: type) -> type:
     class CancellableLlama(llama_class):  # type: ignore[misc, valid-type]
         cancel: CancelToken | None = None  # the current call's; None between calls
 
-        def generate(self, *args: Any, **kwargs: Any) -> Iterator[int]:
-            for token in super().generate(*args, **kwargs):
+        def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            tokens = list(tokens)
+            if kwargs.get("reset", True):
+                self._reuse_after_dropped_history(tokens)
+            for token in super().generate(tokens, *args, **kwargs):
                 if self.cancel is not None:
                     self.cancel.raise_if_cancelled()
                 yield token
 
+        def _reuse_after_dropped_history(self, tokens: list[int]) -> None:
+            """Keep the cached tokens that follow history the new prompt dropped (llama.cpp's context shift).
+
+            llama.cpp reuses only the longest common prefix. When a conversation's window drops its oldest
+            messages, the prompt differs right after the system prompt and everything after it would be evaluated
+            again (hundreds of tokens, seconds on two cores). Here the dropped span is removed from the KV cache and
+            the rest of the cached conversation is shifted down to its new positions (RoPE shift), so only the new
+            turn is evaluated. As with llama.cpp's own context shift, the kept tokens were computed while the dropped
+            ones were still in view: a close approximation of a fresh evaluation, not bit-identical to one.
+            """
+            cached = self.input_ids[: self.n_tokens].tolist()
+            start = _common(cached, tokens)
+            probe = tokens[start:start + _PROBE_TOKENS]
+            if start == 0 or start >= len(cached) or len(probe) < _PROBE_TOKENS:
+                return
+            found = next((j for j in range(start + 1, len(cached) - _PROBE_TOKENS + 1)
+                          if cached[j:j + _PROBE_TOKENS] == probe), None)
+            if found is None:
+                return
+            kept = _common(cached[found:], tokens[start:])
+            if kept < _MIN_SHIFTED_TOKENS or not self._ctx.kv_cache_seq_rm(0, start, found):
+                return
+            self._ctx.kv_cache_seq_rm(0, found + kept, -1)
+            self._ctx.kv_cache_seq_shift(0, found, found + kept, start - found)
+            self.input_ids[start:start + kept] = cached[found:found + kept]
+            self.n_tokens = start + kept
+            self._requires_eval = True
+
     return CancellableLlama
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 @contextmanager
@@ -61,6 +114,17 @@ def _context_errors() -> Iterator[None]:
             raise
         raise UnsupportedOptionError(f"The messages are longer than the embedded model's context: {exc}.",
                                      param="messages") from exc
+
+
+def chatml_prompt(messages: list[dict[str, Any]]) -> str:
+    """Messages as ChatML, each in its place (system notes between turns stay there), nothing escaped."""
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts.append(f"<|im_start|>{message.get('role', 'user')}\n{content or ''}{_END}\n")
+    return "".join(parts) + "<|im_start|>assistant\n"
 
 
 def smollm2_gguf() -> Path:
@@ -86,6 +150,22 @@ class LlamaCppChat:
         )
         self.model_id = model_id
         self._tools = ToolChat(self._llm, model_id)
+        self._plain_chatml = chat_format in _CHATML_FORMATS
+
+    def _create(self, body: dict[str, Any], *, stream: bool) -> Any:
+        """llama.cpp's chat completion (a chunk iterator when streaming); plain ChatML replies rendered by us."""
+        args = self._args(body)
+        if not self._plain_chatml or body.get("response_format") or body.get("logprobs"):
+            return self._llm.create_chat_completion(**args, stream=stream)
+        from llama_cpp.llama_chat_format import _convert_completion_to_chat
+
+        stop = args.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        options = {**_CHAT_SAMPLING, **{k: v for k, v in args.items() if k in _COMPLETION_PASSED}}
+        completion = self._llm.create_completion(
+            chatml_prompt(args["messages"]), stop=[_END, *stop], stream=stream, **options
+        )
+        return _convert_completion_to_chat(completion, stream=stream)
 
     def _args(self, body: dict[str, Any]) -> dict[str, Any]:
         args = {k: v for k, v in body.items() if k in _PASSED and v is not None}
@@ -100,7 +180,7 @@ class LlamaCppChat:
         with self._cancelled_by(cancel or CancelToken()), _context_errors():
             if tools is not None:
                 return self._tools.complete(body, tools)
-            result = dict(self._llm.create_chat_completion(**self._args(body), stream=False))
+            result = dict(self._create(body, stream=False))
         result["model"] = self.model_id
         return result
 
@@ -117,7 +197,7 @@ class LlamaCppChat:
         created = int(time.time())
         tokens = 0
         with self._cancelled_by(cancel), _context_errors():
-            for chunk in self._llm.create_chat_completion(**self._args(body), stream=True):
+            for chunk in self._create(body, stream=True):
                 cancel.raise_if_cancelled()
                 chunk = dict(chunk)
                 chunk.update(id=completion_id, created=created, model=self.model_id)

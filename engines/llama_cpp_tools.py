@@ -56,7 +56,10 @@ def _text(content: Any) -> str:
 
 def render_prompt(messages: list[dict[str, Any]], request: ToolRequest) -> str:
     """ChatML with the tools described in the system message; results of calls as the user turn that returns them."""
-    system = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    # The leading system messages (with the tools) head the prompt; a later one (a per-turn note) stays in its
+    # place, so the prompt's start does not change from turn to turn and llama.cpp's prefix cache holds.
+    lead = next((i for i, m in enumerate(messages) if m.get("role") not in ("system", "developer")), len(messages))
+    system = [_text(m.get("content")) for m in messages[:lead]]
     if request.tools and request.choice != "none":
         listed = "\n".join(f"functions.{t['name']}: {t.get('description', '')}\n{json.dumps(t.get('parameters', {}))}"
                            for t in request.tools)
@@ -67,9 +70,11 @@ def render_prompt(messages: list[dict[str, Any]], request: ToolRequest) -> str:
         )
     parts = [f"<|im_start|>system\n{chr(10).join(s for s in system if s)}{_END}\n"] if any(system) else []
     names = {}
-    for message in messages:
+    for message in messages[lead:]:
         role = message.get("role")
-        if role == "user":
+        if role in ("system", "developer"):
+            parts.append(f"<|im_start|>system\n{_text(message.get('content'))}{_END}\n")
+        elif role == "user":
             parts.append(f"<|im_start|>user\n{_text(message.get('content'))}{_END}\n")
         elif role == "assistant":
             body = []

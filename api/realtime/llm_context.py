@@ -66,11 +66,13 @@ def build_messages(
     max_messages: int = 12,
     max_chars: int = 3000,
 ) -> list[dict[str, Any]]:
-    """System prompt, bounded history, and the emotion note just before the newest user message.
+    """System prompt, bounded history, and the emotion note last, after the newest user message.
 
     The prompt is kept stable from turn to turn so the LLM's prefix cache (llama.cpp and vLLM both reuse the
-    longest common prefix) skips re-reading it: the note, which changes every turn, goes last, and old history is
-    dropped half a window at a time rather than one message per turn (which would shift the whole prefix).
+    longest common prefix) skips re-reading it: the note, which changes every turn and is not kept in the history,
+    goes after the newest user message (placed before it, the next turn's prompt would differ from this one's at
+    that user message, and the last question and reply were re-read every turn); old history is dropped half a
+    window at a time rather than one message per turn (which would shift the whole prefix).
     """
     system = {"role": "system", "content": (instructions or DEFAULT_INSTRUCTIONS).strip()}
     history = [m for item in items for m in item_messages(item)]
@@ -84,8 +86,7 @@ def build_messages(
     while kept and kept[0]["role"] == "tool":  # a tool answer without its call confuses every chat template
         kept.pop(0)
     if note:
-        last_user = max((i for i, m in enumerate(kept) if m["role"] == "user"), default=len(kept))
-        kept.insert(last_user, {"role": "system", "content": note})
+        kept.append({"role": "system", "content": note})
     return [system, *kept]
 
 

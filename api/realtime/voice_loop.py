@@ -92,7 +92,11 @@ class VoiceLoop:
 
     async def _recognize(self, turn: _Turn, audio: AudioBuffer) -> EmotionScores | None:
         try:
-            transcript = await asyncio.wait_for(asyncio.shield(turn.transcript), TRANSCRIPT_WAIT_SECONDS)
+            spec = self._services.emotion.resolve(None)
+            caps = spec.capabilities
+            # An engine that reads no words (emotion2vec+) starts with the audio instead of after the transcript.
+            transcript = (await asyncio.wait_for(asyncio.shield(turn.transcript), TRANSCRIPT_WAIT_SECONDS)
+                          if caps is None or caps.uses_transcript else None)
             result = await self._services.emotion.recognize(audio, transcript)
         except Exception:
             logger.exception("emotion recognition of a turn failed")
@@ -187,10 +191,11 @@ class VoiceLoop:
         turn = self._last_turn
         self._last_turn = None  # a turn gets one automatic reply
         emotion: EmotionScores | None = None
+        emotion_state = "none"  # what the reply was routed and prompted with: see _ready_emotion
         timings = turn.timings if turn is not None else Timings()
         if turn is not None:
             await self._wait(turn.transcript)
-            emotion = await self._wait(turn.emotion) if turn.emotion is not None else None
+            emotion, emotion_state = await self._ready_emotion(turn)
         speech = self._services.speech
         note = emotion_note(emotion, speech.expressive_tags())
         items = params.input_items if params.input_items is not None else self._session.conversation.items()
@@ -198,6 +203,8 @@ class VoiceLoop:
                                   max_messages=self._settings.max_history_messages,
                                   max_chars=self._settings.max_history_chars)
         label = emotion.label if emotion is not None and emotion.speech else None
+        if turn is not None:
+            params.metadata.setdefault("voxloop_emotion_state", emotion_state)
         responder = Responder(self._services, self._session.emit, params, messages, emotion_label=label,
                               timings=timings, speech_model=self._settings.speech_model,
                               llm_model=self._settings.llm_model or self._services.chat.default_model(),
@@ -207,6 +214,25 @@ class VoiceLoop:
             await responder.run()
         finally:
             self.active = None
+
+    async def _ready_emotion(self, turn: _Turn) -> tuple[EmotionScores | None, str]:
+        """The turn's emotion if it is ready within a short grace after the transcript, and whether it was.
+
+        The reply does not wait for the emotion model: a late one ("late") is still sent as its event, but this
+        reply is routed and prompted without it. "ready" when it was used, "none" when the turn has none.
+        """
+        if turn.emotion is None:
+            return None, "none"
+        grace = self._settings.emotion_wait_seconds
+        try:
+            scores = await asyncio.wait_for(asyncio.shield(turn.emotion), grace)
+        except TimeoutError:
+            return None, "late"
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+            return None, "none"
+        return scores, "ready" if scores is not None else "none"
 
     @staticmethod
     async def _wait(awaitable: Any) -> Any:

@@ -221,7 +221,7 @@ async def test_same_words_calm_and_agitated_change_emotion_and_voice(client: ope
     assert calm_emotion["label"] == "neutral" and hot_emotion["label"] != "neutral"
     assert calm_meta["voxloop_route"] == "fast" and hot_meta["voxloop_route"] == "expressive"
     assert calm_meta["voxloop_engine"] != hot_meta["voxloop_engine"]
-    assert hot_meta["voxloop_emotion"] == hot_emotion["label"]
+    assert hot_meta["voxloop_emotion"] == hot_emotion["label"] and hot_meta["voxloop_emotion_state"] == "ready"
 
 
 async def test_beta_client_hears_beta_names(server_url: str) -> None:

@@ -51,7 +51,10 @@ def test_emotion_note_only_when_it_says_something() -> None:
     assert note is not None and "angry" in note and "[sigh]" in note
     messages = build_messages([_user("earlier"), _user("hi")], "Be kind.", note=note)
     assert messages[0]["content"] == "Be kind."  # the stable prefix stays stable
-    assert messages[-2] == {"role": "system", "content": note} and messages[-1]["content"] == "hi"
+    assert messages[-2]["content"] == "hi" and messages[-1] == {"role": "system", "content": note}
+    # The next turn's prompt starts with this one's, up to and including the question answered (prefix cache).
+    later = build_messages([_user("earlier"), _user("hi"), _user("more")], "Be kind.", note=note)
+    assert later[: len(messages) - 1] == messages[:-1]
 
 
 def test_beta_names_and_item_shapes() -> None:
