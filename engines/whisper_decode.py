@@ -49,7 +49,7 @@ def decode_to_end(
     `features` are faster-whisper's (zero-padded to 30 s); `passes` bounds the decoder passes over one chunk.
     """
     if passes <= 1:
-        if not recover_tails or tokenizer.task != "transcribe":
+        if not recover_tails or tokenizer.task == tokenizer.translate:
             return BatchedInferencePipeline.forward(pipeline, features, tokenizer, chunks_metadata, options)
         return _recover_tails(pipeline, features, tokenizer, chunks_metadata, options)
     fps = pipeline.model.frames_per_second
