@@ -96,6 +96,12 @@ def _lost_phrases(hypothesis: str) -> list[str]:
     ]
 
 
+def _split_compounds(words: list[str], other: list[str]) -> list[str]:
+    """`words` with each word that is two adjacent words of `other` run together split into those two."""
+    pairs = {a + b: (a, b) for a, b in zip(other, other[1:])}
+    return [part for word in words for part in pairs.get(word, (word,))]
+
+
 @pytest.mark.parametrize("passes", [1, 3], ids=["defaults", "three-passes"])
 def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path, passes) -> None:
     samples, starts = _reading()
@@ -118,10 +124,13 @@ def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path, passes) -> Non
     plain_model = WhisperModel(str(tiny_en_dir()), device="cpu", compute_type="int8")
     plain = " ".join(s.text for s in plain_model.transcribe(samples, language="en", beam_size=5)[0])
 
-    words, plain_words = normalise(ours).split(), normalise(plain).split()
+    words, plain_words = normalise(ours.replace("-", " ")).split(), normalise(plain.replace("-", " ")).split()
     assert words.count("1") == ORDER.count(TITLE), ours  # "One." is read twice: the phrase the single pass lost
     assert _lost_phrases(ours) == [], ours
     # As many words as plain decoding, less 2 % for compounds written as one word or two (in crease / increase).
+    # No fewer words than plain decoding, a compound written as one word in one and two in the other (thyself /
+    # thy self, increase / in crease) counted as two in both.
+    words, plain_words = _split_compounds(words, plain_words), _split_compounds(plain_words, words)
     assert len(words) >= len(plain_words), (ours, plain)
     reference = " ".join(LINES[line][2] for line in ORDER)
     assert wer(reference, ours) <= 0.2, ours
