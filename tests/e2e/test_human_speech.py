@@ -134,3 +134,19 @@ def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path, passes) -> Non
     assert len(words) >= len(plain_words), (ours, plain)
     reference = " ".join(LINES[line][2] for line in ORDER)
     assert wer(reference, ours) <= 0.2, ours
+
+
+def test_without_tail_recovery_the_single_pass_drops_the_title(tmp_path) -> None:
+    """The case the default tail recovery exists for: with it off, the single pass loses the title at the chunk's end."""
+    samples, _ = _reading()
+    settings = Settings(cache_dir=tmp_path)
+    settings.whisper.recover_tails = False
+    with live_server(create_app(settings)) as url:
+        response = httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            files={"file": ("sonnet.wav", encode(samples, "wav", rate=RATE))},
+            data={"model": "whisper-1"},
+            timeout=300,
+        )
+    assert response.status_code == 200, response.text
+    assert normalise(response.json()["text"]).split().count("1") < ORDER.count(TITLE), response.json()["text"]
