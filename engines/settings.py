@@ -27,6 +27,12 @@ class WhisperSettings(BaseModel):
         "timestamps and, batched, what the last pass left (the last without timestamps): nothing lost on the "
         "LibriVox test reading, but ~15-25 % slower and with timestamp-mode wording differences (see README).",
     )
+    recover_tails: bool = Field(
+        True,
+        description="After the batched decode, align each chunk's transcript to its audio (word timestamps) and "
+        "re-decode, batched, the chunk's tail after its last aligned word, so that a last phrase Whisper dropped is "
+        "recovered (engines/whisper_decode.py). Transcription only; off gives faster-whisper's single pass.",
+    )
     parallel_requests: int = Field(
         4, ge=1, le=64, description="Requests decoded at once; their chunks merge into shared batches."
     )

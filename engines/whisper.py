@@ -91,6 +91,7 @@ class FasterWhisperTranscriber:
         self._beam_size = settings.beam_size
         self._batch_size = settings.batch_size
         self._decode_passes = settings.decode_passes
+        self._recover_tails = settings.recover_tails
         self.capabilities = whisper_capabilities(english_only)
 
     def transcribe(
@@ -113,7 +114,9 @@ class FasterWhisperTranscriber:
         )
         from engines.whisper_batching import SharedBatchPipeline
 
-        pipeline = SharedBatchPipeline(self._model, self._batcher, passes=self._decode_passes, cancel=cancel)
+        pipeline = SharedBatchPipeline(
+            self._model, self._batcher, passes=self._decode_passes, cancel=cancel, recover_tails=self._recover_tails
+        )
         segments, info = pipeline.transcribe(audio.samples, **kwargs)
         return TranscriptionInfo(language=info.language, duration=audio.duration), self._convert(
             segments, audio.offset, cancel

@@ -11,7 +11,11 @@ after a long line): dropped whenever it is the chunk's last VAD segment, kept an
 (still batched: all the remainders together), each remainder conditioned on its chunk's text so far, as plain
 decoding conditions its windows; the last pass decodes what is still left without timestamps, so running out of
 passes drops nothing. A remainder Whisper judges silent (plain decoding's no-speech rule) is dropped.
-`passes=1` is faster-whisper's own single pass, unchanged.
+`passes=1` is faster-whisper's own single pass; with `recover_tails` (the default setting) it is followed by tail
+recovery: each chunk's transcript is aligned to the chunk's audio (Whisper's word timestamps, from the same encoder
+output), and the audio after the last aligned word, when at least `MIN_TAIL_SECONDS` long, is decoded again (all tails
+in one batch, each conditioned on its chunk's text, without timestamps); a tail Whisper judges silent is dropped.
+Translations are left as they are (their words do not align to the audio's).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from faster_whisper.transcribe import get_compression_ratio
 
 WINDOW_FRAMES = 3000  # Whisper's 30 s window in log-Mel frames
 MIN_REMAINDER_SECONDS = 0.2  # a remainder shorter than this holds no word (and invites a hallucination)
+MIN_TAIL_SECONDS = 0.5  # an unaligned chunk tail shorter than this is VAD padding, not a dropped phrase
 
 
 def decode_to_end(
@@ -36,6 +41,7 @@ def decode_to_end(
     chunks_metadata: list[dict[str, Any]],
     options: Any,
     passes: int,
+    recover_tails: bool = False,
 ) -> list[list[dict[str, Any]]]:
     """`BatchedInferencePipeline.forward`'s result (per chunk, its segments as dicts), every chunk decoded to its end.
 
@@ -43,7 +49,9 @@ def decode_to_end(
     `features` are faster-whisper's (zero-padded to 30 s); `passes` bounds the decoder passes over one chunk.
     """
     if passes <= 1:
-        return BatchedInferencePipeline.forward(pipeline, features, tokenizer, chunks_metadata, options)
+        if not recover_tails or tokenizer.task == tokenizer.translate:
+            return BatchedInferencePipeline.forward(pipeline, features, tokenizer, chunks_metadata, options)
+        return _recover_tails(pipeline, features, tokenizer, chunks_metadata, options)
     fps = pipeline.model.frames_per_second
     ends = [min(features.shape[-1], WINDOW_FRAMES, round(meta["duration"] * fps)) for meta in chunks_metadata]
     results: list[list[dict[str, Any]]] = [[] for _ in chunks_metadata]
@@ -122,6 +130,36 @@ def _decode(
         if window.start == 0 or not _is_silence(output, options):
             results[window.index].extend(s for s in segments if s["text"].strip())
     return unfinished
+
+
+def _recover_tails(
+    pipeline: Any, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any
+) -> list[list[dict[str, Any]]]:
+    """One batched pass (faster-whisper's), then each chunk's unaligned tail decoded again (see the module's doc)."""
+    wanted_words = options.word_timestamps
+    last_speech = pipeline.last_speech_timestamp
+    aligned = dataclasses.replace(options, word_timestamps=True)
+    results = BatchedInferencePipeline.forward(pipeline, features, tokenizer, chunks_metadata, aligned)
+    if not wanted_words:
+        pipeline.last_speech_timestamp = last_speech
+    model = pipeline.model
+    fps = model.frames_per_second
+    ends = [min(features.shape[-1], WINDOW_FRAMES, round(meta["duration"] * fps)) for meta in chunks_metadata]
+    tails = []
+    for index, (meta, segments) in enumerate(zip(chunks_metadata, results)):
+        words = [w for s in segments for w in (s.get("words") or [])]
+        covered = max((w["end"] for w in words), default=meta["offset"]) - meta["offset"]
+        start = max(0, round(covered * fps))
+        if words and ends[index] - start >= round(MIN_TAIL_SECONDS * fps):  # a chunk without words stays empty
+            tails.append(_Window(index, start, timestamps=False))
+    if tails:
+        _decode(pipeline, features, ends, tokenizer, chunks_metadata, aligned if wanted_words else options,
+                tails, False, results)
+    if not wanted_words:
+        for segments in results:
+            for segment in segments:
+                segment.pop("words", None)
+    return results
 
 
 def _generate(

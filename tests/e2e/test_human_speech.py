@@ -96,13 +96,21 @@ def _lost_phrases(hypothesis: str) -> list[str]:
     ]
 
 
-def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path) -> None:
+def _split_compounds(words: list[str], other: list[str]) -> list[str]:
+    """`words` with each word that is two adjacent words of `other` run together split into those two."""
+    pairs = {a + b: (a, b) for a, b in zip(other, other[1:])}
+    return [part for word in words for part in pairs.get(word, (word,))]
+
+
+@pytest.mark.parametrize("passes", [1, 3], ids=["defaults", "three-passes"])
+def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path, passes) -> None:
     samples, starts = _reading()
     assert len(samples) / RATE > 110
     assert _title_ends_a_chunk(samples, starts), "the arrangement no longer puts the title at a chunk's end"
 
     settings = Settings(cache_dir=tmp_path)
-    settings.whisper.decode_passes = 3  # the multi-pass decoding this test is about (default 1, see its setting)
+    settings.whisper.decode_passes = passes  # 1: the default, with tail recovery (default on); 3: opt-in passes
+    assert settings.whisper.recover_tails
     app = create_app(settings)
     with live_server(app) as url:
         response = httpx.post(
@@ -116,10 +124,29 @@ def test_a_short_phrase_at_a_chunk_boundary_is_not_lost(tmp_path) -> None:
     plain_model = WhisperModel(str(tiny_en_dir()), device="cpu", compute_type="int8")
     plain = " ".join(s.text for s in plain_model.transcribe(samples, language="en", beam_size=5)[0])
 
-    words, plain_words = normalise(ours).split(), normalise(plain).split()
+    words, plain_words = normalise(ours.replace("-", " ")).split(), normalise(plain.replace("-", " ")).split()
     assert words.count("1") == ORDER.count(TITLE), ours  # "One." is read twice: the phrase the single pass lost
     assert _lost_phrases(ours) == [], ours
     # As many words as plain decoding, less 2 % for compounds written as one word or two (in crease / increase).
-    assert len(words) >= 0.98 * len(plain_words), (ours, plain)
+    # No fewer words than plain decoding, a compound written as one word in one and two in the other (thyself /
+    # thy self, increase / in crease) counted as two in both.
+    words, plain_words = _split_compounds(words, plain_words), _split_compounds(plain_words, words)
+    assert len(words) >= len(plain_words), (ours, plain)
     reference = " ".join(LINES[line][2] for line in ORDER)
     assert wer(reference, ours) <= 0.2, ours
+
+
+def test_without_tail_recovery_the_single_pass_drops_the_title(tmp_path) -> None:
+    """The case the default tail recovery exists for: with it off, the single pass loses the title at the chunk's end."""
+    samples, _ = _reading()
+    settings = Settings(cache_dir=tmp_path)
+    settings.whisper.recover_tails = False
+    with live_server(create_app(settings)) as url:
+        response = httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            files={"file": ("sonnet.wav", encode(samples, "wav", rate=RATE))},
+            data={"model": "whisper-1"},
+            timeout=300,
+        )
+    assert response.status_code == 200, response.text
+    assert normalise(response.json()["text"]).split().count("1") < ORDER.count(TITLE), response.json()["text"]
