@@ -27,6 +27,10 @@ DENIAL_EXTENSION = "websocket.http.response"
 _OPEN_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 _OPEN_PREFIXES = ("/playground/", "/docs-assets/")
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+# Where an ephemeral `ek_` key is accepted (api/realtime/client_secrets.py): opening a realtime session or call, and
+# hanging it up. Not minting more keys, and nothing outside realtime.
+EPHEMERAL_PATHS = frozenset({"/v1/realtime", "/v1/realtime/calls"})
+EPHEMERAL_PREFIX = "/v1/realtime/calls/"
 
 
 def presented_keys(scope: Scope) -> list[str]:
