@@ -42,6 +42,8 @@ class CallTransport:
         self._unsent: list[str] = []  # server events before the data channel opened
         self.watchers: set[Watcher] = set()
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._last_response = ""  # the latest response with audio: what a clear with nothing playing names
+        self._dropped: set[str] = set()  # responses cut off by barge-in or clear: their late audio is not played
         self.out = PcmOutTrack(on_started=self._started, on_stopped=self._stopped)
 
     # --- the session's side ---------------------------------------------------------------------------------
@@ -53,12 +55,15 @@ class CallTransport:
         event = json.loads(text)
         kind = event.get("type")
         if kind in _AUDIO_DELTAS:
+            if event.get("response_id") in self._dropped:
+                return
+            self._last_response = event.get("response_id", "")
             self.out.push(base64.b64decode(event.get("delta", "")), event.get("response_id", ""),
                           event.get("item_id", ""))
             return
         if kind in _AUDIO_DONE:
             self.out.finish(event.get("response_id", ""))
-        elif kind == "input_audio_buffer.speech_started" and self.out.pending:
+        elif kind == "input_audio_buffer.speech_started" and (self.out.pending or self.out.playout is not None):
             self._barge_in()
         self._post(text)
 
@@ -93,8 +98,10 @@ class CallTransport:
             kind = None
         if kind == "output_audio_buffer.clear":
             playing = self.out.clear()
+            if playing is not None:
+                self._dropped.add(playing.response_id)
             self._post(_event("output_audio_buffer.cleared",
-                              response_id=playing.response_id if playing else None))
+                              response_id=playing.response_id if playing else self._last_response))
             return
         self._inbox.put_nowait(message)
 
@@ -112,6 +119,7 @@ class CallTransport:
         playing = self.out.clear()
         if playing is None:
             return
+        self._dropped.add(playing.response_id)
         self._post(_event("output_audio_buffer.cleared", response_id=playing.response_id))
         if playing.item_id:
             self._inbox.put_nowait(json.dumps({"type": "conversation.item.truncate", "item_id": playing.item_id,
