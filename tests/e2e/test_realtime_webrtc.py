@@ -285,3 +285,47 @@ async def test_client_secrets_are_single_use_and_carry_the_session(http: httpx.A
     assert beta.status_code == 200 and beta.json()["client_secret"]["value"].startswith("ek_")
     bad = await http.post("/v1/realtime/client_secrets", json={"expires_after": {"seconds": 5}})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "expires_after.seconds"
+
+
+async def test_an_app_server_steers_a_call_over_the_control_socket(http: httpx.AsyncClient, server_url: str) -> None:
+    import openai
+
+    caller = Caller()
+    client = openai.AsyncOpenAI(base_url=f"{server_url}/v1", api_key="sk-local", max_retries=0)
+    try:
+        response = await _call(http, caller)
+        call_id = response.headers["location"].rsplit("/", 1)[1]
+        await asyncio.wait_for(caller.opened.wait(), 20)
+        await caller.until("session.created", 20)
+        async with client.realtime.connect(call_id=call_id, max_retries=0) as control:
+            await control.session.update(session={"type": "realtime", "instructions": "Be terse."})
+            async for event in control:  # the app server sees the call's events, typed by the SDK
+                if event.type == "session.updated":
+                    assert event.session.instructions == "Be terse."
+                    break
+        updated = await caller.until("session.updated", 10)  # and the browser sees the same
+        assert updated["session"]["instructions"] == "Be terse."
+        with pytest.raises(Exception):
+            async with client.realtime.connect(call_id="rtc_unknown", max_retries=0) as gone:
+                async for event in gone:
+                    assert event.type == "error" and event.error.code == "call_not_found"
+                    raise LookupError(event.error.message)
+    finally:
+        await caller.pc.close()
+
+
+async def test_an_ephemeral_key_opens_one_websocket_session(http: httpx.AsyncClient, server_url: str) -> None:
+    import openai
+
+    key = (await http.post("/v1/realtime/client_secrets", json={
+        "session": {"type": "realtime", "instructions": "Only say yes."}})).json()["value"]
+    browser = openai.AsyncOpenAI(base_url=f"{server_url}/v1", api_key=key, max_retries=0)
+    async with browser.realtime.connect(model="voxloop", max_retries=0) as conn:
+        async for event in conn:
+            if event.type == "session.updated":
+                assert event.session.instructions == "Only say yes."
+                break
+    async with browser.realtime.connect(model="voxloop", max_retries=0) as conn:
+        event = await conn.recv()
+        assert event.type == "error" and event.error.code == "invalid_api_key"
+        assert "already used" in event.error.message
