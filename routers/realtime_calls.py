@@ -95,7 +95,10 @@ async def _call(request: Request, services: ServicesDep, *, beta: bool) -> Respo
     model = request.query_params.get("model") or (session or {}).get("model")
     try:
         call_id, answer = await services.webrtc_calls.start(offer, model=model, beta=beta, session=session)
-    except Exception:
+    except InvalidOfferError as exc:
+        services.realtime_sessions.release(None)
+        raise InvalidRequestError(str(exc), param="sdp", code=exc.code) from None
+    except BaseException:
         services.realtime_sessions.release(None)
         raise
     return Response(answer, status_code=201, media_type="application/sdp",

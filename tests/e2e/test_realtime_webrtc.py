@@ -17,6 +17,7 @@ import pydantic
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
 from openai.types.realtime import RealtimeServerEvent
 
 from tests.support.realtime import to_pcm16_24k
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.models
 
 QUESTION = "What color is the sky on a sunny day?"
 SERVER_EVENT = pydantic.TypeAdapter(RealtimeServerEvent)
+BETA_SERVER_EVENT = pydantic.TypeAdapter(BetaServerEvent)
 RATE = 24_000
 FRAME = RATE // 50
 
@@ -59,11 +61,13 @@ class SpeechTrack(MediaStreamTrack):
 class Caller:
     """One aiortc peer: the mic track, the data channel's events (SDK-validated), and the reply audio heard."""
 
-    def __init__(self, *, data_channel: bool = True, audio: bool = True):
+    def __init__(self, *, data_channel: bool = True, audio: bool = True, beta: bool = False):
         self.pc = RTCPeerConnection()
+        self.types = BETA_SERVER_EVENT if beta else SERVER_EVENT
         self.mic = SpeechTrack()
         self.events: list[dict[str, Any]] = []
         self.heard = bytearray()
+        self.invalid: list[str] = []
         self._new = asyncio.Event()
         if audio:
             self.pc.addTrack(self.mic)
@@ -76,7 +80,10 @@ class Caller:
 
     def _message(self, text: str) -> None:
         event = json.loads(text)
-        SERVER_EVENT.validate_python(event)  # raises on anything the SDK would not parse
+        try:
+            self.types.validate_python(event)  # anything the SDK would not parse fails the test at the next until()
+        except pydantic.ValidationError as exc:
+            self.invalid.append(f"{event.get('type')}: {str(exc)[:300]}")
         self.events.append(event)
         self._new.set()
 
@@ -106,6 +113,7 @@ class Caller:
     async def until(self, kind: str, timeout: float = 60, after: int = 0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
+            assert not self.invalid, self.invalid
             found = [e for e in self.events[after:] if e["type"] == kind]
             if found:
                 return found[0]
@@ -329,3 +337,42 @@ async def test_an_ephemeral_key_opens_one_websocket_session(http: httpx.AsyncCli
         event = await conn.recv()
         assert event.type == "error" and event.error.code == "invalid_api_key"
         assert "already used" in event.error.message
+
+
+async def test_an_offer_aiortc_cannot_negotiate_is_400_and_frees_its_slot(http: httpx.AsyncClient, app) -> None:
+    sessions = app.state.services.realtime_sessions
+    admitted = sessions._admitted
+    sdp = (SDP_HEAD + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
+           "a=rtpmap:111 opus/48000/2\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:1\r\n"
+           "a=sctp-port:5000\r\n")  # no ICE credentials, no DTLS fingerprint
+    response = await http.post("/v1/realtime/calls", content=sdp, headers={"Content-Type": "application/sdp"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_offer"
+    assert sessions._admitted == admitted
+
+
+async def test_multipart_offer_with_session_and_the_beta_form(http: httpx.AsyncClient) -> None:
+    caller = Caller()
+    try:
+        sdp = await caller.offer()
+        response = await http.post("/v1/realtime/calls", files={
+            "sdp": (None, sdp), "session": (None, json.dumps({"type": "realtime", "instructions": "Say hi."}))})
+        assert response.status_code == 201, response.text
+        await caller.answer(response.text)
+        await asyncio.wait_for(caller.opened.wait(), 20)
+        assert (await caller.until("session.updated", 20))["session"]["instructions"] == "Say hi."
+        bad = await http.post("/v1/realtime/calls", files={"sdp": (None, sdp), "session": (None, "{nope")})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "session"
+    finally:
+        await caller.pc.close()
+    beta = Caller(beta=True)
+    try:
+        response = await http.post("/v1/realtime?model=gpt-4o-realtime-preview", content=await beta.offer(),
+                                   headers={"Content-Type": "application/sdp"})
+        assert response.status_code == 201, response.text
+        await beta.answer(response.text)
+        await asyncio.wait_for(beta.opened.wait(), 20)
+        created = await beta.until("session.created", 20)
+        assert created["session"]["object"] == "realtime.session"
+    finally:
+        await beta.pc.close()

@@ -18,7 +18,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from api.realtime.events import new_id
 from api.realtime.session import RealtimeSession
-from api.realtime.webrtc.offer import Offer
+from api.realtime.webrtc.offer import InvalidOfferError, Offer
 from api.realtime.webrtc.transport import CallTransport
 
 logger = logging.getLogger(__name__)
@@ -87,9 +87,10 @@ class CallRegistry:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             pc.addTrack(transport.out)
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception:
+        except Exception as exc:  # aiortc refuses what the syntax check let through (no ICE credentials, no DTLS)
             await pc.close()
-            raise
+            raise InvalidOfferError(f"The SDP offer could not be negotiated: {exc or type(exc).__name__}.",
+                                    "invalid_offer") from None
         self._calls[call.id] = call
         if session:
             kind = "transcription_session.update" if session.get("type") == "transcription" and beta else "session.update"
