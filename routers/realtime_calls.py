@@ -158,7 +158,7 @@ def _config(session: Any, *, beta: bool, kind: str) -> SessionConfig:
 
 @router.post("/v1/realtime/client_secrets")
 async def client_secrets(request: Request, services: ServicesDep) -> dict[str, Any]:
-    """A GA ephemeral key: `{value, expires_at, session}`; the session config is what a call made with it starts with."""
+    """A GA ephemeral key: `{value, expires_at, session}`; a call made with it starts with that session config."""
     body = await _json(request)
     session = body.get("session") or {"type": "realtime"}
     if not isinstance(session, dict):

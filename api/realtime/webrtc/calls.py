@@ -60,7 +60,8 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._calls)
 
-    async def start(self, offer: Offer, *, model: str | None, beta: bool, session: dict[str, Any] | None) -> tuple[str, str]:
+    async def start(self, offer: Offer, *, model: str | None, beta: bool,
+                    session: dict[str, Any] | None) -> tuple[str, str]:
         """Answer the offer and start the call's session: (call id, SDP answer). Admission is the caller's job."""
         settings = self._services.settings.realtime
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings.webrtc_ice_servers)))
@@ -93,7 +94,8 @@ class CallRegistry:
                                     "invalid_offer") from None
         self._calls[call.id] = call
         if session:
-            kind = "transcription_session.update" if session.get("type") == "transcription" and beta else "session.update"
+            transcription = session.get("type") == "transcription" and beta
+            kind = "transcription_session.update" if transcription else "session.update"
             transport.inject(json.dumps({"type": kind, "session": session}))
         call.session = RealtimeSession(self._services, transport.receive, transport.send, model=model, beta=beta,
                                        transcription_intent=(session or {}).get("type") == "transcription")
