@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -12,6 +12,7 @@ from api.custom_voices.service import CustomVoiceService
 from api.emotion.service import EmotionService
 from api.metrics import Metrics
 from api.native_memory import MallocTrimmer
+from api.realtime.client_secrets import ClientSecretStore
 from api.realtime.sessions import RealtimeSessions
 from api.settings import Settings
 from api.speech.service import SpeechService
@@ -20,6 +21,9 @@ from api.warmup import WarmUp
 from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec
 from engines.silero_vad import SileroVadPool
+
+if TYPE_CHECKING:
+    from api.realtime.webrtc.calls import CallRegistry
 
 
 @dataclass
@@ -40,6 +44,8 @@ class Services:
     trimmer: MallocTrimmer
     metrics: Metrics = field(default_factory=Metrics)
     warmup: WarmUp | None = None  # set by create_app; run by its lifespan
+    client_secrets: ClientSecretStore = field(default_factory=ClientSecretStore)  # ephemeral realtime keys
+    webrtc_calls: CallRegistry | None = None  # set by create_app (aiortc is imported there, not here)
 
     def default_specs(self) -> list[EngineSpec]:
         """The models the server uses when a client names an OpenAI alias."""

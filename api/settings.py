@@ -52,6 +52,20 @@ class RealtimeSettings(BaseModel):
         "closes the socket with 1009 (message too big), as the server cannot read it.",
     )
     max_buffer_seconds: float = Field(900.0, gt=0, description="Longest uncommitted input audio buffer.")
+    client_secret_ttl_seconds: int = Field(
+        60, ge=10, le=7200,
+        description="Default lifetime of an ephemeral `ek_` key (POST /v1/realtime/client_secrets); a request may "
+        "ask for 10-7200 s with `expires_after.seconds`, as OpenAI allows. Single-use, realtime only."
+    )
+    webrtc_ice_timeout_seconds: float = Field(
+        15.0, gt=0, description="A WebRTC call whose ICE has not connected this long after its answer is hung up and "
+        "freed."
+    )
+    webrtc_ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN URLs for WebRTC calls behind NAT, e.g. `stun:stun.example.org:3478` or "
+        "`turn:user:pass@turn.example.org:3478`; empty uses the host's own addresses only (LAN, localhost)."
+    )
     partial_interval_seconds: float = Field(
         0.7, ge=0.2, description="New audio between live re-transcriptions of a turn being spoken."
     )

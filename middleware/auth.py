@@ -18,6 +18,8 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.http.errors import AuthenticationError
+from api.realtime.client_secrets import PREFIX as EPHEMERAL_KEY_PREFIX
+from api.realtime.client_secrets import ClientSecretStore
 
 # The ASGI extension that lets a WebSocket handshake be answered with an HTTP response (uvicorn has it).
 DENIAL_EXTENSION = "websocket.http.response"
@@ -27,6 +29,10 @@ DENIAL_EXTENSION = "websocket.http.response"
 _OPEN_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 _OPEN_PREFIXES = ("/playground/", "/docs-assets/")
 SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+# Where an ephemeral `ek_` key is accepted (api/realtime/client_secrets.py): opening a realtime session or call, and
+# hanging it up. Not minting more keys, and nothing outside realtime.
+EPHEMERAL_PATHS = frozenset({"/v1/realtime", "/v1/realtime/calls"})
+EPHEMERAL_PREFIX = "/v1/realtime/calls/"
 
 
 def presented_keys(scope: Scope) -> list[str]:
@@ -44,15 +50,24 @@ def presented_keys(scope: Scope) -> list[str]:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, api_key: str, on_reject: Callable[[str], None] | None = None):
+    def __init__(self, app: ASGIApp, api_key: str, on_reject: Callable[[str], None] | None = None,
+                 client_secrets: ClientSecretStore | None = None):
         self.app = app
         self._key = api_key.encode()
         self._on_reject = on_reject
+        self._client_secrets = client_secrets
 
     def _valid(self, scope: Scope) -> bool:
+        keys = presented_keys(scope)
         # compare_digest on every presented key (no early exit on a length or prefix mismatch): constant time.
-        matches = [hmac.compare_digest(k.encode("utf-8", "surrogateescape"), self._key) for k in presented_keys(scope)]
-        return any(matches)
+        matches = [hmac.compare_digest(k.encode("utf-8", "surrogateescape"), self._key) for k in keys]
+        if any(matches):
+            return True
+        path = scope.get("path", "")
+        realtime = path in EPHEMERAL_PATHS or path.startswith(EPHEMERAL_PREFIX)
+        # A live key passes here; the endpoint redeems it (single use) and refuses it if it went meanwhile.
+        return realtime and self._client_secrets is not None and any(
+            k.startswith(EPHEMERAL_KEY_PREFIX) and self._client_secrets.is_live(k) for k in keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

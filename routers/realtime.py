@@ -10,12 +10,17 @@ does), else with the first one offered.
 from __future__ import annotations
 
 import contextlib
+import json
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from api.realtime.client_secrets import PREFIX as EPHEMERAL_KEY_PREFIX
+from api.realtime.client_secrets import KeyError_ as EphemeralKeyError
+from api.realtime.events import RealtimeProtocolError
 from api.realtime.session import RealtimeSession
 from api.realtime.sessions import Refusal
+from middleware.auth import presented_keys
 
 router = APIRouter(tags=["realtime"])
 
@@ -40,10 +45,50 @@ async def _refuse(websocket: WebSocket, subprotocol: str | None, refusal: Refusa
         await websocket.close(code=refusal.close_code, reason=refusal.reason)
 
 
+def _ephemeral(websocket: WebSocket, services) -> tuple[dict | None, Refusal | None]:
+    """An `ek_` key presented: redeem it (single use) for the session config it carries, or the refusal."""
+    for key in presented_keys(websocket.scope):
+        if key.startswith(EPHEMERAL_KEY_PREFIX):
+            try:
+                return services.client_secrets.redeem(key).session, None
+            except EphemeralKeyError as exc:
+                return None, Refusal(RealtimeProtocolError(str(exc), code="invalid_api_key"), 1008, "invalid api key")
+    return None, None
+
+
+async def _control(websocket: WebSocket, services, call_id: str, subprotocol: str | None) -> None:
+    """`/v1/realtime?call_id=…`: an app server watches a WebRTC call's server events and sends it client events."""
+    call = services.webrtc_calls.get(call_id) if services.webrtc_calls is not None else None
+    if call is None:
+        error = RealtimeProtocolError(f"No realtime call with id '{call_id}'.", code="call_not_found",
+                                      param="call_id")
+        await _refuse(websocket, subprotocol, Refusal(error, 1008, "unknown call"))
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    call.transport.watchers.add(websocket.send_text)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect" or services.webrtc_calls.get(call_id) is None:
+                break
+            call.transport.inject(message.get("text") if message.get("text") is not None else message.get("bytes"))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        call.transport.watchers.discard(websocket.send_text)
+
+
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     services = websocket.app.state.services
+    if call_id := websocket.query_params.get("call_id"):
+        await _control(websocket, services, call_id, _subprotocol(offered))
+        return
+    carried, refused = _ephemeral(websocket, services)
+    if refused is not None:
+        await _refuse(websocket, _subprotocol(offered), refused)
+        return
     sessions = services.realtime_sessions
     refusal = sessions.admit()
     if refusal is not None:
@@ -52,7 +97,11 @@ async def realtime(websocket: WebSocket) -> None:
     session: RealtimeSession | None = None
     params = websocket.query_params
 
+    first = [json.dumps({"type": "session.update", "session": carried})] if carried else []
+
     async def receive() -> str | bytes | None:
+        if first:  # the config the ephemeral key was minted with, applied as the session's first update
+            return first.pop()
         try:
             message = await websocket.receive()
         except (WebSocketDisconnect, RuntimeError):

@@ -18,7 +18,9 @@ from api.emotion.service import EmotionService
 from api.http.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.native_memory import MallocTrimmer
+from api.realtime.client_secrets import ClientSecretStore
 from api.realtime.sessions import RealtimeSessions
+from api.realtime.webrtc.calls import CallRegistry
 from api.settings import Settings
 from api.speech.duet import duet_spec
 from api.speech.service import SpeechService, openai_tts_aliases
@@ -52,6 +54,7 @@ from routers import (
     metrics,
     models,
     realtime,
+    realtime_calls,
     speech,
     transcription,
 )
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     services = build_services(settings)
     services.warmup = warmup = WarmUp(services, settings.warmup)
+    services.webrtc_calls = calls = CallRegistry(services)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warming.cancel()
             if app.state.tracer_provider is not None:
                 app.state.tracer_provider.shutdown()  # flushes spans still batched
+            await calls.close()
             await services.chat.close()
             await services.trimmer.close()
             await services.manager.close()
@@ -168,20 +173,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     for router in (transcription.router, speech.router, custom_voices.router, emotion.router, chat.router,
-                   models.router, health.router, realtime.router):
+                   models.router, health.router, realtime_calls.router, realtime.router):
         app.include_router(router)
     mount_docs(app)  # Swagger UI and ReDoc, usable offline (issue 17)
     mount_playground(app)  # the browser page at / (issue 9)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     # Requests free native memory too (decoders, engine buffers): give it back once the server goes idle.
-    add_middlewares(app, settings, services.metrics, on_idle=services.trimmer.request)
+    add_middlewares(app, settings, services.metrics, on_idle=services.trimmer.request,
+                    client_secrets=services.client_secrets)
     app.state.tracer_provider = install_tracing(app, settings.otel_endpoint)
     return app
 
 
 def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics,
-                    on_idle: Callable[[], None] | None = None) -> None:
+                    on_idle: Callable[[], None] | None = None, client_secrets: ClientSecretStore | None = None) -> None:
     """Outermost last: request id -> access log -> metrics -> CORS -> auth -> global limit -> body limit -> JSON depth
     limit -> app.
 
@@ -198,7 +204,8 @@ def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics,
         on_idle=on_idle,
     )
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(), on_reject=metrics.reject)
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value(), on_reject=metrics.reject,
+                           client_secrets=client_secrets)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
