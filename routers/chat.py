@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import AsyncIterator
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sse_starlette import EventSourceResponse
 
+from api.chat import stream as chat_stream
 from api.deps import ServicesDep
 from api.http.disconnect import CLIENT_CLOSED_REQUEST, unless_disconnected
-from api.http.errors import ApiError, EngineFailureError, InvalidRequestError, api_error_from_engine
+from api.http.errors import InvalidRequestError
 from api.http.schemas import ERROR_RESPONSES
-from engines.base import EngineError
 
 router = APIRouter(tags=["chat"])
-logger = logging.getLogger(__name__)
 
 _BODY_DOC = {
     "requestBody": {
@@ -55,22 +48,4 @@ async def create_chat_completion(request: Request, services: ServicesDep) -> Res
     if not body.get("stream"):
         answered, completion = await unless_disconnected(request, chat.complete(body))
         return JSONResponse(completion) if answered else Response(status_code=CLIENT_CLOSED_REQUEST)
-    chunks = chat.stream(body)
-    first = await anext(chunks)  # errors before the first chunk keep their HTTP status
-    return EventSourceResponse(_sse(first, chunks), ping=15, headers={"X-Accel-Buffering": "no"})
-
-
-async def _sse(first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
-    try:
-        yield {"data": json.dumps(first)}
-        async for chunk in chunks:
-            yield {"data": json.dumps(chunk)}
-        yield {"data": "[DONE]"}
-    except (ApiError, EngineError) as exc:
-        error = exc if isinstance(exc, ApiError) else api_error_from_engine(exc)
-        yield {"data": json.dumps(error.body())}
-    except Exception:
-        logger.exception("chat stream failed")
-        yield {"data": json.dumps(EngineFailureError("The chat completion failed.").body())}
-    finally:
-        await chunks.aclose()
+    return await chat_stream.sse(chat.stream(body))

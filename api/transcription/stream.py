@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sse_starlette import EventSourceResponse
 
-from api.http.errors import ApiError, EngineFailureError, api_error_from_engine
+from api.http.sse import sse_response, started
 from api.transcription import formats as fmt
-from api.transcription.protocol import TranscriptTextDeltaEvent, TranscriptTextDoneEvent
+from api.transcription.protocol import DiarizedSegment, TranscriptTextDeltaEvent, TranscriptTextDoneEvent
 from api.transcription.service import TranscriptEnd, TranscriptionEvent
-from engines.base import EngineError, Segment, Transcript, TranscriptionInfo
-
-logger = logging.getLogger(__name__)
+from engines.base import Segment, Transcript, TranscriptionInfo
 
 
 async def collect(events: AsyncIterator[TranscriptionEvent]) -> Transcript:
@@ -59,40 +55,27 @@ async def sse(events: AsyncIterator[TranscriptionEvent], prompt_tokens: int, dia
     The first event (the model is loaded and the first window decoded) is awaited before the response starts, so
     bad audio and overload still get a proper 4xx status instead of an error inside a 200 stream.
     """
-    first = await anext(events)
-
-    async def body() -> AsyncIterator[dict[str, str]]:
-        segments: list[Segment] = []
-        language, duration = "en", 0.0
-        try:
-            async for event in _prepend(first, events):
-                if isinstance(event, TranscriptionInfo):
-                    language = event.language
-                elif isinstance(event, Segment):
-                    delta = event.text if segments else event.text.lstrip()
-                    segments.append(event)
-                    if delta:
-                        yield {"data": TranscriptTextDeltaEvent(delta=delta).model_dump_json(exclude_none=True)}
-                    if diarized:
-                        yield {"data": fmt.diarized_segment(event).model_dump_json(exclude_none=True)}
-                elif isinstance(event, TranscriptEnd):
-                    duration = event.duration
-            transcript = Transcript(fmt.join_text(segments), language, duration, tuple(segments))
-            done = TranscriptTextDoneEvent(text=transcript.text, usage=fmt.token_usage(transcript, prompt_tokens))
-            yield {"data": done.model_dump_json(exclude_none=True)}
-        except (ApiError, EngineError) as exc:
-            error = exc if isinstance(exc, ApiError) else api_error_from_engine(exc)
-            yield {"event": "error", "data": json.dumps(error.body())}
-        except Exception:
-            logger.exception("transcription stream failed")
-            yield {"event": "error", "data": json.dumps(EngineFailureError("The transcription failed.").body())}
-        finally:
-            await events.aclose()
-
-    return EventSourceResponse(body(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    first_decoded = await started(events)
+    return sse_response(_wire_events(first_decoded, prompt_tokens, diarized), failure="The transcription failed.")
 
 
-async def _prepend(first: TranscriptionEvent, rest: AsyncIterator[TranscriptionEvent]) -> AsyncIterator[TranscriptionEvent]:
-    yield first
-    async for event in rest:
-        yield event
+async def _wire_events(
+    events: AsyncIterator[TranscriptionEvent], prompt_tokens: int, diarized: bool
+) -> AsyncIterator[TranscriptTextDeltaEvent | DiarizedSegment | TranscriptTextDoneEvent]:
+    segments: list[Segment] = []
+    language, duration = "en", 0.0
+    async with aclosing(events):  # type: ignore[type-var]
+        async for event in events:
+            if isinstance(event, TranscriptionInfo):
+                language = event.language
+            elif isinstance(event, Segment):
+                delta = event.text if segments else event.text.lstrip()
+                segments.append(event)
+                if delta:
+                    yield TranscriptTextDeltaEvent(delta=delta)
+                if diarized:
+                    yield fmt.diarized_segment(event)
+            elif isinstance(event, TranscriptEnd):
+                duration = event.duration
+    transcript = Transcript(fmt.join_text(segments), language, duration, tuple(segments))
+    yield TranscriptTextDoneEvent(text=transcript.text, usage=fmt.token_usage(transcript, prompt_tokens))

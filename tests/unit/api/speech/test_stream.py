@@ -31,8 +31,11 @@ async def drain(response) -> list:
 
 
 async def test_failure_before_the_first_byte_is_an_http_error() -> None:
-    with pytest.raises(RateLimitError):
+    # Raised before any response exists: the app's error handler renders it (429 with Retry-After).
+    with pytest.raises(EngineOverloadedError):
         await audio_response(PLAN, chunks(0, EngineOverloadedError("busy")))
+    with pytest.raises(RateLimitError):
+        await sse_response(PLAN, chunks(0, RateLimitError("busy", retry_after=1)), StreamStats())
 
 
 async def test_audio_failure_after_the_first_byte_breaks_the_transfer() -> None:
@@ -44,7 +47,7 @@ async def test_audio_failure_after_the_first_byte_breaks_the_transfer() -> None:
 
 async def test_sse_failure_after_the_first_byte_is_an_error_event_without_done() -> None:
     response = await sse_response(PLAN, chunks(1, EngineError("boom")), StreamStats())
-    events = [json.loads(e.removeprefix("data: ")) for e in await drain(response)]
+    events = [json.loads(e["data"]) for e in await drain(response)]
     assert [e["type"] for e in events] == ["speech.audio.delta", "error"]
     assert events[-1]["error"]["type"] == "server_error" and events[-1]["error"]["message"]
 
@@ -52,6 +55,6 @@ async def test_sse_failure_after_the_first_byte_is_an_error_event_without_done()
 async def test_sse_success_ends_with_usage() -> None:
     stats = StreamStats(audio_seconds=1.0)
     response = await sse_response(PLAN, chunks(None, EngineError("unused")), stats)
-    events = [json.loads(e.removeprefix("data: ")) for e in await drain(response)]
+    events = [json.loads(e["data"]) for e in await drain(response)]
     assert [e["type"] for e in events] == ["speech.audio.delta"] * 3 + ["speech.audio.done"]
     assert events[-1]["usage"] == {"input_tokens": 1, "output_tokens": 21, "total_tokens": 22}
