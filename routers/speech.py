@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from api.deps import ServicesDep
@@ -83,7 +83,7 @@ async def _parse(request: Request) -> SpeechRequest:
         }
     },
 )
-async def create_speech(request: Request, services: ServicesDep) -> StreamingResponse:
+async def create_speech(request: Request, services: ServicesDep) -> Response:
     req = await _parse(request)
     service = services.speech
     plan = service.plan(req)
