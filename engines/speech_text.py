@@ -3,12 +3,16 @@
 Time to first audio is the time to synthesize the first chunk, so the first chunk is cut short (at the first
 clause break, or after a few words); later chunks are whole clauses or sentences, which sound better and keep
 throughput up. Each phrase carries the pause that should follow it, because engines trim their own silences.
+
+The one phrase cutter of the project: `split_phrases` cuts a whole text (the engines, for every synthesis);
+`PhraseStream` cuts the same phrases from text that arrives in pieces (the realtime voice loop, from LLM tokens),
+releasing each one as soon as no later text can change it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +24,8 @@ SENTENCE_PAUSE = 0.25
 CLAUSE_PAUSE = 0.12
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+")
+# A period after these is no sentence end ("Dr. Smith", "e.g. this").
+_ABBREVIATION = re.compile(r"(?<![\w.])(?:mr|mrs|ms|dr|prof|st|vs|e\.g|i\.e)\.$", re.IGNORECASE)
 _LONG_SENTENCE_WORDS = 28
 # Every phrase an engine gets is at most this long (issue 15): a TTS model's memory and time grow with the square of
 # a phrase, and espeak-ng (Piper's and Kokoro's G2P) crashes on a 4,000-character token. A phrase longer than this is
@@ -41,8 +47,20 @@ class Phrase:
         return np.zeros(int(self.pause_after * rate), np.float32)
 
 
+def _sentence_ends(text: str) -> Iterator[re.Match[str]]:
+    """The breaks after each sentence of `text` (its end mark stays with it); an abbreviation's period is none."""
+    for match in _SENTENCE_END.finditer(text):
+        if not _ABBREVIATION.search(text, 0, match.start()):
+            yield match
+
+
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    sentences, start = [], 0
+    for match in _sentence_ends(text):
+        sentences.append(text[start : match.start()])
+        start = match.end()
+    sentences.append(text[start:])
+    return [s.strip() for s in sentences if s.strip()]
 
 
 def _clauses(sentence: str) -> list[str]:
@@ -74,17 +92,110 @@ def split_phrases(text: str, first_words: int = 4, first_max_words: int | None =
     first_max_words = first_max_words or first_words * 2
     out: list[Phrase] = []
     for sentence in split_sentences(text):
-        pieces = [sentence]
-        if not out or len(sentence.split()) > _LONG_SENTENCE_WORDS or len(sentence) > MAX_PHRASE_CHARS:
-            pieces = _group_clauses(_clauses(sentence), first=not out, first_words=first_words,
-                                    first_max_words=first_max_words)
-        pieces = [bounded for piece in pieces for bounded in bound_phrase(piece)]
+        pieces = _bounded(_group_clauses(_clauses(sentence), first=not out, first_words=first_words,
+                                         first_max_words=first_max_words))
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             out.append(Phrase(piece, SENTENCE_PAUSE if last else (CLAUSE_PAUSE if piece[-1] in ",;:—–" else 0.0)))
     if out:
         out[-1] = Phrase(out[-1].text, 0.0)
     return out
+
+
+def _bounded(pieces: list[str]) -> list[str]:
+    """Each piece with its whitespace made single spaces, then bounded (`bound_phrase`)."""
+    return [bounded for piece in pieces for bounded in bound_phrase(" ".join(piece.split()))]
+
+
+class PhraseStream:
+    """`split_phrases` for text that arrives in pieces (an LLM's tokens): `feed` returns the phrases that no later
+    text can change, as soon as they are settled, `flush` the rest once the text is complete. However the text is
+    cut into pieces, the phrases are those `split_phrases` cuts from the whole of it (the text only: whoever speaks
+    a phrase adds its pause).
+
+    The first phrase leaves at the end of the first clause when that is at most `first_max_words` long, else
+    once more than `first_max_words` whole words have come (its first `first_words`, perhaps stretched); later
+    ones at each sentence end, or, inside a sentence longer than a phrase may be, at each clause break that
+    closes a group of clauses.
+    """
+
+    def __init__(self, first_words: int = 4, first_max_words: int | None = None):
+        self._first_words = first_words
+        self._first_max_words = first_max_words or first_words * 2
+        self._pending = ""
+        self._first_sent = False
+
+    def feed(self, text: str) -> list[str]:
+        self._pending += text
+        out: list[str] = []
+        while (phrases := self._next()) is not None:
+            out += phrases
+        return out
+
+    def flush(self) -> list[str]:
+        rest, self._pending = self._pending, ""
+        if not self._first_sent:
+            self._first_sent = bool(rest.strip())
+            return [p.text for p in split_phrases(rest, self._first_words, self._first_max_words)]
+        return [piece for sentence in split_sentences(rest) for piece in _bounded(_group_clauses(
+            _clauses(sentence), first=False, first_words=self._first_words, first_max_words=self._first_max_words))]
+
+    def _next(self) -> list[str] | None:
+        """The next settled phrases (perhaps none, when only spaces were settled), or None: wait for more text."""
+        if not self._first_sent:
+            return self._first()
+        text = self._pending
+        end = next(_sentence_ends(text), None)
+        if end is not None:
+            self._pending = text[end.end() :]
+            return _bounded(_group_clauses(_clauses(text[: end.start()]), first=False, first_words=self._first_words,
+                                           first_max_words=self._first_max_words))
+        return self._closed_groups()
+
+    def _first(self) -> list[str] | None:
+        text = self._pending
+        end = next(_sentence_ends(text), None)
+        sentence = text if end is None else text[: end.start()]
+        clause_end = _CLAUSE_END.search(sentence)
+        head, rest_at = None, 0
+        if clause_end is not None:
+            head, rest_at = sentence[: clause_end.start()], clause_end.end()
+        elif end is not None:
+            head, rest_at = sentence, end.end()
+        if head is not None and len(head.split()) <= self._first_max_words:
+            self._pending, self._first_sent = text[rest_at:], True
+            return _bounded([head])
+        whole_words = (head if head is not None else text).split()
+        if head is None and text and not text[-1].isspace():
+            whole_words.pop()  # the last word may not be whole yet
+        if len(whole_words) <= self._first_max_words:
+            return None  # the first clause may still end within the maximum
+        cut, _ = _cut_words(" ".join(whole_words), self._first_words, self._first_max_words)
+        skip = re.match(rf"\s*(?:\S+\s+){{{len(cut.split())}}}", text)
+        assert skip is not None
+        self._pending, self._first_sent = text[skip.end() :], True
+        return _bounded([cut])
+
+    def _closed_groups(self) -> list[str] | None:
+        """Inside an unfinished sentence: the groups of clauses `_group_clauses` has closed already (the next
+        clause, even unfinished, would make the group longer than a phrase may be)."""
+        text = self._pending
+        groups: list[str] = []
+        current: list[str] = []
+        current_start = clause_start = 0
+        for match in [*_CLAUSE_END.finditer(text), None]:
+            clause = text[clause_start : match.start() if match is not None else len(text)].strip()
+            if clause:
+                if current and len(" ".join([*current, clause]).split()) > _LONG_SENTENCE_WORDS:
+                    groups.append(" ".join(current))
+                    current, current_start = [], clause_start
+                current.append(clause)
+            if match is not None:
+                clause_start = match.end()
+        if not groups:
+            return None
+        self._pending = text[current_start:]
+        return _bounded(groups)
 
 
 def bound_phrase(text: str, max_chars: int = MAX_PHRASE_CHARS, max_words: int = _LONG_SENTENCE_WORDS) -> list[str]:

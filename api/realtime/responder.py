@@ -23,9 +23,8 @@ from api.realtime.events import RealtimeProtocolError, error_event, new_id, serv
 from api.realtime.input_buffer import G711_RATE, encode_g711
 from api.realtime.session_config import wire_voice
 from api.realtime.sessions import SHUTTING_DOWN_CODE
-from api.speech.phrases import PhraseChunker
 from api.speech.protocol import CustomVoice
-from api.speech.text_hygiene import spoken_transcript
+from api.speech.text_hygiene import ReplyPhrases, spoken_transcript
 from engines.audio import resample
 
 logger = logging.getLogger(__name__)
@@ -158,7 +157,7 @@ class Responder:
         return body
 
     async def _read_llm(self, phrases: asyncio.Queue[str | None]) -> None:
-        chunker = PhraseChunker()
+        chunker = ReplyPhrases()
         try:
             async for chunk in self._chat.stream(self._chat_body()):
                 if chunk.get("usage"):

@@ -3,6 +3,8 @@
 Removed: `<think>` blocks, code fences, markdown markup, HTML tags, emojis, footnote marks. Spoken sensibly:
 links (their text, or a bare URL's host), numbers, money, percentages, times, dates, ordinals and common
 abbreviations. Paralinguistic tags (`[laugh]`) pass through untouched for `api.speech.paralinguistics`.
+For a reply that streams in (the realtime voice loop), `ReplyPhrases` drops think blocks as the tokens come and
+cuts the rest into phrases.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from dataclasses import dataclass, field
 
 from api.speech.paralinguistics import normalise_tag_syntax, strip_all
+from engines.speech_text import PhraseStream
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
         "seventeen eighteen nineteen".split()
@@ -194,6 +198,63 @@ def strip_think(text: str) -> str:
     text = re.sub(r"<think>.*?</think>", " ", text, flags=re.DOTALL | re.IGNORECASE)
     text = re.sub(r"<think>.*", " ", text, flags=re.DOTALL | re.IGNORECASE)  # unclosed: still thinking
     return re.sub(r"^.*?</think>", " ", text, flags=re.DOTALL | re.IGNORECASE)
+
+
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+
+
+@dataclass
+class ThinkFilter:
+    """Drops `<think>…</think>` from a token stream whose tags may be split across chunks."""
+
+    _inside: bool = False
+    _held: str = ""
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        self._held = ""
+        out = []
+        while text:
+            tag = _THINK_CLOSE if self._inside else _THINK_OPEN
+            index = text.find(tag)
+            if index >= 0:
+                if not self._inside:
+                    out.append(text[:index])
+                text = text[index + len(tag) :]
+                self._inside = not self._inside
+                continue
+            keep = _partial_suffix(text, tag)  # a tag may be cut in two by the chunking
+            if not self._inside:
+                out.append(text[: len(text) - keep])
+            self._held = text[len(text) - keep :]
+            break
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return "" if self._inside else held
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+@dataclass
+class ReplyPhrases:
+    """An LLM's streamed reply as phrases to speak: think blocks dropped as they stream by, the rest cut by the
+    engines' phrase cutter (`PhraseStream`), the first phrase after at most four words for an early first sound."""
+
+    _think: ThinkFilter = field(default_factory=ThinkFilter)
+    _phrases: PhraseStream = field(default_factory=lambda: PhraseStream(first_words=4, first_max_words=4))
+
+    def feed(self, delta: str) -> list[str]:
+        return self._phrases.feed(self._think.feed(delta))
+
+    def flush(self) -> list[str]:
+        return self._phrases.feed(self._think.flush()) + self._phrases.flush()
 
 
 def clean_for_speech(text: str) -> str:

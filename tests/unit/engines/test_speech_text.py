@@ -7,6 +7,7 @@ import pytest
 from engines.speech_text import (
     MAX_PHRASE_CHARS,
     MAX_TOKEN_CHARS,
+    PhraseStream,
     bound_phonemes,
     bound_phrase,
     parse_blend,
@@ -91,3 +92,53 @@ def test_bound_phonemes_cuts_after_a_word() -> None:
     assert sum(runs, []) == phonemes
     assert all(len(r) <= 50 for r in runs) and all(r[-1] == " " for r in runs[:-1])
     assert bound_phonemes([]) == [] and bound_phonemes(list("abc"), 2) == [["a", "b"], ["c"]]
+
+
+# --- the same cutter on text that streams in (the voice loop's LLM tokens) ----------------------------------
+
+STREAMED = [
+    "The quick brown fox jumps over the lazy dog near the river bank today. Then it runs home. And it sleeps.",
+    "Well, that is a long sentence with many words in it for sure.",
+    "Hi. " + ", ".join(["this clause has exactly six words"] * 8) + ". Bye now.",
+    "I think we should probably go to the store today because it is open late.",
+    "Dr. Smith lives on Main St. near the park! He said \"hello.\" (Twice.) Done",
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty, twenty-one twenty-two twenty-three twenty-four twenty-five twenty-six twenty-seven, "
+    "twenty-eight twenty-nine thirty thirty-one, and more.",
+]
+
+
+@pytest.mark.parametrize("first", [(4, None), (4, 4), (3, 4), (6, None)])
+@pytest.mark.parametrize("step", [1, 3, 7, 100])
+@pytest.mark.parametrize("text", STREAMED)
+def test_streamed_text_is_cut_into_the_same_phrases(text: str, step: int, first: tuple[int, int | None]) -> None:
+    assert _streamed(text, step, first) == [p.text for p in split_phrases(text, *first)]
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_streamed_hostile_text_is_cut_into_the_same_bounded_phrases(text: str) -> None:
+    assert _streamed(text, 7, (4, 4)) == [p.text for p in split_phrases(text, 4, 4)]
+
+
+def _streamed(text: str, step: int, first: tuple[int, int | None]) -> list[str]:
+    stream = PhraseStream(*first)
+    return [p for i in range(0, len(text), step) for p in stream.feed(text[i : i + step])] + stream.flush()
+
+
+def test_streamed_phrases_leave_as_soon_as_they_are_settled() -> None:
+    stream = PhraseStream(4, 4)
+    assert stream.feed("Later that evening") == []
+    assert stream.feed(", the") == ["Later that evening,"]
+    assert stream.feed(" tired fox curled up. Then") == ["the tired fox curled up."]
+    assert stream.flush() == ["Then"]
+    long = PhraseStream(4, 4)
+    assert long.feed("one two three four ") == []  # the fourth word could still end a clause
+    assert long.feed("five ") == ["one two three four"]
+    clauses = ", ".join(["a clause of five words"] * 7)  # 35 words: more than one phrase may hold
+    assert long.feed(f"Then {clauses}") == ["five Then a clause of five words, a clause of five words, a clause of "
+                                            "five words, a clause of five words, a clause of five words,"]
+
+
+def test_abbreviations_do_not_end_sentences() -> None:
+    assert [p.text for p in split_phrases("Hello there. Dr. Smith met Mrs. Jones, e.g. today. I play piano. Yes.")] \
+        == ["Hello there.", "Dr. Smith met Mrs. Jones, e.g. today.", "I play piano.", "Yes."]

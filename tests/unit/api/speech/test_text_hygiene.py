@@ -7,6 +7,8 @@ import time
 import pytest
 
 from api.speech.text_hygiene import (
+    ReplyPhrases,
+    ThinkFilter,
     clean_for_speech,
     number_words,
     ordinal_words,
@@ -110,3 +112,48 @@ def test_tool_call_syntax_is_not_read_out() -> None:
     reply = 'functions.get_weather: { &#34;city&#34;: &#34;Paris&#34;, "unit": {"c": 1}} It is sunny in Paris.'
     assert clean_for_speech(reply) == "It is sunny in Paris."
     assert spoken_transcript(reply) == "It is sunny in Paris."
+
+
+# --- a streamed reply: think blocks dropped across chunks, phrases cut as they settle ------------------------
+
+
+def _reply(chunks: list[str]) -> list[str]:
+    phrases = ReplyPhrases()
+    return [p for c in chunks for p in phrases.feed(c)] + phrases.flush()
+
+
+def _tokens(text: str) -> list[str]:
+    return [t + " " for t in text.split(" ")]
+
+
+def test_reply_first_phrase_leaves_early() -> None:
+    phrases = ReplyPhrases()
+    # A short first clause leaves as soon as its comma is followed by anything...
+    assert phrases.feed("Well, here") == ["Well,"]
+    # ...and without one, the first four words leave once a fifth whole word has come.
+    phrases = ReplyPhrases()
+    assert [p for t in _tokens("The capital of France") for p in phrases.feed(t)] == []
+    assert phrases.feed("is ") == ["The capital of France"]
+    assert phrases.feed("Paris. And ") == ["is Paris."]
+    assert phrases.flush() == ["And"]
+
+
+def test_reply_nothing_lost_or_duplicated() -> None:
+    text = "One. Two three four five six seven, eight nine ten eleven twelve. Dr. Smith lives on Main St. near the park! Done"
+    phrases = _reply(_tokens(text))
+    assert " ".join(phrases).split() == text.split()
+    assert "Dr. Smith" in " ".join(phrases) and not any(p.endswith(("Dr.", "St.")) for p in phrases)
+
+
+def test_think_blocks_removed_even_when_split() -> None:
+    chunks = ["<thi", "nk>I should be brief.</th", "ink>Hello there, ", "friend. <think>more</think>Bye now."]
+    assert " ".join(_reply(chunks)) == "Hello there, friend. Bye now."
+
+
+def test_think_filter_keeps_plain_angle_brackets() -> None:
+    f = ThinkFilter()
+    assert f.feed("a < b and c <t") + f.feed("able>") + f.flush() == "a < b and c <table>"
+
+
+def test_unterminated_think_is_dropped() -> None:
+    assert _reply(["Hi. <think>never closed"]) == ["Hi."]
