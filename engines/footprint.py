@@ -14,7 +14,6 @@ from pathlib import Path
 from types import TracebackType
 
 MIB = 1024**2
-GIB = 1024**3
 
 # Weights are most of a loaded model; runtimes add workspace on top (cuBLAS/cuDNN handles, CTranslate2 and
 # onnxruntime arenas, one batch of activations). 20% is a rough allowance, not a measurement: the budget is a

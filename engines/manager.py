@@ -41,7 +41,6 @@ class _Slot:
     refs: int = 0
     admitted: int = 0
     last_used: float = 0.0
-    loaded_at: float = 0.0
     # Bytes counted against the device's budget: reserved before loading, the engine's measured figure once
     # loaded (else the estimate), released only when the unload has finished and the memory is really free.
     memory: int = 0
@@ -241,7 +240,7 @@ class ModelManager:
                 slot.loading = False
             self._settle_memory(slot, engine)
             slot.engine, slot.executor = engine, executor
-            slot.loaded_at = slot.last_used = self._clock()
+            slot.last_used = self._clock()
             logger.info("loaded %s in %.2fs", slot.spec.model_id, time.perf_counter() - started)
             self._on_event("load", slot.spec.model_id, time.perf_counter() - started, "")
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from api.realtime.client_secrets import PREFIX as EPHEMERAL_KEY_PREFIX
-from api.realtime.client_secrets import KeyError_ as EphemeralKeyError
+from api.realtime.client_secrets import EphemeralKeyError
 from api.realtime.events import RealtimeProtocolError
 from api.realtime.session import RealtimeSession
 from api.realtime.sessions import Refusal

@@ -24,7 +24,7 @@ from api.http.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from api.realtime.client_secrets import PREFIX, KeyError_
+from api.realtime.client_secrets import PREFIX, EphemeralKeyError
 from api.realtime.events import new_id
 from api.realtime.session_config import InvalidSessionError, SessionConfig, apply_update, render_beta, render_ga
 from api.realtime.webrtc.offer import InvalidOfferError, parse_offer
@@ -46,7 +46,7 @@ def _redeem(request: Request, services: Any) -> dict[str, Any] | None:
         return None
     try:
         return services.client_secrets.redeem(key).session
-    except KeyError_ as exc:
+    except EphemeralKeyError as exc:
         raise AuthenticationError(str(exc)) from None
 
 

@@ -39,12 +39,6 @@ class StoredRecord:
     meta: dict[str, Any]
     audio_path: Path
 
-    def load_audio(self) -> AudioBuffer:
-        with wave.open(str(self.audio_path), "rb") as w:
-            frames = w.readframes(w.getnframes())
-            rate = w.getframerate()
-        return AudioBuffer(np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0, rate)
-
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()

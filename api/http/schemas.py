@@ -21,9 +21,6 @@ class OpenAIBaseModel(BaseModel):
             logger.info("%s: ignoring unknown fields %s", type(self).__name__, sorted(self.model_extra))
         return self
 
-    def known_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if k not in (self.model_extra or {})}
-
 
 class ErrorDetail(BaseModel):
     message: str

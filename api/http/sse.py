@@ -55,8 +55,8 @@ async def started(source: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 async def _empty() -> AsyncIterator[Any]:
-    return
-    yield  # an async generator that yields nothing
+    for item in ():
+        yield item
 
 
 async def _replay(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:

@@ -25,7 +25,7 @@ class ClientSecret:
     session: dict[str, Any] = field(default_factory=dict)
 
 
-class KeyError_(LookupError):  # noqa: N801 - not the builtin KeyError
+class EphemeralKeyError(LookupError):
     """The key is unknown, expired or already used: a 401 with this message."""
 
 
@@ -53,9 +53,9 @@ class ClientSecretStore:
         """The key's secret, consumed: a second redeem of the same key fails."""
         secret = self._keys.pop(value, None)
         if secret is None:
-            raise KeyError_("The ephemeral key is unknown or was already used (each key opens one session).")
+            raise EphemeralKeyError("The ephemeral key is unknown or was already used (each key opens one session).")
         if secret.expires_at <= self._clock():
-            raise KeyError_("The ephemeral key has expired.")
+            raise EphemeralKeyError("The ephemeral key has expired.")
         return secret
 
     def _drop_expired(self) -> None:

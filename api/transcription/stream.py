@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api.http.sse import sse_response, started
 from api.transcription import formats as fmt
-from api.transcription.protocol import DiarizedSegment, TranscriptTextDeltaEvent, TranscriptTextDoneEvent
+from api.transcription.protocol import TranscriptionStreamEvent, TranscriptTextDeltaEvent, TranscriptTextDoneEvent
 from api.transcription.service import TranscriptEnd, TranscriptionEvent
 from engines.base import Segment, Transcript, TranscriptionInfo
 
@@ -61,7 +61,7 @@ async def sse(events: AsyncIterator[TranscriptionEvent], prompt_tokens: int, dia
 
 async def _wire_events(
     events: AsyncIterator[TranscriptionEvent], prompt_tokens: int, diarized: bool
-) -> AsyncIterator[TranscriptTextDeltaEvent | DiarizedSegment | TranscriptTextDoneEvent]:
+) -> AsyncIterator[TranscriptionStreamEvent]:
     segments: list[Segment] = []
     language, duration = "en", 0.0
     async with aclosing(events):  # type: ignore[type-var]

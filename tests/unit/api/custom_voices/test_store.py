@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.custom_voices.store import RecordStore, StoreFullError
+from api.custom_voices.store import STORE_RATE, RecordStore, StoreFullError
+from engines.audio import decode_audio
 from engines.base import AudioBuffer
 
 
@@ -22,7 +23,7 @@ def test_round_trip_keeps_meta_and_audio(tmp_path: Path) -> None:
     assert store.valid_id(made.id) and made.id.startswith("voice_")
     got = store.get(made.id)
     assert got is not None and got.meta == {"name": "Ann", "consent": "cons_x"} and got.created_at == made.created_at
-    audio = got.load_audio()
+    audio = decode_audio(str(got.audio_path), rate=STORE_RATE)
     assert audio.sample_rate == 24_000 and len(audio.samples) == 24_000
     assert np.max(np.abs(audio.samples - tone().samples)) < 1e-4  # 16-bit wav: quantisation only
 

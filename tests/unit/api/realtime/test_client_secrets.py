@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.realtime.client_secrets import ClientSecretStore, KeyError_
+from api.realtime.client_secrets import ClientSecretStore, EphemeralKeyError
 
 
 class Clock:
@@ -21,7 +21,7 @@ def test_a_key_redeems_once_with_its_session():
     assert store.is_live(secret.value)
     assert store.redeem(secret.value).session["instructions"] == "be brief"
     assert not store.is_live(secret.value)
-    with pytest.raises(KeyError_, match="already used"):
+    with pytest.raises(EphemeralKeyError, match="already used"):
         store.redeem(secret.value)
 
 
@@ -31,12 +31,12 @@ def test_an_expired_key_is_refused():
     secret = store.issue(10)
     clock.now += 10
     assert not store.is_live(secret.value)
-    with pytest.raises(KeyError_, match="expired"):
+    with pytest.raises(EphemeralKeyError, match="expired"):
         store.redeem(secret.value)
 
 
 def test_keys_are_distinct_and_unknown_keys_fail():
     store = ClientSecretStore(Clock())
     assert len({store.issue(60).value for _ in range(50)}) == 50
-    with pytest.raises(KeyError_):
+    with pytest.raises(EphemeralKeyError):
         store.redeem("ek_not-issued")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from api.custom_voices.service import CustomVoiceService
-from api.custom_voices.store import StoredRecord
+from api.custom_voices.store import STORE_RATE, StoredRecord
 from api.http.errors import InvalidRequestError
 from api.settings import Settings
 from api.speech.duet import duet_spec
@@ -99,7 +99,7 @@ async def speak_pcm(service: SpeechService, req: SpeechRequest) -> np.ndarray:
 async def test_the_cloning_engine_gets_the_stored_sample(world) -> None:
     service, cloner, record, _ = world
     out = await speak_pcm(service, request(voice={"id": record.id}, response_format="pcm"))
-    stored = record.load_audio().samples
+    stored = decode_audio(str(record.audio_path), rate=STORE_RATE).samples
     assert cloner.calls[0].reference is not None and cloner.calls[0].reference.path == record.audio_path
     assert cloner.calls[0].voice == record.id
     assert len(out) == len(stored) and np.max(np.abs(out - stored)) < 1e-3
@@ -165,7 +165,8 @@ def test_samples_are_checked_by_the_real_decoder(world) -> None:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(16_000)
         w.writeframes((voiced(8, 16_000).samples * 32767).astype("<i2").tobytes())
     made = voices.create_voice("From wav", consent, wav.getvalue())
-    assert made.load_audio().sample_rate == 24_000 and abs(made.load_audio().duration - 8.0) < 0.01
+    stored = decode_audio(str(made.audio_path), rate=STORE_RATE)
+    assert stored.sample_rate == 24_000 and abs(stored.duration - 8.0) < 0.01
     with pytest.raises(InvalidRequestError) as err:
         voices.create_voice("Junk", consent, b"RIFF....WAVEjunk")
     assert err.value.code == "invalid_audio" and err.value.param == "audio_sample"
