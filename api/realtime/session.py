@@ -17,15 +17,17 @@ import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from api.realtime import events as ev
+from api.realtime import server_events as sev
 from api.realtime.conversation import Conversation
-from api.realtime.events import RealtimeProtocolError, new_id, server_event
+from api.realtime.events import RealtimeProtocolError, new_id
 from api.realtime.input_buffer import RATE, InputAudioBuffer, decode_append, ms, samples_at
 from api.realtime.response_events import to_beta
+from api.realtime.services import RealtimeServices
 from api.realtime.session_config import (
     InvalidSessionError,
     SessionConfig,
@@ -70,10 +72,10 @@ Send = Callable[[str], Awaitable[None]]
 
 
 class RealtimeSession:
-    def __init__(self, services: Any, receive: Receive, send: Send, *, model: str | None = None,
+    def __init__(self, services: RealtimeServices, receive: Receive, send: Send, *, model: str | None = None,
                  transcription_intent: bool = False, beta: bool = False, extension_events: bool = False):
         self._services = services
-        self._settings = services.settings.realtime
+        self._settings = services.settings
         self._receive, self._send = receive, send
         self.beta = beta
         self.id = new_id("sess")
@@ -113,7 +115,7 @@ class RealtimeSession:
                 await self._emit_session("session.created")
                 if not self.beta:
                     conversation = {"id": new_id("conv"), "object": "realtime.conversation"}
-                    await self.emit(server_event("conversation.created", conversation=conversation))
+                    await self.emit(sev.ConversationCreated(conversation=conversation))
                 await self._reader()
                 raise _Closed
         except* _Closed:
@@ -132,10 +134,10 @@ class RealtimeSession:
             try:
                 await self.handle(ev.parse_client_event(raw))
             except RealtimeProtocolError as exc:
-                await self.emit(ev.error_event(exc))
+                await self.emit(sev.error_event(exc))
             except Exception:  # a bug handling one event must not take the whole session down
                 logger.exception("realtime event handling failed")
-                await self.emit(ev.error_event(RealtimeProtocolError(
+                await self.emit(sev.error_event(RealtimeProtocolError(
                     "The server had an error while processing the event.", code="server_error", type_="server_error",
                 )))
 
@@ -150,14 +152,14 @@ class RealtimeSession:
                 logger.debug("realtime send failed: %s", exc)
                 raise _Closed from exc
 
-    async def emit(self, event: dict[str, Any]) -> None:
-        """Queue one server event (GA shape); renamed or dropped here for beta clients."""
-        event.setdefault("event_id", new_id("event"))
-        if event["type"] == "conversation.item.input_audio_transcription.completed":
-            self.conversation.set_transcript(event["item_id"], event["transcript"])
-            self.voice.transcript_ready(event["item_id"], event["transcript"])
-        elif event["type"] == "conversation.item.input_audio_transcription.failed":
-            self.voice.transcript_ready(event["item_id"], None)
+    async def emit(self, server_event: sev.ServerEvent) -> None:
+        """Queue one server event: serialized here (GA shape), then renamed or dropped for beta clients."""
+        if isinstance(server_event, sev.TranscriptionCompleted):
+            self.conversation.set_transcript(server_event.item_id, server_event.transcript)
+            self.voice.transcript_ready(server_event.item_id, server_event.transcript)
+        elif isinstance(server_event, sev.TranscriptionFailed):
+            self.voice.transcript_ready(server_event.item_id, None)
+        event = server_event.wire()
         if self.beta:
             if event["type"] in _GA_ONLY:
                 return
@@ -173,13 +175,13 @@ class RealtimeSession:
         self.closing = True
         margin = min(CLOSE_MARGIN_S, max(0.0, deadline - asyncio.get_running_loop().time()) / 2)
         await self.voice.finish(deadline - margin)
-        await self.emit(ev.error_event(shutting_down_error()))
+        await self.emit(sev.error_event(shutting_down_error()))
         self.close_code = GOING_AWAY
         await self._out.put(_CLOSE)
 
-    async def _emit_session(self, type_: str) -> None:
+    async def _emit_session(self, type_: Literal["session.created", "session.updated"]) -> None:
         session = render_beta(self.config, self.id) if self.beta else render_ga(self.config, self.id)
-        await self.emit(server_event(type_, session=session))
+        await self.emit(sev.SessionEvent(type=type_, session=session))
 
     # --- dispatch ----------------------------------------------------------------------------------------------
 
@@ -199,14 +201,14 @@ class RealtimeSession:
                 await self._item_create(event)
             case ev.ConversationItemRetrieve():
                 item = self.conversation.get_or_raise(event.item_id, "retrieve", event.event_id)
-                await self.emit(server_event("conversation.item.retrieved", item=item))
+                await self.emit(sev.ConversationItemRetrieved(item=item))
             case ev.ConversationItemDelete():
                 self.conversation.delete(event.item_id, event.event_id)
-                await self.emit(server_event("conversation.item.deleted", item_id=event.item_id))
+                await self.emit(sev.ConversationItemDeleted(item_id=event.item_id))
             case ev.ConversationItemTruncate():
                 self.conversation.truncate(event.item_id, event.content_index, event.audio_end_ms, event.event_id)
-                await self.emit(server_event("conversation.item.truncated", item_id=event.item_id,
-                                             content_index=event.content_index, audio_end_ms=event.audio_end_ms))
+                await self.emit(sev.ConversationItemTruncated(item_id=event.item_id, content_index=event.content_index,
+                                                              audio_end_ms=event.audio_end_ms))
             case ev.ResponseCreate():
                 self._refuse_in_transcription("response.create", event.event_id)
                 await self.voice.create(event.response, event.event_id)
@@ -240,8 +242,7 @@ class RealtimeSession:
             )
         self.beta = True  # only beta clients send this event; answer in their names from now on
         await self._apply(event.session, event.event_id, beta=True, kind="transcription")
-        await self.emit(server_event("transcription_session.updated",
-                                     session=render_beta_transcription(self.config, self.id)))
+        await self.emit(sev.TranscriptionSessionUpdated(session=render_beta_transcription(self.config, self.id)))
 
     async def _apply(self, session: dict[str, Any], event_id: str | None, *, beta: bool, kind: Any) -> None:
         try:
@@ -250,7 +251,7 @@ class RealtimeSession:
             raise RealtimeProtocolError(exc.message, code=exc.code, param=exc.param, event_id=event_id) from None
         if config.transcription is not None:
             try:
-                resolve_transcription(self._services, config.transcription)
+                resolve_transcription(self._services.transcription, config.transcription)
             except RealtimeProtocolError as exc:
                 exc.event_id = event_id
                 if beta:
@@ -312,27 +313,25 @@ class RealtimeSession:
             self._turn_item, self._turn_start = new_id("item"), max(turn.start, self.buffer.start)
             # speech_started before the cancelled reply's response.done, as OpenAI orders them: clients (the Agents
             # SDK) truncate what was played when they see speech start, before the cancellation arrives.
-            await self.emit(server_event("input_audio_buffer.speech_started", audio_start_ms=ms(self._turn_start),
-                                         item_id=self._turn_item))
+            await self.emit(sev.SpeechStarted(audio_start_ms=ms(self._turn_start), item_id=self._turn_item))
             if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
                 await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
             self._transcriber = self._start_transcriber(self._turn_item)
         elif turn.kind == "speech_stopped" and self._turn_item is not None:
             item_id = self._turn_item
-            await self.emit(server_event("input_audio_buffer.speech_stopped", audio_end_ms=ms(turn.end),
-                                         item_id=item_id))
+            await self.emit(sev.SpeechStopped(audio_end_ms=ms(turn.end), item_id=item_id))
             await self._commit_audio(item_id, self._turn_start, turn.end, speech_end=self._detector.last_speech_end)
         elif turn.kind == "timeout":
             item_id = new_id("item")
-            await self.emit(server_event("input_audio_buffer.timeout_triggered", audio_start_ms=ms(turn.start),
-                                         audio_end_ms=ms(turn.end), item_id=item_id))
+            await self.emit(sev.TimeoutTriggered(audio_start_ms=ms(turn.start), audio_end_ms=ms(turn.end),
+                                                 item_id=item_id))
             await self._commit_audio(item_id, max(turn.start, self.buffer.start), turn.end)
 
     def _start_transcriber(self, item_id: str) -> TurnTranscriber | None:
         if self.config.transcription is None or self._group is None:
             return None
-        spec, options = resolve_transcription(self._services, self.config.transcription)
-        transcriber = TurnTranscriber(self._services, spec, options, item_id, self.emit,
+        spec, options = resolve_transcription(self._services.transcription, self.config.transcription)
+        transcriber = TurnTranscriber(self._services.transcription, spec, options, item_id, self.emit,
                                       partial_interval=self._settings.partial_interval_seconds)
         transcriber.task = self._group.create_task(self._transcribe(transcriber))
         return transcriber
@@ -342,8 +341,8 @@ class RealtimeSession:
             await transcriber.run()
         except Exception:  # never let one turn's failure end the session
             logger.exception("realtime transcription failed")
-            await self.emit(server_event(
-                "conversation.item.input_audio_transcription.failed", item_id=transcriber.item_id, content_index=0,
+            await self.emit(sev.TranscriptionFailed(
+                item_id=transcriber.item_id,
                 error={"type": "server_error", "code": "transcription_failed",
                        "message": "The transcription failed on the server.", "param": None},
             ))
@@ -365,9 +364,9 @@ class RealtimeSession:
         self.buffer.drop_until(end)
         previous = self.conversation.last_id()
         item = self.conversation.add_user_audio(item_id, with_transcript=self.config.transcription is not None)
-        await self.emit(server_event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous))
-        await self.emit(server_event("conversation.item.added", previous_item_id=previous, item=dict(item)))
-        await self.emit(server_event("conversation.item.done", previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.InputAudioCommitted(item_id=item_id, previous_item_id=previous))
+        await self.emit(sev.ConversationItemAdded(previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.ConversationItemDone(previous_item_id=previous, item=dict(item)))
         if transcriber is None:
             transcriber = self._start_transcriber(item_id)
         if transcriber is not None:
@@ -391,12 +390,12 @@ class RealtimeSession:
     async def _clear(self) -> None:
         self._end_turn()
         self.buffer.clear()
-        await self.emit(server_event("input_audio_buffer.cleared"))
+        await self.emit(sev.InputAudioCleared())
 
     # --- conversation -----------------------------------------------------------------------------------------
 
     async def _item_create(self, event: ev.ConversationItemCreate) -> None:
         self._refuse_in_transcription("conversation.item.create", event.event_id)
         previous, item = self.conversation.create(event.item, event.previous_item_id, event.event_id)
-        await self.emit(server_event("conversation.item.added", previous_item_id=previous, item=dict(item)))
-        await self.emit(server_event("conversation.item.done", previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.ConversationItemAdded(previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.ConversationItemDone(previous_item_id=previous, item=dict(item)))

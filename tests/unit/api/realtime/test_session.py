@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from api.realtime.session import RealtimeSession, State
 from api.settings import Settings
 from engines.base import Segment, TranscriberCapabilities, TranscriptionInfo
-from engines.registry import EngineRegistry, EngineSpec
+from engines.registry import EngineSpec
 from tests.support.realtime import BETA_EVENTS, GA_EVENTS, to_pcm16_24k
 from tests.support.speech import silence, speak
 from voxloop.app import build_services
@@ -53,7 +53,7 @@ class Harness:
                 event = {"type": "invalid event", "error": str(exc)}
             await self.outbox.put(event)
 
-        self.session = RealtimeSession(services, self.inbox.get, send, **kw)
+        self.session = RealtimeSession(services.realtime, self.inbox.get, send, **kw)
         self.task = asyncio.create_task(self.session.run())
 
     def send(self, **event: Any) -> None:
@@ -78,9 +78,7 @@ def fake() -> FakeAsr:
 def services(fake: FakeAsr, tmp_path: Any) -> Any:
     settings = Settings(cache_dir=tmp_path, whisper={"default_model": "fake-asr"})
     services = build_services(settings)
-    spec = EngineSpec("fake-asr", "transcription", lambda: fake, capabilities=FakeAsr.capabilities)
-    services.registry = EngineRegistry([spec])
-    services.manager.registry = services.registry
+    services.registry.add(EngineSpec("fake-asr", "transcription", lambda: fake, capabilities=FakeAsr.capabilities))
     return services
 
 
