@@ -13,7 +13,6 @@ Dialects: GA event names by default; beta when the client sent `OpenAI-Beta: rea
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from api.realtime.session_config import (
     render_ga,
 )
 from api.realtime.sessions import CLOSE_MARGIN_S, GOING_AWAY, shutting_down_error
+from api.realtime.state import NO_ACTIVE_RESPONSE, SessionStateMachine, State, Trigger
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
 from api.realtime.voice_loop import VoiceLoop
@@ -57,12 +57,6 @@ _CLOSE: dict[str, Any] = {"type": "_close"}  # queued after the last event: the 
 _GA_ONLY = frozenset({"conversation.item.done", "input_audio_buffer.timeout_triggered"})
 
 
-class State(enum.Enum):
-    IDLE = "idle"  # waiting for speech (or for a manual commit)
-    SPEAKING = "speaking"  # the VAD is inside a user turn
-    CLOSED = "closed"
-
-
 class _Closed(Exception):
     """The client went away: ends the TaskGroup, which cancels every task of the session."""
 
@@ -79,8 +73,7 @@ class RealtimeSession:
         self._receive, self._send = receive, send
         self.beta = beta
         self.id = new_id("sess")
-        self.state = State.IDLE
-        self.closing = False  # server shutdown: no new responses
+        self.machine = SessionStateMachine()
         self.close_code = 1000
         default_model = self._settings.default_transcription_model
         transcription = TranscriptionConfig(model=default_model) if default_model else None
@@ -99,6 +92,15 @@ class RealtimeSession:
         self._group: asyncio.TaskGroup | None = None
         self.voice = VoiceLoop(services, self, extension_events=extension_events or self._settings.extension_events)
         self._rebuild_detector()
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def closing(self) -> bool:
+        """Server shutdown (or the session's end): no new responses."""
+        return self.machine.state is State.CLOSING
 
     @property
     def task_group(self) -> asyncio.TaskGroup:
@@ -121,7 +123,7 @@ class RealtimeSession:
         except* _Closed:
             pass
         finally:
-            self.state = State.CLOSED
+            self.machine.fire(Trigger.CLOSE)
             self._transcriber = None
             if self._vad is not None:
                 self._services.vad_pool.release(self._vad)
@@ -170,9 +172,9 @@ class RealtimeSession:
 
     async def shut_down(self, deadline: float) -> None:
         """Server shutdown: a response may finish by `deadline` (loop time), then an `error` event and close 1001."""
-        if self.state is State.CLOSED or self._group is None:
+        if self.closing or self._group is None:
             return
-        self.closing = True
+        self.machine.fire(Trigger.CLOSE)
         margin = min(CLOSE_MARGIN_S, max(0.0, deadline - asyncio.get_running_loop().time()) / 2)
         await self.voice.finish(deadline - margin)
         await self.emit(sev.error_event(shutting_down_error()))
@@ -185,7 +187,11 @@ class RealtimeSession:
 
     # --- dispatch ----------------------------------------------------------------------------------------------
 
-    async def handle(self, event: Any) -> None:
+    async def handle(self, event: ev.ClientEvent) -> None:
+        """One client event: refused with an `error` event if the state does not allow it, else dispatched."""
+        refusal = self.machine.refusal(event.type)
+        if refusal is not None:
+            raise refusal.error(event.event_id)
         match event:
             case ev.SessionUpdate():
                 await self._session_update(event)
@@ -211,14 +217,17 @@ class RealtimeSession:
                                                               audio_end_ms=event.audio_end_ms))
             case ev.ResponseCreate():
                 self._refuse_in_transcription("response.create", event.event_id)
-                await self.voice.create(event.response, event.event_id)
+                await self._respond(event.response, event.event_id)
             case ev.ResponseCancel():
                 if not await self.voice.cancel("client_cancelled"):
-                    raise RealtimeProtocolError("There is no active response to cancel.",
-                                                code="response_cancel_not_active", event_id=event.event_id)
+                    raise NO_ACTIVE_RESPONSE.error(event.event_id)
             case ev.OutputAudioBufferClear():
-                raise RealtimeProtocolError("output_audio_buffer.clear is only supported for WebRTC and SIP calls.",
-                                            code="invalid_value", param="type", event_id=event.event_id)
+                pass  # refused in every state (REFUSALS): WebSocket sessions have no output audio buffer
+
+    async def _respond(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
+        task = await self.voice.create(overrides, event_id)
+        self.machine.fire(Trigger.RESPONSE_STARTED)
+        task.add_done_callback(lambda _: self.machine.fire(Trigger.RESPONSE_ENDED))
 
     def _refuse_in_transcription(self, what: str, event_id: str | None) -> None:
         if self.config.kind == "transcription":
@@ -292,7 +301,7 @@ class RealtimeSession:
                 await asyncio.sleep(0)  # a huge append (minutes of audio) must not stall other sessions' loop
             for turn_event in self._detector.feed(new[offset : offset + _VAD_SLICE]):
                 await self._on_turn_event(turn_event)
-        if self.state is State.SPEAKING and self._transcriber is not None:
+        if self._turn_item is not None and self._transcriber is not None:  # inside a user turn
             start, detector = self._turn_start, self._detector
 
             def paused() -> int | None:
@@ -303,13 +312,13 @@ class RealtimeSession:
                 return self.buffer.samples(start).copy(), paused()
 
             self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
-        elif self.state is State.IDLE:
+        elif self._turn_item is None:
             keep = samples_at(getattr(self._detector.config, "prefix_padding_ms", 300) + _IDLE_KEEP_MS)
             self.buffer.drop_until(self.buffer.end - keep)
 
     async def _on_turn_event(self, turn: TurnEvent) -> None:
         if turn.kind == "speech_started":
-            self.state = State.SPEAKING
+            self.machine.fire(Trigger.SPEECH_STARTED)
             self._turn_item, self._turn_start = new_id("item"), max(turn.start, self.buffer.start)
             # speech_started before the cancelled reply's response.done, as OpenAI orders them: clients (the Agents
             # SDK) truncate what was played when they see speech start, before the cancellation arrives.
@@ -354,13 +363,13 @@ class RealtimeSession:
                 f"audio, but buffer only has {ms(len(self.buffer)):.2f}ms of audio.",
                 code="input_audio_buffer_commit_empty", event_id=event.event_id,
             )
-        item_id = self._turn_item if self.state is State.SPEAKING and self._turn_item else new_id("item")
+        item_id = self._turn_item or new_id("item")
         await self._commit_audio(item_id, self.buffer.start, self.buffer.end)
 
     async def _commit_audio(self, item_id: str, start: int, end: int, speech_end: int | None = None) -> None:
         samples = self.buffer.samples(start, end).copy()
         transcriber = self._transcriber if item_id == self._turn_item else None
-        self._end_turn(keep_transcriber=True)
+        self._end_turn(keep_transcriber=True, committed=True)
         self.buffer.drop_until(end)
         previous = self.conversation.last_id()
         item = self.conversation.add_user_audio(item_id, with_transcript=self.config.transcription is not None)
@@ -375,9 +384,9 @@ class RealtimeSession:
         td = self.config.turn_detection
         auto = speech_end is not None and td is not None and td.create_response and self.config.kind == "realtime"
         if auto and self.voice.active is None and not self.closing:
-            await self.voice.create(None, None)
+            await self._respond(None, None)
 
-    def _end_turn(self, keep_transcriber: bool = False) -> None:
+    def _end_turn(self, keep_transcriber: bool = False, committed: bool = False) -> None:
         """Leave the current turn: the VAD waits for new speech. The live transcriber is dropped unless kept."""
         if self._detector is not None:
             self._detector.reset(self.buffer.end)
@@ -385,7 +394,7 @@ class RealtimeSession:
             self._transcriber.task.cancel()  # a cleared turn gets no transcript events
         self._transcriber = None
         self._turn_item = None
-        self.state = State.IDLE
+        self.machine.fire(Trigger.TURN_COMMITTED if committed else Trigger.TURN_CLEARED)
 
     async def _clear(self) -> None:
         self._end_turn()

@@ -27,6 +27,7 @@ from api.realtime.server_events import InputAudioEmotion
 from api.realtime.services import RealtimeServices
 from api.realtime.session_config import SessionConfig, TranscriptionConfig
 from api.realtime.sessions import SHUTTING_DOWN_CODE
+from api.realtime.state import ALREADY_RESPONDING, NO_NEW_RESPONSES
 from api.realtime.transcriber import resolve_transcription, transcribe_samples
 from api.speech.protocol import CustomVoice
 from engines.base import AudioBuffer, EmotionScores
@@ -117,17 +118,15 @@ class VoiceLoop:
 
     # --- responses --------------------------------------------------------------------------------------------
 
-    async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
+    async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> asyncio.Task[None]:
+        """Start a response; its task (the session's state machine watches it end)."""
         if self._session.closing:
-            raise RealtimeProtocolError("The server is shutting down; no new responses.", code=SHUTTING_DOWN_CODE,
-                                        type_="server_error", event_id=event_id)
+            raise NO_NEW_RESPONSES.error(event_id)
         if self.active is not None or (self._task is not None and not self._task.done()):
-            raise RealtimeProtocolError(
-                "Conversation already has an active response in progress; cancel it or wait for response.done.",
-                code="conversation_already_has_active_response", event_id=event_id,
-            )
+            raise ALREADY_RESPONDING.error(event_id)
         params = self._params(overrides or {}, event_id)
         self._task = self._session.task_group.create_task(self._respond(params))
+        return self._task
 
     async def cancel(self, reason: str) -> bool:
         """Stop the running response; its `response.done` says `cancelled` with `reason`. False if none runs."""
