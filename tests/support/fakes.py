@@ -56,7 +56,7 @@ class FakePlan:
 class FakeSpeech:
     """`SpeechService`: every phrase becomes `bytes_per_char` bytes of silent pcm16 per character, in one chunk."""
 
-    def __init__(self, *, bytes_per_char: int = 4, tags: tuple[str, ...] = ()):
+    def __init__(self, *, bytes_per_char: int = 4, tags: frozenset[str] = frozenset()):
         self.bytes_per_char = bytes_per_char
         self.tags = tags
         self.spoken: list[str] = []
@@ -70,7 +70,7 @@ class FakeSpeech:
         self.spoken.append(plan.text)
         yield b"\0" * (len(plan.text) * self.bytes_per_char)
 
-    def expressive_tags(self) -> tuple[str, ...]:
+    def expressive_tags(self) -> frozenset[str]:
         return self.tags
 
     def check_custom_voice(self, voice: Any, model: str) -> None:
@@ -78,7 +78,8 @@ class FakeSpeech:
 
 
 class FakeChat:
-    """`ChatService`: streams `reply` as chat-completion chunks of a few characters, or scripted tool calls."""
+    """`ChatService`: streams `reply` as chat-completion chunks of a few characters, then `tool_calls`: each one
+    chat-completion `tool_calls` delta (with its own `index`), in order."""
 
     def __init__(self, reply: str = "Hello there. How are you?", *, chunk: int = 5,
                  tool_calls: list[dict[str, Any]] | None = None, finish_reason: str = "stop",
@@ -99,8 +100,8 @@ class FakeChat:
             await self.gate.wait()
         for start in range(0, len(self.reply), self.chunk):
             yield {"choices": [{"index": 0, "delta": {"content": self.reply[start : start + self.chunk]}}]}
-        for index, call in enumerate(self.tool_calls):
-            yield {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, **call}]}}]}
+        for call in self.tool_calls:
+            yield {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
         yield {"choices": [{"index": 0, "delta": {}, "finish_reason": self.finish_reason}]}
         yield {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": len(self.reply.split())}}
 
@@ -108,9 +109,10 @@ class FakeChat:
 class FakeEmotion:
     """`EmotionService`: one scripted label for every turn (None: recognition fails)."""
 
-    def __init__(self, label: str | None = "happy", *, uses_transcript: bool = False):
+    def __init__(self, label: str | None = "happy", *, uses_transcript: bool = False, delay: float = 0.0):
         self.label = label
         self.uses_transcript = uses_transcript
+        self.delay = delay  # seconds before the answer (a late emotion)
         self.transcripts: list[str | None] = []
 
     def resolve(self, model: str | None) -> Any:
@@ -121,6 +123,7 @@ class FakeEmotion:
         from engines.base import EmotionScores
 
         self.transcripts.append(transcript)
+        await asyncio.sleep(self.delay)
         if self.label is None:
             raise RuntimeError("no emotion")
         scores = EmotionScores(label=self.label, scores=((self.label, 0.9), ("neutral", 0.1)), valence=0.5,
@@ -146,6 +149,42 @@ def fake_realtime_services(*, transcription: FakeTranscription | None = None, sp
     return RealtimeServices(settings=settings or RealtimeSettings(), transcription=transcription or FakeTranscription(),
                             speech=speech or FakeSpeech(), chat=chat or FakeChat(), emotion=emotion or FakeEmotion(),
                             metrics=FakeMetrics(), vad_pool=vad_pool)  # type: ignore[arg-type]
+
+
+class FakeSession:
+    """What `VoiceLoop` reads from its `RealtimeSession`: config, conversation, emit, task group, closing.
+
+    `emit` keeps each server event as the dict that would go on the wire; run the loop inside
+    `async with asyncio.TaskGroup() as session.task_group:`.
+    """
+
+    def __init__(self, config: Any = None) -> None:
+        from api.realtime.conversation import Conversation
+        from api.realtime.session_config import SessionConfig
+
+        self.config = config or SessionConfig()
+        self.conversation = Conversation()
+        self.events: list[dict[str, Any]] = []
+        self.closing = False
+        self.task_group: asyncio.TaskGroup | None = None
+        self._seen = asyncio.Event()
+
+    async def emit(self, event: Any) -> None:
+        self.events.append(event.wire())
+        self._seen.set()
+
+    async def until(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first emitted event of this type, waiting for it if need be."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if event["type"] == type_:
+                        return event
+                self._seen.clear()
+                await self._seen.wait()
+
+    def of(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == type_]
 
 
 # ===== end of realtime fakes =====================================================================================
