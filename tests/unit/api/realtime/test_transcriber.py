@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from api.realtime.transcriber import TurnTranscriber
 from engines.base import TranscriptionOptions
@@ -61,3 +62,39 @@ async def test_engine_failure_is_a_failed_event() -> None:
         np.zeros(100, np.float32))
     assert emitted[0]["type"] == "conversation.item.input_audio_transcription.failed"
     assert emitted[0]["error"]["message"] == "busy"
+
+
+@pytest.fixture(scope="module")
+def transcription(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from api.settings import Settings
+    from voxloop.app import build_services
+
+    return build_services(Settings(cache_dir=tmp_path_factory.mktemp("cache"))).transcription
+
+
+def test_one_resolver_for_http_and_realtime(transcription: Any) -> None:
+    """Every OpenAI transcription name means the default Whisper, the same through HTTP's resolve and realtime."""
+    from api.realtime.session_config import TranscriptionConfig
+    from api.realtime.transcriber import resolve_transcription
+    from api.transcription.service import OPENAI_ASR_ALIASES
+
+    default = transcription.resolve("whisper-1", "transcribe").model_id
+    for name in OPENAI_ASR_ALIASES:
+        spec, options = resolve_transcription(transcription, TranscriptionConfig(model=name, language="en"))
+        assert spec.model_id == default == transcription.resolve(name, "transcribe").model_id
+        assert options.language == "en"
+
+
+@pytest.mark.parametrize(("config", "code", "param"), [
+    ({"model": "no-such-model"}, "model_not_found", "session.audio.input.transcription.model"),
+    ({"model": "whisper-1", "language": "xx"}, "invalid_value", "session.audio.input.transcription.language"),
+])
+def test_resolver_errors_name_the_session_field(transcription: Any, config: dict[str, Any], code: str,
+                                                param: str) -> None:
+    from api.realtime.events import RealtimeProtocolError
+    from api.realtime.session_config import TranscriptionConfig
+    from api.realtime.transcriber import resolve_transcription
+
+    with pytest.raises(RealtimeProtocolError) as info:
+        resolve_transcription(transcription, TranscriptionConfig(**config))
+    assert (info.value.code, info.value.param) == (code, param) and info.value.message
