@@ -13,6 +13,7 @@ from api.emotion.service import EmotionService
 from api.metrics import Metrics
 from api.native_memory import MallocTrimmer
 from api.realtime.client_secrets import ClientSecretStore
+from api.realtime.services import RealtimeServices
 from api.realtime.sessions import RealtimeSessions
 from api.settings import Settings
 from api.speech.service import SpeechService
@@ -42,6 +43,7 @@ class Services:
     realtime_sessions: RealtimeSessions
     vad_pool: SileroVadPool
     trimmer: MallocTrimmer
+    realtime: RealtimeServices  # what a realtime session uses: the services above, typed
     metrics: Metrics = field(default_factory=Metrics)
     warmup: WarmUp | None = None  # set by create_app; run by its lifespan
     client_secrets: ClientSecretStore = field(default_factory=ClientSecretStore)  # ephemeral realtime keys

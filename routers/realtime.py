@@ -113,7 +113,7 @@ async def realtime(websocket: WebSocket) -> None:
     try:
         await websocket.accept(subprotocol=_subprotocol(offered))
         session = RealtimeSession(
-            services,
+            services.realtime,
             receive,
             websocket.send_text,
             model=params.get("model"),

@@ -19,6 +19,7 @@ from api.http.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.native_memory import MallocTrimmer
 from api.realtime.client_secrets import ClientSecretStore
+from api.realtime.services import RealtimeServices
 from api.realtime.sessions import RealtimeSessions
 from api.realtime.webrtc.calls import CallRegistry
 from api.settings import Settings
@@ -124,18 +125,25 @@ def build_services(settings: Settings) -> Services:
         # An ended session leaves megabytes of freed native memory that glibc would keep (api/native_memory.py).
         on_release=trimmer.request,
     )
+    chat = ChatService(registry, manager, settings)
+    emotion = EmotionService(registry, manager, transcription, settings)
+    speech = SpeechService(registry, manager, settings, voices)
+    vad_pool = SileroVadPool(max_idle=settings.realtime.max_sessions)
+    realtime = RealtimeServices(settings=settings.realtime, transcription=transcription, speech=speech, chat=chat,
+                                emotion=emotion, metrics=metrics, vad_pool=vad_pool)
     return Services(
         settings=settings,
         registry=registry,
         manager=manager,
         transcription=transcription,
-        chat=ChatService(registry, manager, settings),
-        emotion=EmotionService(registry, manager, transcription, settings),
-        speech=SpeechService(registry, manager, settings, voices),
+        chat=chat,
+        emotion=emotion,
+        speech=speech,
         voices=voices,
         realtime_sessions=realtime_sessions,
-        vad_pool=SileroVadPool(max_idle=settings.realtime.max_sessions),
+        vad_pool=vad_pool,
         trimmer=trimmer,
+        realtime=realtime,
         started_at=int(time.time()),
         metrics=metrics,
     )
@@ -145,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     services = build_services(settings)
     services.warmup = warmup = WarmUp(services, settings.warmup)
-    services.webrtc_calls = calls = CallRegistry(services)
+    services.webrtc_calls = calls = CallRegistry(services.realtime, services.realtime_sessions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

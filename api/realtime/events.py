@@ -1,9 +1,8 @@
-"""Realtime wire events: client events as a pydantic discriminated union, server events as small builders.
+"""Realtime client events as a pydantic discriminated union, and the protocol error they raise.
 
 Client events tolerate fields OpenAI may add (extra is allowed) but insist on the ones they need. Anything that
-does not parse becomes a `RealtimeProtocolError`, which the session turns into an `error` event; it never ends
-the connection. Server events are plain dicts built here, in the GA shape; the session renames the few whose beta
-name differs. Every one of them validates against openai-python's `RealtimeServerEvent` (the tests check).
+does not parse becomes a `RealtimeProtocolError`, which the session turns into an `error` event
+(`server_events.error_event`); it never ends the connection. Server events are in `server_events.py`.
 """
 
 from __future__ import annotations
@@ -193,18 +192,3 @@ def parse_client_event(raw: str | bytes) -> ClientEvent:
         else:
             message, code = f"Invalid value for '{param}': {first['msg']}.", "invalid_value"
         raise RealtimeProtocolError(message, code=code, param=param, event_id=event_id) from None
-
-
-# --- server events (GA shape) -----------------------------------------------------------------------------------
-
-
-def server_event(type_: str, **fields: Any) -> dict[str, Any]:
-    return {"type": type_, "event_id": new_id("event"), **fields}
-
-
-def error_event(exc: RealtimeProtocolError) -> dict[str, Any]:
-    return server_event(
-        "error",
-        error={"type": exc.type, "code": exc.code, "message": exc.message, "param": exc.param,
-               "event_id": exc.event_id},
-    )

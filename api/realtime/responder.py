@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 
 from api.realtime import response_events as rev
-from api.realtime.events import RealtimeProtocolError, error_event, new_id, server_event
+from api.realtime import server_events as sev
+from api.realtime.conversation import Conversation
+from api.realtime.events import RealtimeProtocolError, new_id
 from api.realtime.input_buffer import G711_RATE, encode_g711
+from api.realtime.services import RealtimeServices
 from api.realtime.session_config import wire_voice
 from api.realtime.sessions import SHUTTING_DOWN_CODE
 from api.speech.protocol import CustomVoice
@@ -29,7 +32,7 @@ from engines.audio import resample
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[sev.ServerEvent], Awaitable[None]]
 AUDIO_TOKENS_PER_SECOND = 10
 _PCM_RATE = 24_000
 
@@ -81,9 +84,9 @@ class _Call:
 
 
 class Responder:
-    def __init__(self, services: Any, emit: Emit, params: ResponseParams, messages: list[dict[str, Any]], *,
+    def __init__(self, services: RealtimeServices, emit: Emit, params: ResponseParams, messages: list[dict[str, Any]], *,
                  emotion_label: str | None, timings: Timings, speech_model: str, llm_model: str,
-                 conversation: Any = None):
+                 conversation: Conversation | None = None):
         self._speech = services.speech
         self._chat = services.chat
         self._metrics = services.metrics
@@ -114,7 +117,7 @@ class Responder:
     # --- lifecycle --------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self._emit(server_event("response.created", response=self._object("in_progress")))
+        await self._emit(sev.ResponseCreated(response=self._object("in_progress")))
         phrases: asyncio.Queue[str | None] = asyncio.Queue()
         outcome: tuple[str, dict[str, Any] | None] = ("completed", None)
         # Cancellation is caught outside the TaskGroup's `except*`: a bare `raise` there would re-raise it wrapped in
@@ -139,7 +142,7 @@ class Responder:
             outcome = _stopped(self.cancel_reason)
         if outcome[0] == "failed" and outcome[1] is not None:
             failure = outcome[1]["error"]
-            await self._emit(error_event(RealtimeProtocolError(failure["message"], code=failure["code"],
+            await self._emit(sev.error_event(RealtimeProtocolError(failure["message"], code=failure["code"],
                                                                type_=failure["type"])))
         await self._finish(*outcome)
 
@@ -192,9 +195,9 @@ class Responder:
             self.output[state.output_index]["name"] = state.name
         if function.get("arguments"):
             state.arguments += function["arguments"]
-            await self._emit(server_event("response.function_call_arguments.delta", response_id=self.id,
-                                          item_id=state.item_id, output_index=state.output_index,
-                                          call_id=state.call_id, delta=function["arguments"]))
+            await self._emit(sev.FunctionCallArgumentsDelta(response_id=self.id, item_id=state.item_id,
+                                                            output_index=state.output_index, call_id=state.call_id,
+                                                            delta=function["arguments"]))
 
     # --- the speech side --------------------------------------------------------------------------------------
 
@@ -206,8 +209,9 @@ class Responder:
             await self._open_message()
             delta = text if not self._transcript else " " + text
             self._transcript += delta
-            kind = "response.output_audio_transcript.delta" if self.audio else "response.output_text.delta"
-            await self._emit(rev.delta_event(kind, self.id, self._message_id, self._message_index, delta=delta))
+            kind = sev.OutputAudioTranscriptDelta if self.audio else sev.OutputTextDelta
+            await self._emit(kind(response_id=self.id, item_id=self._message_id, output_index=self._message_index,
+                                  delta=delta))
             if self.audio:
                 await self._synthesize(phrase)
                 self._marks.append((len(self._audio), self._transcript))
@@ -230,8 +234,9 @@ class Responder:
                 self.timings.first_audio = time.monotonic()
             self._audio += pcm  # kept as pcm16 24 kHz whatever the wire format, for truncation
             wire = pcm if self.params.output_format == "pcm16" else _to_g711(pcm, self.params.output_format)
-            await self._emit(rev.delta_event("response.output_audio.delta", self.id, self._message_id,
-                                             self._message_index, delta=base64.b64encode(wire).decode()))
+            await self._emit(sev.OutputAudioDelta(response_id=self.id, item_id=self._message_id,
+                                                  output_index=self._message_index,
+                                                  delta=base64.b64encode(wire).decode()))
 
     # --- items ------------------------------------------------------------------------------------------------
 
@@ -252,16 +257,15 @@ class Responder:
         if self._conversation is not None and self.audio:
             self._conversation.open_audio(self._message_id)
         part = {"type": "audio", "transcript": ""} if self.audio else {"type": "text", "text": ""}
-        await self._emit(rev.part_event("added", self.id, self._message_id, self._message_index, part))
+        await self._emit(sev.ContentPartAdded(response_id=self.id, item_id=self._message_id,
+                                              output_index=self._message_index, part=part))
 
     async def _announce(self, item: dict[str, Any]) -> None:
         self.output.append(item)
-        await self._emit(server_event("response.output_item.added", response_id=self.id,
-                                      output_index=len(self.output) - 1, item=dict(item)))
+        await self._emit(sev.OutputItemAdded(response_id=self.id, output_index=len(self.output) - 1, item=dict(item)))
         if self._conversation is not None:
             previous = self._conversation.add_output(item)
-            await self._emit(server_event("conversation.item.added", previous_item_id=previous,
-                                          item=_without_audio(item)))
+            await self._emit(sev.ConversationItemAdded(previous_item_id=previous, item=_without_audio(item)))
 
     async def _close_items(self, status: str) -> None:
         item_status = "completed" if status == "completed" else "incomplete"
@@ -271,36 +275,36 @@ class Responder:
             else:
                 call = next(c for c in self._calls.values() if c.item_id == item["id"])
                 item.update(arguments=call.arguments, name=call.name, status=item_status)
-                await self._emit(server_event("response.function_call_arguments.done", response_id=self.id,
-                                              item_id=call.item_id, output_index=index, call_id=call.call_id,
-                                              name=call.name, arguments=call.arguments))
+                await self._emit(sev.FunctionCallArgumentsDone(response_id=self.id, item_id=call.item_id,
+                                                               output_index=index, call_id=call.call_id,
+                                                               name=call.name, arguments=call.arguments))
                 await self._item_done(index, item)
 
     async def _close_message(self, index: int, status: str) -> None:
         item_id, transcript = self._message_id, self._transcript
         if self.audio:
-            await self._emit(rev.delta_event("response.output_audio.done", self.id, item_id, index))
-            await self._emit(rev.delta_event("response.output_audio_transcript.done", self.id, item_id, index,
-                                             transcript=transcript))
+            await self._emit(sev.OutputAudioDone(response_id=self.id, item_id=item_id, output_index=index))
+            await self._emit(sev.OutputAudioTranscriptDone(response_id=self.id, item_id=item_id, output_index=index,
+                                                           transcript=transcript))
             part = {"type": "audio", "transcript": transcript}
             content = {"type": "output_audio", "transcript": transcript,
                        "audio": base64.b64encode(bytes(self._audio)).decode()}
         else:
-            await self._emit(rev.delta_event("response.output_text.done", self.id, item_id, index, text=transcript))
+            await self._emit(sev.OutputTextDone(response_id=self.id, item_id=item_id, output_index=index,
+                                                text=transcript))
             part = {"type": "text", "text": transcript}
             content = {"type": "output_text", "text": transcript}
-        await self._emit(rev.part_event("done", self.id, item_id, index, part))
+        await self._emit(sev.ContentPartDone(response_id=self.id, item_id=item_id, output_index=index, part=part))
         self._message.update(status=status, content=[content])  # type: ignore[union-attr]
         if self._conversation is not None and self.audio:
             self._conversation.set_phrase_marks(item_id, self._marks)
         await self._item_done(index, self._message)  # type: ignore[arg-type]
 
     async def _item_done(self, index: int, item: dict[str, Any]) -> None:
-        await self._emit(server_event("response.output_item.done", response_id=self.id, output_index=index,
-                                      item=_without_audio(item)))
+        await self._emit(sev.OutputItemDone(response_id=self.id, output_index=index, item=_without_audio(item)))
         if self._conversation is not None:
-            await self._emit(server_event("conversation.item.done", previous_item_id=self._conversation.before(item["id"]),
-                                          item=_without_audio(item)))
+            await self._emit(sev.ConversationItemDone(previous_item_id=self._conversation.before(item["id"]),
+                                                      item=_without_audio(item)))
 
     async def _finish(self, status: str, details: dict[str, Any] | None) -> None:
         await self._close_items(status)
@@ -311,7 +315,7 @@ class Responder:
                                  round(audio_seconds * AUDIO_TOKENS_PER_SECOND))
         response = self._object(status, details, usage)
         response["output"] = [_without_audio(i) for i in self.output]
-        await self._emit(server_event("response.done", response=response))
+        await self._emit(sev.ResponseDone(response=response))
 
     def _object(self, status: str, details: dict[str, Any] | None = None, usage: dict[str, Any] | None = None):
         return rev.response_object(self.id, status, [], modalities=self.params.modalities,

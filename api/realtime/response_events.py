@@ -1,4 +1,4 @@
-"""Server events of a response's lifecycle, in the GA shape, and how beta clients name and shape them.
+"""The objects in a response's server events (response, items, usage), and how beta clients name and shape them.
 
 Order (GA; the HF speech-to-speech contract): `response.created` → per output item `response.output_item.added`
 (+ `conversation.item.added`) → `response.content_part.added` → deltas → the `.done`s in reverse → `response.done`
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 from typing import Any
-
-from api.realtime.events import server_event
 
 # GA name -> beta name, for the events whose names changed at GA.
 BETA_NAMES = {
@@ -80,17 +78,6 @@ def message_item(item_id: str, status: str, content: list[dict[str, Any]]) -> di
 def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
     return {"id": item_id, "object": "realtime.item", "type": "function_call", "status": status, "call_id": call_id,
             "name": name, "arguments": arguments}
-
-
-def part_event(kind: str, response_id: str, item_id: str, output_index: int, part: dict[str, Any]) -> dict[str, Any]:
-    """`response.content_part.added` / `.done` (kind "added" / "done"); the part is `{type: audio|text, …}`."""
-    return server_event(f"response.content_part.{kind}", response_id=response_id, item_id=item_id,
-                        output_index=output_index, content_index=0, part=part)
-
-
-def delta_event(type_: str, response_id: str, item_id: str, output_index: int, **fields: Any) -> dict[str, Any]:
-    return server_event(type_, response_id=response_id, item_id=item_id, output_index=output_index, content_index=0,
-                        **fields)
 
 
 def usage_object(input_tokens: int, output_text_tokens: int, output_audio_tokens: int) -> dict[str, Any]:

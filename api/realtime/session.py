@@ -13,19 +13,20 @@ Dialects: GA event names by default; beta when the client sent `OpenAI-Beta: rea
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from api.realtime import events as ev
+from api.realtime import server_events as sev
 from api.realtime.conversation import Conversation
-from api.realtime.events import RealtimeProtocolError, new_id, server_event
+from api.realtime.events import RealtimeProtocolError, new_id
 from api.realtime.input_buffer import RATE, InputAudioBuffer, decode_append, ms, samples_at
 from api.realtime.response_events import to_beta
+from api.realtime.services import RealtimeServices
 from api.realtime.session_config import (
     InvalidSessionError,
     SessionConfig,
@@ -37,6 +38,7 @@ from api.realtime.session_config import (
     render_ga,
 )
 from api.realtime.sessions import CLOSE_MARGIN_S, GOING_AWAY, shutting_down_error
+from api.realtime.state import NO_ACTIVE_RESPONSE, SessionStateMachine, State, Trigger
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
 from api.realtime.voice_loop import VoiceLoop
@@ -55,12 +57,6 @@ _CLOSE: dict[str, Any] = {"type": "_close"}  # queued after the last event: the 
 _GA_ONLY = frozenset({"conversation.item.done", "input_audio_buffer.timeout_triggered"})
 
 
-class State(enum.Enum):
-    IDLE = "idle"  # waiting for speech (or for a manual commit)
-    SPEAKING = "speaking"  # the VAD is inside a user turn
-    CLOSED = "closed"
-
-
 class _Closed(Exception):
     """The client went away: ends the TaskGroup, which cancels every task of the session."""
 
@@ -70,15 +66,14 @@ Send = Callable[[str], Awaitable[None]]
 
 
 class RealtimeSession:
-    def __init__(self, services: Any, receive: Receive, send: Send, *, model: str | None = None,
+    def __init__(self, services: RealtimeServices, receive: Receive, send: Send, *, model: str | None = None,
                  transcription_intent: bool = False, beta: bool = False, extension_events: bool = False):
         self._services = services
-        self._settings = services.settings.realtime
+        self._settings = services.settings
         self._receive, self._send = receive, send
         self.beta = beta
         self.id = new_id("sess")
-        self.state = State.IDLE
-        self.closing = False  # server shutdown: no new responses
+        self.machine = SessionStateMachine()
         self.close_code = 1000
         default_model = self._settings.default_transcription_model
         transcription = TranscriptionConfig(model=default_model) if default_model else None
@@ -99,6 +94,15 @@ class RealtimeSession:
         self._rebuild_detector()
 
     @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def closing(self) -> bool:
+        """Server shutdown (or the session's end): no new responses."""
+        return self.machine.state is State.CLOSING
+
+    @property
     def task_group(self) -> asyncio.TaskGroup:
         assert self._group is not None, "the session is not running"
         return self._group
@@ -113,13 +117,13 @@ class RealtimeSession:
                 await self._emit_session("session.created")
                 if not self.beta:
                     conversation = {"id": new_id("conv"), "object": "realtime.conversation"}
-                    await self.emit(server_event("conversation.created", conversation=conversation))
+                    await self.emit(sev.ConversationCreated(conversation=conversation))
                 await self._reader()
                 raise _Closed
         except* _Closed:
             pass
         finally:
-            self.state = State.CLOSED
+            self.machine.fire(Trigger.CLOSE)
             self._transcriber = None
             if self._vad is not None:
                 self._services.vad_pool.release(self._vad)
@@ -132,10 +136,10 @@ class RealtimeSession:
             try:
                 await self.handle(ev.parse_client_event(raw))
             except RealtimeProtocolError as exc:
-                await self.emit(ev.error_event(exc))
+                await self.emit(sev.error_event(exc))
             except Exception:  # a bug handling one event must not take the whole session down
                 logger.exception("realtime event handling failed")
-                await self.emit(ev.error_event(RealtimeProtocolError(
+                await self.emit(sev.error_event(RealtimeProtocolError(
                     "The server had an error while processing the event.", code="server_error", type_="server_error",
                 )))
 
@@ -150,14 +154,14 @@ class RealtimeSession:
                 logger.debug("realtime send failed: %s", exc)
                 raise _Closed from exc
 
-    async def emit(self, event: dict[str, Any]) -> None:
-        """Queue one server event (GA shape); renamed or dropped here for beta clients."""
-        event.setdefault("event_id", new_id("event"))
-        if event["type"] == "conversation.item.input_audio_transcription.completed":
-            self.conversation.set_transcript(event["item_id"], event["transcript"])
-            self.voice.transcript_ready(event["item_id"], event["transcript"])
-        elif event["type"] == "conversation.item.input_audio_transcription.failed":
-            self.voice.transcript_ready(event["item_id"], None)
+    async def emit(self, server_event: sev.ServerEvent) -> None:
+        """Queue one server event: serialized here (GA shape), then renamed or dropped for beta clients."""
+        if isinstance(server_event, sev.TranscriptionCompleted):
+            self.conversation.set_transcript(server_event.item_id, server_event.transcript)
+            self.voice.transcript_ready(server_event.item_id, server_event.transcript)
+        elif isinstance(server_event, sev.TranscriptionFailed):
+            self.voice.transcript_ready(server_event.item_id, None)
+        event = server_event.wire()
         if self.beta:
             if event["type"] in _GA_ONLY:
                 return
@@ -168,22 +172,26 @@ class RealtimeSession:
 
     async def shut_down(self, deadline: float) -> None:
         """Server shutdown: a response may finish by `deadline` (loop time), then an `error` event and close 1001."""
-        if self.state is State.CLOSED or self._group is None:
+        if self.closing or self._group is None:
             return
-        self.closing = True
+        self.machine.fire(Trigger.CLOSE)
         margin = min(CLOSE_MARGIN_S, max(0.0, deadline - asyncio.get_running_loop().time()) / 2)
         await self.voice.finish(deadline - margin)
-        await self.emit(ev.error_event(shutting_down_error()))
+        await self.emit(sev.error_event(shutting_down_error()))
         self.close_code = GOING_AWAY
         await self._out.put(_CLOSE)
 
-    async def _emit_session(self, type_: str) -> None:
+    async def _emit_session(self, type_: Literal["session.created", "session.updated"]) -> None:
         session = render_beta(self.config, self.id) if self.beta else render_ga(self.config, self.id)
-        await self.emit(server_event(type_, session=session))
+        await self.emit(sev.SessionEvent(type=type_, session=session))
 
     # --- dispatch ----------------------------------------------------------------------------------------------
 
-    async def handle(self, event: Any) -> None:
+    async def handle(self, event: ev.ClientEvent) -> None:
+        """One client event: refused with an `error` event if the state does not allow it, else dispatched."""
+        refusal = self.machine.refusal(event.type)
+        if refusal is not None:
+            raise refusal.error(event.event_id)
         match event:
             case ev.SessionUpdate():
                 await self._session_update(event)
@@ -199,24 +207,27 @@ class RealtimeSession:
                 await self._item_create(event)
             case ev.ConversationItemRetrieve():
                 item = self.conversation.get_or_raise(event.item_id, "retrieve", event.event_id)
-                await self.emit(server_event("conversation.item.retrieved", item=item))
+                await self.emit(sev.ConversationItemRetrieved(item=item))
             case ev.ConversationItemDelete():
                 self.conversation.delete(event.item_id, event.event_id)
-                await self.emit(server_event("conversation.item.deleted", item_id=event.item_id))
+                await self.emit(sev.ConversationItemDeleted(item_id=event.item_id))
             case ev.ConversationItemTruncate():
                 self.conversation.truncate(event.item_id, event.content_index, event.audio_end_ms, event.event_id)
-                await self.emit(server_event("conversation.item.truncated", item_id=event.item_id,
-                                             content_index=event.content_index, audio_end_ms=event.audio_end_ms))
+                await self.emit(sev.ConversationItemTruncated(item_id=event.item_id, content_index=event.content_index,
+                                                              audio_end_ms=event.audio_end_ms))
             case ev.ResponseCreate():
                 self._refuse_in_transcription("response.create", event.event_id)
-                await self.voice.create(event.response, event.event_id)
+                await self._respond(event.response, event.event_id)
             case ev.ResponseCancel():
                 if not await self.voice.cancel("client_cancelled"):
-                    raise RealtimeProtocolError("There is no active response to cancel.",
-                                                code="response_cancel_not_active", event_id=event.event_id)
+                    raise NO_ACTIVE_RESPONSE.error(event.event_id)
             case ev.OutputAudioBufferClear():
-                raise RealtimeProtocolError("output_audio_buffer.clear is only supported for WebRTC and SIP calls.",
-                                            code="invalid_value", param="type", event_id=event.event_id)
+                pass  # refused in every state (REFUSALS): WebSocket sessions have no output audio buffer
+
+    async def _respond(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
+        task = await self.voice.create(overrides, event_id)
+        self.machine.fire(Trigger.RESPONSE_STARTED)
+        task.add_done_callback(lambda _: self.machine.fire(Trigger.RESPONSE_ENDED))
 
     def _refuse_in_transcription(self, what: str, event_id: str | None) -> None:
         if self.config.kind == "transcription":
@@ -240,8 +251,7 @@ class RealtimeSession:
             )
         self.beta = True  # only beta clients send this event; answer in their names from now on
         await self._apply(event.session, event.event_id, beta=True, kind="transcription")
-        await self.emit(server_event("transcription_session.updated",
-                                     session=render_beta_transcription(self.config, self.id)))
+        await self.emit(sev.TranscriptionSessionUpdated(session=render_beta_transcription(self.config, self.id)))
 
     async def _apply(self, session: dict[str, Any], event_id: str | None, *, beta: bool, kind: Any) -> None:
         try:
@@ -250,7 +260,7 @@ class RealtimeSession:
             raise RealtimeProtocolError(exc.message, code=exc.code, param=exc.param, event_id=event_id) from None
         if config.transcription is not None:
             try:
-                resolve_transcription(self._services, config.transcription)
+                resolve_transcription(self._services.transcription, config.transcription)
             except RealtimeProtocolError as exc:
                 exc.event_id = event_id
                 if beta:
@@ -291,7 +301,7 @@ class RealtimeSession:
                 await asyncio.sleep(0)  # a huge append (minutes of audio) must not stall other sessions' loop
             for turn_event in self._detector.feed(new[offset : offset + _VAD_SLICE]):
                 await self._on_turn_event(turn_event)
-        if self.state is State.SPEAKING and self._transcriber is not None:
+        if self._turn_item is not None and self._transcriber is not None:  # inside a user turn
             start, detector = self._turn_start, self._detector
 
             def paused() -> int | None:
@@ -302,37 +312,35 @@ class RealtimeSession:
                 return self.buffer.samples(start).copy(), paused()
 
             self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
-        elif self.state is State.IDLE:
+        elif self._turn_item is None:
             keep = samples_at(getattr(self._detector.config, "prefix_padding_ms", 300) + _IDLE_KEEP_MS)
             self.buffer.drop_until(self.buffer.end - keep)
 
     async def _on_turn_event(self, turn: TurnEvent) -> None:
         if turn.kind == "speech_started":
-            self.state = State.SPEAKING
+            self.machine.fire(Trigger.SPEECH_STARTED)
             self._turn_item, self._turn_start = new_id("item"), max(turn.start, self.buffer.start)
             # speech_started before the cancelled reply's response.done, as OpenAI orders them: clients (the Agents
             # SDK) truncate what was played when they see speech start, before the cancellation arrives.
-            await self.emit(server_event("input_audio_buffer.speech_started", audio_start_ms=ms(self._turn_start),
-                                         item_id=self._turn_item))
+            await self.emit(sev.SpeechStarted(audio_start_ms=ms(self._turn_start), item_id=self._turn_item))
             if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
                 await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
             self._transcriber = self._start_transcriber(self._turn_item)
         elif turn.kind == "speech_stopped" and self._turn_item is not None:
             item_id = self._turn_item
-            await self.emit(server_event("input_audio_buffer.speech_stopped", audio_end_ms=ms(turn.end),
-                                         item_id=item_id))
+            await self.emit(sev.SpeechStopped(audio_end_ms=ms(turn.end), item_id=item_id))
             await self._commit_audio(item_id, self._turn_start, turn.end, speech_end=self._detector.last_speech_end)
         elif turn.kind == "timeout":
             item_id = new_id("item")
-            await self.emit(server_event("input_audio_buffer.timeout_triggered", audio_start_ms=ms(turn.start),
-                                         audio_end_ms=ms(turn.end), item_id=item_id))
+            await self.emit(sev.TimeoutTriggered(audio_start_ms=ms(turn.start), audio_end_ms=ms(turn.end),
+                                                 item_id=item_id))
             await self._commit_audio(item_id, max(turn.start, self.buffer.start), turn.end)
 
     def _start_transcriber(self, item_id: str) -> TurnTranscriber | None:
         if self.config.transcription is None or self._group is None:
             return None
-        spec, options = resolve_transcription(self._services, self.config.transcription)
-        transcriber = TurnTranscriber(self._services, spec, options, item_id, self.emit,
+        spec, options = resolve_transcription(self._services.transcription, self.config.transcription)
+        transcriber = TurnTranscriber(self._services.transcription, spec, options, item_id, self.emit,
                                       partial_interval=self._settings.partial_interval_seconds)
         transcriber.task = self._group.create_task(self._transcribe(transcriber))
         return transcriber
@@ -342,8 +350,8 @@ class RealtimeSession:
             await transcriber.run()
         except Exception:  # never let one turn's failure end the session
             logger.exception("realtime transcription failed")
-            await self.emit(server_event(
-                "conversation.item.input_audio_transcription.failed", item_id=transcriber.item_id, content_index=0,
+            await self.emit(sev.TranscriptionFailed(
+                item_id=transcriber.item_id,
                 error={"type": "server_error", "code": "transcription_failed",
                        "message": "The transcription failed on the server.", "param": None},
             ))
@@ -355,19 +363,19 @@ class RealtimeSession:
                 f"audio, but buffer only has {ms(len(self.buffer)):.2f}ms of audio.",
                 code="input_audio_buffer_commit_empty", event_id=event.event_id,
             )
-        item_id = self._turn_item if self.state is State.SPEAKING and self._turn_item else new_id("item")
+        item_id = self._turn_item or new_id("item")
         await self._commit_audio(item_id, self.buffer.start, self.buffer.end)
 
     async def _commit_audio(self, item_id: str, start: int, end: int, speech_end: int | None = None) -> None:
         samples = self.buffer.samples(start, end).copy()
         transcriber = self._transcriber if item_id == self._turn_item else None
-        self._end_turn(keep_transcriber=True)
+        self._end_turn(keep_transcriber=True, committed=True)
         self.buffer.drop_until(end)
         previous = self.conversation.last_id()
         item = self.conversation.add_user_audio(item_id, with_transcript=self.config.transcription is not None)
-        await self.emit(server_event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous))
-        await self.emit(server_event("conversation.item.added", previous_item_id=previous, item=dict(item)))
-        await self.emit(server_event("conversation.item.done", previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.InputAudioCommitted(item_id=item_id, previous_item_id=previous))
+        await self.emit(sev.ConversationItemAdded(previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.ConversationItemDone(previous_item_id=previous, item=dict(item)))
         if transcriber is None:
             transcriber = self._start_transcriber(item_id)
         if transcriber is not None:
@@ -376,9 +384,9 @@ class RealtimeSession:
         td = self.config.turn_detection
         auto = speech_end is not None and td is not None and td.create_response and self.config.kind == "realtime"
         if auto and self.voice.active is None and not self.closing:
-            await self.voice.create(None, None)
+            await self._respond(None, None)
 
-    def _end_turn(self, keep_transcriber: bool = False) -> None:
+    def _end_turn(self, keep_transcriber: bool = False, committed: bool = False) -> None:
         """Leave the current turn: the VAD waits for new speech. The live transcriber is dropped unless kept."""
         if self._detector is not None:
             self._detector.reset(self.buffer.end)
@@ -386,17 +394,17 @@ class RealtimeSession:
             self._transcriber.task.cancel()  # a cleared turn gets no transcript events
         self._transcriber = None
         self._turn_item = None
-        self.state = State.IDLE
+        self.machine.fire(Trigger.TURN_COMMITTED if committed else Trigger.TURN_CLEARED)
 
     async def _clear(self) -> None:
         self._end_turn()
         self.buffer.clear()
-        await self.emit(server_event("input_audio_buffer.cleared"))
+        await self.emit(sev.InputAudioCleared())
 
     # --- conversation -----------------------------------------------------------------------------------------
 
     async def _item_create(self, event: ev.ConversationItemCreate) -> None:
         self._refuse_in_transcription("conversation.item.create", event.event_id)
         previous, item = self.conversation.create(event.item, event.previous_item_id, event.event_id)
-        await self.emit(server_event("conversation.item.added", previous_item_id=previous, item=dict(item)))
-        await self.emit(server_event("conversation.item.done", previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.ConversationItemAdded(previous_item_id=previous, item=dict(item)))
+        await self.emit(sev.ConversationItemDone(previous_item_id=previous, item=dict(item)))

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from api.realtime.events import RealtimeProtocolError, error_event
+from api.realtime.events import RealtimeProtocolError
+from api.realtime.server_events import error_event
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Refusal:
     reason: str
 
     def event_text(self) -> str:
-        return json.dumps(error_event(self.error))
+        return json.dumps(error_event(self.error).wire())
 
 
 def shutting_down_error() -> RealtimeProtocolError:

@@ -1,4 +1,4 @@
-"""Live transcription of a user turn, in-process, through the same registry and model manager as the HTTP API.
+"""Live transcription of a user turn, in-process, through the transcription service the HTTP API uses.
 
 While the user speaks, the growing turn is re-transcribed every `partial_interval` seconds of new audio, backing
 off to twice the last pass's duration (so live passes leave the model idle at least half the time: a pass in
@@ -20,74 +20,53 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import numpy as np
 
+from api.http.errors import InvalidRequestError, ModelNotFoundError
 from api.realtime.events import RealtimeProtocolError
 from api.realtime.input_buffer import RATE
+from api.realtime.server_events import ServerEvent, TranscriptionCompleted, TranscriptionDelta, TranscriptionFailed
 from api.realtime.session_config import TranscriptionConfig
-from engines.base import AudioBuffer, CancelToken, EngineError, TranscriberCapabilities, TranscriptionOptions
-from engines.languages import WHISPER_LANGUAGES
-from engines.registry import EngineSpec, UnknownModel
+from api.transcription.service import TranscriptionService
+from engines.base import AudioBuffer, EngineError, TranscriptionOptions
+from engines.registry import EngineSpec
 
 logger = logging.getLogger(__name__)
 
-# Names OpenAI clients put in `transcription.model`; all mean this server's default Whisper.
-OPENAI_TRANSCRIPTION_NAMES = frozenset({
-    "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
-    "gpt-transcribe", "gpt-live-transcribe", "gpt-4o-transcribe-diarize", "gpt-realtime-whisper",
-})
 MAX_PARTIAL_SECONDS = 30.0  # past this, partial passes would cost more than they are worth; the final covers it
 _WORDS = re.compile(r"\s*\S+")
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
+_PARAM = "session.audio.input.transcription"
+Emit = Callable[[ServerEvent], Awaitable[None]]
 # The turn so far, and the speech end it covers when the speaker has paused (None while speaking).
 Fetch = Callable[[], tuple[np.ndarray, int | None]]
 
 
-def resolve_transcription(services: Any, config: TranscriptionConfig) -> tuple[EngineSpec, TranscriptionOptions]:
-    """The engine spec and options for a session's transcription settings, or a protocol error naming the field."""
-    model = config.model
-    if model in OPENAI_TRANSCRIPTION_NAMES:
-        model = services.settings.whisper.default_model
+def resolve_transcription(
+    transcription: TranscriptionService, config: TranscriptionConfig
+) -> tuple[EngineSpec, TranscriptionOptions]:
+    """The engine spec and options for a session's transcription settings (the transcription service's resolver and
+    language check), or a protocol error naming the session field."""
     try:
-        spec = services.registry.resolve(model, "transcription")
-    except UnknownModel as exc:
-        raise RealtimeProtocolError(
-            str(exc), code="model_not_found", param="session.audio.input.transcription.model"
-        ) from None
-    caps: TranscriberCapabilities = spec.capabilities
+        spec = transcription.resolve(config.model, "transcribe")
+    except ModelNotFoundError as exc:
+        raise RealtimeProtocolError(exc.message, code="model_not_found", param=f"{_PARAM}.model") from None
     language = config.language or None
-    if language is not None and language not in WHISPER_LANGUAGES:
-        raise RealtimeProtocolError(f"'{language}' is not a supported ISO-639-1 language code.",
-                                    code="invalid_value", param="session.audio.input.transcription.language")
-    if language and caps is not None and caps.languages is not None and language not in caps.languages:
-        raise RealtimeProtocolError(
-            f"The model '{spec.model_id}' only transcribes {', '.join(sorted(caps.languages))}; "
-            f"use a multilingual model (e.g. whisper-base) for '{language}'.",
-            code="invalid_value", param="session.audio.input.transcription.language",
-        )
+    try:
+        transcription.check_language(spec, language)
+    except InvalidRequestError as exc:
+        raise RealtimeProtocolError(exc.message, code="invalid_value", param=f"{_PARAM}.language") from None
     # The turn is already cut by our VAD; Whisper's own VAD filter still trims silence at the edges (turns end
     # with `silence_duration_ms` of silence) so the model never decodes padding.
     return spec, TranscriptionOptions(language=language, prompt=config.prompt or None, vad_min_silence_ms=300)
 
 
 async def transcribe_samples(
-    services: Any, spec: EngineSpec, samples: np.ndarray, options: TranscriptionOptions
+    transcription: TranscriptionService, spec: EngineSpec, samples: np.ndarray, options: TranscriptionOptions
 ) -> str:
-    """Transcribe 16 kHz samples in-process; segments are materialised on the engine's thread."""
-    cancel = CancelToken()
-    async with services.manager.lease(spec) as lease:
-
-        def work() -> str:
-            _info, segments = lease.engine.transcribe(AudioBuffer(samples, RATE), options, cancel)
-            return "".join(segment.text for segment in segments)
-
-        try:
-            return (await lease.call(work)).strip()
-        finally:
-            cancel.cancel()  # if we were cancelled mid-call, the thread stops at the next segment
+    """Transcribe 16 kHz samples in-process."""
+    return await transcription.transcribe_text(spec, AudioBuffer(samples, RATE), options)
 
 
 def _words(text: str) -> list[str]:
@@ -97,9 +76,9 @@ def _words(text: str) -> list[str]:
 class TurnTranscriber:
     """One user turn's transcription: live partial passes while it is spoken, then the final pass."""
 
-    def __init__(self, services: Any, spec: EngineSpec, options: TranscriptionOptions, item_id: str, emit: Emit,
-                 *, partial_interval: float):
-        self._services, self._spec, self._options = services, spec, options
+    def __init__(self, transcription: TranscriptionService, spec: EngineSpec, options: TranscriptionOptions,
+                 item_id: str, emit: Emit, *, partial_interval: float):
+        self._transcription, self._spec, self._options = transcription, spec, options
         self.item_id = item_id
         self._emit = emit
         self._interval = partial_interval
@@ -143,11 +122,11 @@ class TurnTranscriber:
                 continue  # this pause was already transcribed
             # Live passes only use an idle model (a speculative one may queue behind one other call): final
             # transcripts of other turns and HTTP requests go first. A skipped pass is retried on the next append.
-            if self._services.manager.in_flight(self._spec.model_id) > (0 if key is None else 1):
+            if self._transcription.in_flight(self._spec) > (0 if key is None else 1):
                 continue
             started = time.perf_counter()
             try:
-                text = await transcribe_samples(self._services, self._spec, samples, self._options)
+                text = await transcribe_samples(self._transcription, self._spec, samples, self._options)
             except EngineError as exc:  # a partial that fails (e.g. the model is busy) just waits for the final
                 logger.debug("partial transcription skipped: %s", exc)
                 continue
@@ -174,29 +153,26 @@ class TurnTranscriber:
 
     async def _delta(self, text: str) -> None:
         self._sent += text
-        await self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": self.item_id,
-                          "content_index": 0, "delta": text})
+        await self._emit(TranscriptionDelta(item_id=self.item_id, delta=text))
 
     async def _complete(self, samples: np.ndarray, covered: str | None = None) -> None:
         try:
             text = covered if covered is not None else await transcribe_samples(
-                self._services, self._spec, samples, self._options)
+                self._transcription, self._spec, samples, self._options)
         except EngineError as exc:
-            await self._emit({
-                "type": "conversation.item.input_audio_transcription.failed", "item_id": self.item_id,
-                "content_index": 0,
-                "error": {"type": "transcription_error", "code": "transcription_failed", "message": str(exc),
-                          "param": None},
-            })
+            await self._emit(TranscriptionFailed(
+                item_id=self.item_id,
+                error={"type": "transcription_error", "code": "transcription_failed", "message": str(exc),
+                       "param": None},
+            ))
             return
         final = self._join(text)
         if len(final) > len(self._sent):
             await self._delta(final[len(self._sent) :])
-        await self._emit({
-            "type": "conversation.item.input_audio_transcription.completed", "item_id": self.item_id,
-            "content_index": 0, "transcript": final,
-            "usage": {"type": "duration", "seconds": round(len(samples) / RATE, 3)},
-        })
+        await self._emit(TranscriptionCompleted(
+            item_id=self.item_id, transcript=final,
+            usage={"type": "duration", "seconds": round(len(samples) / RATE, 3)},
+        ))
 
     def _join(self, text: str) -> str:
         """The final transcript, which must start with what was already sent as deltas."""

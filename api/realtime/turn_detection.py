@@ -121,9 +121,6 @@ class TurnDetector:
         self.speaking = False
         self._idle_since = position
 
-    def restart_idle(self, position: int) -> None:
-        self._idle_since = position
-
 
 def seconds(samples: int) -> float:
     return samples / RATE

@@ -15,24 +15,29 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from api.http.errors import InvalidRequestError
-from api.realtime.events import RealtimeProtocolError, server_event
+from api.realtime.events import RealtimeProtocolError
 from api.realtime.llm_context import build_messages, emotion_note
 from api.realtime.responder import Responder, ResponseParams, Timings
+from api.realtime.server_events import InputAudioEmotion
+from api.realtime.services import RealtimeServices
 from api.realtime.session_config import SessionConfig, TranscriptionConfig
 from api.realtime.sessions import SHUTTING_DOWN_CODE
+from api.realtime.state import ALREADY_RESPONDING, NO_NEW_RESPONSES
 from api.realtime.transcriber import resolve_transcription, transcribe_samples
 from api.speech.protocol import CustomVoice
 from engines.base import AudioBuffer, EmotionScores
 
+if TYPE_CHECKING:
+    from api.realtime.session import RealtimeSession
+
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_WAIT_SECONDS = 30.0
-EMOTION_EVENT = "voxloop.input_audio_emotion"
 
 
 @dataclass
@@ -44,10 +49,10 @@ class _Turn:
 
 
 class VoiceLoop:
-    def __init__(self, services: Any, session: Any, *, extension_events: bool):
+    def __init__(self, services: RealtimeServices, session: RealtimeSession, *, extension_events: bool):
         self._services = services
         self._session = session
-        self._settings = services.settings.realtime
+        self._settings = services.settings
         self.extension_events = extension_events
         self._turns: dict[str, _Turn] = {}
         self._last_turn: _Turn | None = None
@@ -82,8 +87,9 @@ class VoiceLoop:
 
     async def _transcribe(self, turn: _Turn, samples: np.ndarray) -> None:
         try:
-            spec, options = resolve_transcription(self._services, TranscriptionConfig(model="whisper-1"))
-            text = await transcribe_samples(self._services, spec, samples, options)
+            transcription = self._services.transcription
+            spec, options = resolve_transcription(transcription, TranscriptionConfig(model="whisper-1"))
+            text = await transcribe_samples(transcription, spec, samples, options)
         except Exception:
             logger.exception("transcribing a turn for the voice loop failed")
             text = ""
@@ -104,25 +110,23 @@ class VoiceLoop:
         turn.timings.emotion = time.monotonic()
         scores = result.emotion
         if self.extension_events:
-            await self._session.emit(server_event(
-                EMOTION_EVENT, item_id=turn.item_id, label=scores.label, scores=scores.score_map,
+            await self._session.emit(InputAudioEmotion(
+                item_id=turn.item_id, label=scores.label, scores=scores.score_map,
                 valence=scores.valence, arousal=scores.arousal, speech=scores.speech, model=result.model,
             ))
         return scores
 
     # --- responses --------------------------------------------------------------------------------------------
 
-    async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
+    async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> asyncio.Task[None]:
+        """Start a response; its task (the session's state machine watches it end)."""
         if self._session.closing:
-            raise RealtimeProtocolError("The server is shutting down; no new responses.", code=SHUTTING_DOWN_CODE,
-                                        type_="server_error", event_id=event_id)
+            raise NO_NEW_RESPONSES.error(event_id)
         if self.active is not None or (self._task is not None and not self._task.done()):
-            raise RealtimeProtocolError(
-                "Conversation already has an active response in progress; cancel it or wait for response.done.",
-                code="conversation_already_has_active_response", event_id=event_id,
-            )
+            raise ALREADY_RESPONDING.error(event_id)
         params = self._params(overrides or {}, event_id)
         self._task = self._session.task_group.create_task(self._respond(params))
+        return self._task
 
     async def cancel(self, reason: str) -> bool:
         """Stop the running response; its `response.done` says `cancelled` with `reason`. False if none runs."""

@@ -33,12 +33,18 @@ from engines.manager import ModelManager
 from engines.registry import EngineRegistry, EngineSpec, UnknownModel
 
 Task = Literal["transcribe", "translate"]
+# The transcription model names OpenAI clients send (openai-python's `AudioModel` and the realtime
+# `AudioTranscription.model`), on HTTP and in realtime sessions alike: all mean this server's default Whisper
+# (its translation model for translations).
 OPENAI_ASR_ALIASES = (
     "whisper-1",
     "gpt-4o-transcribe",
     "gpt-4o-mini-transcribe",
     "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-4o-transcribe-diarize",
     "gpt-transcribe",
+    "gpt-live-transcribe",
+    "gpt-realtime-whisper",
 )
 
 
@@ -66,17 +72,23 @@ class TranscriptionService:
         except UnknownModel as exc:
             raise ModelNotFoundError(str(exc), param="model") from exc
 
-    def options(self, request: TranscriptionRequest | TranslationRequest, spec: EngineSpec, task: Task) -> TranscriptionOptions:
-        caps: TranscriberCapabilities = spec.capabilities
-        language = getattr(request, "language", None)
+    @staticmethod
+    def check_language(spec: EngineSpec, language: str | None) -> None:
+        """A 400 (`param="language"`) unless `language` is ISO-639-1 and the model transcribes it."""
+        caps: TranscriberCapabilities | None = spec.capabilities
         if language is not None and language not in WHISPER_LANGUAGES:
             raise InvalidRequestError(f"'{language}' is not a supported ISO-639-1 language code.", param="language")
-        if language and caps.languages is not None and language not in caps.languages:
+        if language and caps is not None and caps.languages is not None and language not in caps.languages:
             raise InvalidRequestError(
                 f"The model '{spec.model_id}' only transcribes {', '.join(sorted(caps.languages))}; "
                 f"use a multilingual model (e.g. whisper-base) for '{language}'.",
                 param="language",
             )
+
+    def options(self, request: TranscriptionRequest | TranslationRequest, spec: EngineSpec, task: Task) -> TranscriptionOptions:
+        caps: TranscriberCapabilities = spec.capabilities
+        language = getattr(request, "language", None)
+        self.check_language(spec, language)
         if task == "translate" and not caps.translate:
             raise InvalidRequestError(f"The model '{spec.model_id}' cannot translate.", param="model")
         granularities = set(getattr(request, "timestamp_granularities", ()))
@@ -119,6 +131,24 @@ class TranscriptionService:
         if (names or refs) and not diarize:
             raise InvalidRequestError("Known speakers need response_format 'diarized_json'.", param="response_format")
         return diarize, tuple((name, _reference_clip(ref)) for name, ref in zip(names, refs))
+
+    def in_flight(self, spec: EngineSpec) -> int:
+        """Calls running or queued on the model now (live realtime passes run only on an idle model)."""
+        return self._manager.in_flight(spec.model_id)
+
+    async def transcribe_text(self, spec: EngineSpec, audio: AudioBuffer, options: TranscriptionOptions) -> str:
+        """The text of decoded audio (a realtime turn), in-process; segments are materialised on the engine's thread."""
+        cancel = CancelToken()
+        async with self._manager.lease(spec) as lease:
+
+            def work() -> str:
+                _info, segments = lease.engine.transcribe(audio, options, cancel)
+                return "".join(segment.text for segment in segments)
+
+            try:
+                return (await lease.call(work)).strip()
+            finally:
+                cancel.cancel()  # if we were cancelled mid-call, the thread stops at the next segment
 
     async def transcribe(
         self, spec: EngineSpec, options: TranscriptionOptions, file: BinaryIO

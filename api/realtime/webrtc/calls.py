@@ -17,7 +17,9 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from api.realtime.events import new_id
+from api.realtime.services import RealtimeServices
 from api.realtime.session import RealtimeSession
+from api.realtime.sessions import RealtimeSessions
 from api.realtime.webrtc.offer import InvalidOfferError, Offer
 from api.realtime.webrtc.transport import CallTransport
 
@@ -50,8 +52,9 @@ class Call:
 
 
 class CallRegistry:
-    def __init__(self, services: Any):
+    def __init__(self, services: RealtimeServices, sessions: RealtimeSessions):
         self._services = services
+        self._sessions = sessions
         self._calls: dict[str, Call] = {}
 
     def get(self, call_id: str) -> Call | None:
@@ -63,7 +66,7 @@ class CallRegistry:
     async def start(self, offer: Offer, *, model: str | None, beta: bool,
                     session: dict[str, Any] | None) -> tuple[str, str]:
         """Answer the offer and start the call's session: (call id, SDP answer). Admission is the caller's job."""
-        settings = self._services.settings.realtime
+        settings = self._services.settings
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings.webrtc_ice_servers)))
         transport = CallTransport()
         call = Call(new_id("rtc"), pc, transport)
@@ -99,7 +102,7 @@ class CallRegistry:
             transport.inject(json.dumps({"type": kind, "session": session}))
         call.session = RealtimeSession(self._services, transport.receive, transport.send, model=model, beta=beta,
                                        transcription_intent=(session or {}).get("type") == "transcription")
-        self._services.realtime_sessions.track(call.session)
+        self._sessions.track(call.session)
         call.runner = asyncio.create_task(self._run(call))
         call.tasks.append(asyncio.create_task(self._ice_deadline(call, settings.webrtc_ice_timeout_seconds)))
         return call.id, pc.localDescription.sdp
@@ -110,7 +113,7 @@ class CallRegistry:
         except Exception:
             logger.exception("realtime call %s failed", call.id)
         finally:
-            self._services.realtime_sessions.release(call.session)
+            self._sessions.release(call.session)
             call.session = None
             await self.hang_up(call.id)
 

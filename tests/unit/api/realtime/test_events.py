@@ -8,6 +8,7 @@ import pytest
 
 from api.realtime import events as ev
 from api.realtime.events import RealtimeProtocolError, parse_client_event
+from api.realtime.server_events import error_event
 
 
 def test_parses_typed_events_and_tolerates_unknown_fields() -> None:
@@ -41,6 +42,6 @@ def test_errors(raw: str, code: str, param: str | None) -> None:
 def test_error_event_carries_the_client_event_id() -> None:
     with pytest.raises(RealtimeProtocolError) as info:
         parse_client_event('{"type": "input_audio_buffer.append", "event_id": "evt_9"}')
-    event = ev.error_event(info.value)
+    event = error_event(info.value).wire()
     assert event["type"] == "error" and event["error"]["event_id"] == "evt_9"
     assert event["error"]["param"] == "audio" and event["event_id"].startswith("event_")

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from api.realtime.session import RealtimeSession, State
+from api.realtime.session import RealtimeSession
+from api.realtime.state import State, Trigger
 from api.settings import Settings
 from engines.base import Segment, TranscriberCapabilities, TranscriptionInfo
-from engines.registry import EngineRegistry, EngineSpec
+from engines.registry import EngineSpec
 from tests.support.realtime import BETA_EVENTS, GA_EVENTS, to_pcm16_24k
 from tests.support.speech import silence, speak
 from voxloop.app import build_services
@@ -53,7 +54,7 @@ class Harness:
                 event = {"type": "invalid event", "error": str(exc)}
             await self.outbox.put(event)
 
-        self.session = RealtimeSession(services, self.inbox.get, send, **kw)
+        self.session = RealtimeSession(services.realtime, self.inbox.get, send, **kw)
         self.task = asyncio.create_task(self.session.run())
 
     def send(self, **event: Any) -> None:
@@ -78,9 +79,7 @@ def fake() -> FakeAsr:
 def services(fake: FakeAsr, tmp_path: Any) -> Any:
     settings = Settings(cache_dir=tmp_path, whisper={"default_model": "fake-asr"})
     services = build_services(settings)
-    spec = EngineSpec("fake-asr", "transcription", lambda: fake, capabilities=FakeAsr.capabilities)
-    services.registry = EngineRegistry([spec])
-    services.manager.registry = services.registry
+    services.registry.add(EngineSpec("fake-asr", "transcription", lambda: fake, capabilities=FakeAsr.capabilities))
     return services
 
 
@@ -88,7 +87,7 @@ async def test_vad_turn_with_speculative_final(services: Any, fake: FakeAsr) -> 
     h = Harness(services, model="gpt-realtime")
     assert (await h.until("session.created"))["session"]["type"] == "realtime"
     h.send(type="session.update", session={"type": "realtime", "audio": {"input": {
-        "transcription": {"model": "whisper-1"}, "turn_detection": {"type": "server_vad"}}}})
+        "transcription": {"model": "whisper-1"}, "turn_detection": {"type": "server_vad", "create_response": False}}}})
     await h.until("session.updated")
     pcm = to_pcm16_24k(np.concatenate([silence(0.5), speak("Testing the session state machine today."), silence(1)]))
     for offset in range(0, len(pcm), 4800):
@@ -99,9 +98,9 @@ async def test_vad_turn_with_speculative_final(services: Any, fake: FakeAsr) -> 
     assert started["item_id"] == stopped["item_id"] == committed["item_id"]
     completed = await h.until("conversation.item.input_audio_transcription.completed")
     assert completed["transcript"].startswith("one two")
-    assert h.session.state is State.IDLE
+    assert h.session.state is State.COMMITTED  # no automatic reply: the turn waits for response.create
     await h.close()
-    assert h.session.state is State.CLOSED
+    assert h.session.state is State.CLOSING
     assert services.manager.in_flight("fake-asr") == 0
 
 
@@ -147,7 +146,37 @@ async def test_shut_down_sends_error_then_ends_with_1001_and_returns_the_vad(ser
     error = await h.until("error")
     assert error["error"]["code"] == "server_shutting_down" and error["error"]["type"] == "server_error"
     await asyncio.wait_for(h.task, 10)  # run() returns without the client closing
-    assert h.session.close_code == 1001 and h.session.state is State.CLOSED
+    assert h.session.close_code == 1001 and h.session.state is State.CLOSING
     assert h.outbox.empty()  # nothing after the error event
     assert services.vad_pool.idle == idle_before + 1
     h.send(type="response.create")  # too late: the session is gone, nothing is read any more
+
+
+@pytest.mark.parametrize(
+    ("triggers", "event", "code"),
+    [
+        ([Trigger.RESPONSE_STARTED], {"type": "response.create"}, "conversation_already_has_active_response"),
+        ([Trigger.CLOSE], {"type": "response.create"}, "server_shutting_down"),
+        ([], {"type": "response.cancel"}, "response_cancel_not_active"),
+        ([Trigger.SPEECH_STARTED], {"type": "response.cancel"}, "response_cancel_not_active"),
+        ([Trigger.TURN_COMMITTED], {"type": "response.cancel"}, "response_cancel_not_active"),
+        ([Trigger.RESPONSE_STARTED], {"type": "output_audio_buffer.clear"}, "invalid_value"),
+    ],
+)
+async def test_events_the_state_refuses_get_an_error_and_the_session_goes_on(
+    services: Any, triggers: list[Trigger], event: dict[str, Any], code: str
+) -> None:
+    h = Harness(services, model="gpt-realtime")
+    await h.until("conversation.created")
+    for trigger in triggers:  # put the session in the state under test
+        h.session.machine.fire(trigger)
+    state = h.session.state
+    h.send(event_id="evt_7", **event)
+    error = (await h.until("error"))["error"]
+    assert (error["code"], error["event_id"]) == (code, "evt_7")
+    assert h.session.state is state  # refused: nothing changed
+    h.send(type="conversation.item.create", item={"type": "message", "role": "user",
+                                                   "content": [{"type": "input_text", "text": "still here?"}]})
+    added = await h.until("conversation.item.added")
+    assert added["item"]["content"][0]["text"] == "still here?"
+    await h.close()

@@ -1,0 +1,117 @@
+"""The voice loop with the service fakes (tests/support/fakes.py): a committed turn is transcribed and heard,
+its reply is prompted and voiced with the emotion, one response at a time, cancellation, a late emotion."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from api.realtime.events import RealtimeProtocolError
+from api.realtime.voice_loop import VoiceLoop
+from api.settings import RealtimeSettings
+from tests.support.fakes import (
+    FakeChat,
+    FakeEmotion,
+    FakeSession,
+    FakeSpeech,
+    FakeTranscription,
+    fake_realtime_services,
+)
+
+RATE = 16_000
+
+
+def _turn(session: FakeSession, loop: VoiceLoop, item_id: str, *, transcribing: bool = False) -> None:
+    """What the session does when a user turn is committed."""
+    session.conversation.add_user_audio(item_id, with_transcript=transcribing)
+    loop.turn_committed(item_id, np.zeros(RATE, np.float32), RATE, transcribing=transcribing)
+
+
+async def test_a_turn_is_transcribed_heard_and_answered_in_its_emotion() -> None:
+    transcription, chat, speech = FakeTranscription(default="what color is the sky"), FakeChat("Blue."), FakeSpeech()
+    services = fake_realtime_services(transcription=transcription, chat=chat, speech=speech,
+                                      emotion=FakeEmotion("happy"))
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(services, session, extension_events=True)  # type: ignore[arg-type]
+        _turn(session, loop, "item_1")
+        task = await loop.create(None, None)
+        await task
+    assert transcription.calls == [RATE]  # the loop transcribed the turn itself (no input transcription asked)
+    heard = session.of("voxloop.input_audio_emotion")[0]
+    assert (heard["item_id"], heard["label"], heard["model"]) == ("item_1", "happy", "fake-emotion")
+    messages = chat.bodies[0]["messages"]
+    assert {"role": "user", "content": "what color is the sky"} in messages
+    assert any(m["role"] == "system" and "sounds clearly happy" in (m["content"] or "") for m in messages)
+    assert speech.requests[0].emotion == "happy" and speech.spoken == ["Blue."]
+    done = session.of("response.done")[0]["response"]
+    assert done["status"] == "completed"
+    assert done["metadata"]["voxloop_emotion_state"] == "ready"
+    stages = dict(stage.split("=") for stage in done["metadata"]["voxloop_timings_ms"].split())
+    assert {"transcript", "emotion", "llm_first_token", "first_audio"} <= stages.keys()
+    assert loop.active is None
+
+
+async def test_the_reply_waits_for_the_sessions_transcript() -> None:
+    chat = FakeChat("Sure.")
+    services = fake_realtime_services(chat=chat, emotion=FakeEmotion("neutral"))
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(services, session, extension_events=False)  # type: ignore[arg-type]
+        _turn(session, loop, "item_2", transcribing=True)
+        task = await loop.create(None, None)
+        await asyncio.sleep(0.05)
+        assert not chat.bodies  # no LLM call before the transcript
+        session.conversation.set_transcript("item_2", "book a table")
+        loop.transcript_ready("item_2", "book a table")
+        await task
+    assert {"role": "user", "content": "book a table"} in chat.bodies[0]["messages"]
+    assert not session.of("voxloop.input_audio_emotion")  # extension events off
+    assert not any(m["role"] == "system" and "sounds" in (m["content"] or "") for m in chat.bodies[0]["messages"])
+
+
+async def test_one_response_at_a_time_cancel_and_shutdown_refusal() -> None:
+    gate = asyncio.Event()
+    services = fake_realtime_services(chat=FakeChat("Held back.", gate=gate))
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(services, session, extension_events=False)  # type: ignore[arg-type]
+        await loop.create(None, None)
+        await session.until("response.created")
+        with pytest.raises(RealtimeProtocolError) as busy:
+            await loop.create(None, "evt_2")
+        assert (busy.value.code, busy.value.event_id) == ("conversation_already_has_active_response", "evt_2")
+        assert await loop.cancel("client_cancelled")
+        assert not await loop.cancel("client_cancelled")  # nothing runs any more
+        session.closing = True
+        with pytest.raises(RealtimeProtocolError) as closing:
+            await loop.create(None, None)
+        assert closing.value.code == "server_shutting_down" and closing.value.type == "server_error"
+    done = session.of("response.done")
+    assert len(done) == 1 and done[0]["response"]["status_details"] == {"type": "cancelled",
+                                                                        "reason": "client_cancelled"}
+
+
+async def test_a_late_emotion_is_sent_but_not_waited_for() -> None:
+    settings = RealtimeSettings(emotion_wait_seconds=0.05)
+    speech = FakeSpeech()
+    services = fake_realtime_services(speech=speech, emotion=FakeEmotion("sad", delay=0.5), settings=settings)
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(services, session, extension_events=True)  # type: ignore[arg-type]
+        _turn(session, loop, "item_3")
+        await (await loop.create(None, None))
+        assert session.of("response.done")[0]["response"]["metadata"]["voxloop_emotion_state"] == "late"
+        assert speech.requests[0].emotion is None  # voiced without the emotion
+        assert (await session.until("voxloop.input_audio_emotion", timeout=2))["label"] == "sad"
+
+
+async def test_response_overrides_are_checked() -> None:
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(fake_realtime_services(), session, extension_events=False)  # type: ignore[arg-type]
+        with pytest.raises(RealtimeProtocolError) as bad:
+            await loop.create({"conversation": "elsewhere"}, "evt_3")
+    assert (bad.value.param, bad.value.event_id) == ("response.conversation", "evt_3")
