@@ -225,9 +225,12 @@ class RealtimeSession:
                 pass  # refused in every state (REFUSALS): WebSocket sessions have no output audio buffer
 
     async def _respond(self, overrides: dict[str, Any] | None, event_id: str | None) -> None:
-        task = await self.voice.create(overrides, event_id)
+        await self.voice.create(overrides, event_id)  # the task runs from the next await on
         self.machine.fire(Trigger.RESPONSE_STARTED)
-        task.add_done_callback(lambda _: self.machine.fire(Trigger.RESPONSE_ENDED))
+
+    def response_ended(self) -> None:
+        """The voice loop's response task is ending (completed, failed or cancelled)."""
+        self.machine.fire(Trigger.RESPONSE_ENDED)
 
     def _refuse_in_transcription(self, what: str, event_id: str | None) -> None:
         if self.config.kind == "transcription":

@@ -119,14 +119,20 @@ class VoiceLoop:
     # --- responses --------------------------------------------------------------------------------------------
 
     async def create(self, overrides: dict[str, Any] | None, event_id: str | None) -> asyncio.Task[None]:
-        """Start a response; its task (the session's state machine watches it end)."""
+        """Start a response and return its task; the session hears `response_ended()` when it is over."""
         if self._session.closing:
             raise NO_NEW_RESPONSES.error(event_id)
         if self.active is not None or (self._task is not None and not self._task.done()):
             raise ALREADY_RESPONDING.error(event_id)
         params = self._params(overrides or {}, event_id)
-        self._task = self._session.task_group.create_task(self._respond(params))
+        self._task = self._session.task_group.create_task(self._run_response(params))
         return self._task
+
+    async def _run_response(self, params: ResponseParams) -> None:
+        try:
+            await self._respond(params)
+        finally:
+            self._session.response_ended()  # before the task is done: its state never lags behind the task
 
     async def cancel(self, reason: str) -> bool:
         """Stop the running response; its `response.done` says `cancelled` with `reason`. False if none runs."""

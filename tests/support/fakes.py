@@ -166,7 +166,8 @@ def fake_realtime_services(*, transcription: FakeTranscription | None = None, sp
 
 
 class FakeSession:
-    """What `VoiceLoop` reads from its `RealtimeSession`: config, conversation, emit, task group, closing.
+    """What `VoiceLoop` uses of its `RealtimeSession`: config, conversation, emit, task group, closing, and
+    `response_ended` (counted).
 
     `emit` keeps each server event as the dict that would go on the wire; run the loop inside
     `async with asyncio.TaskGroup() as session.task_group:`.
@@ -180,6 +181,7 @@ class FakeSession:
         self.conversation = Conversation()
         self.events: list[dict[str, Any]] = []
         self.closing = False
+        self.responses_ended = 0
         self.task_group: asyncio.TaskGroup | None = None
         self._seen = asyncio.Event()
 
@@ -199,6 +201,9 @@ class FakeSession:
 
     def of(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == type_]
+
+    def response_ended(self) -> None:
+        self.responses_ended += 1
 
 
 # ===== end of realtime fakes =====================================================================================

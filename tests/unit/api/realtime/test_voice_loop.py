@@ -51,7 +51,7 @@ async def test_a_turn_is_transcribed_heard_and_answered_in_its_emotion() -> None
     assert done["metadata"]["voxloop_emotion_state"] == "ready"
     stages = dict(stage.split("=") for stage in done["metadata"]["voxloop_timings_ms"].split())
     assert {"transcript", "emotion", "llm_first_token", "first_audio"} <= stages.keys()
-    assert loop.active is None
+    assert loop.active is None and session.responses_ended == 1
 
 
 async def test_the_reply_waits_for_the_sessions_transcript() -> None:
@@ -84,6 +84,7 @@ async def test_one_response_at_a_time_cancel_and_shutdown_refusal() -> None:
             await loop.create(None, "evt_2")
         assert (busy.value.code, busy.value.event_id) == ("conversation_already_has_active_response", "evt_2")
         assert await loop.cancel("client_cancelled")
+        assert session.responses_ended == 1
         assert not await loop.cancel("client_cancelled")  # nothing runs any more
         session.closing = True
         with pytest.raises(RealtimeProtocolError) as closing:
