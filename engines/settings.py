@@ -102,6 +102,17 @@ class TTSSettings(BaseModel):
         description="Speak one dummy phrase when the torch Kokoro loads, so the first request does not pay for "
         "cold kernels (on CUDA the first call took 1.55 s, the next ones 35-40 ms).",
     )
+    kokoro_torch_batch_size: int = Field(
+        16,
+        ge=1,
+        le=128,
+        description="Most phrases in one call of the torch Kokoro: concurrent requests' phrases (up to "
+        "`kokoro_torch_parallel_requests` requests) are padded to the longest and synthesized together (no timer: "
+        "whoever arrives while a call runs joins the next).",
+    )
+    kokoro_torch_parallel_requests: int = Field(
+        16, ge=1, le=128, description="Torch Kokoro requests in progress at once (threads sharing its batches)."
+    )
     allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
     piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")
     piper_threads: int = Field(1, ge=0, le=64, description="onnxruntime threads per Piper request; 0: all cores.")
