@@ -14,8 +14,9 @@ and writes them to --out after each step, so a timeout keeps what was measured.
   `model.transcribe(all clips, batch_size=N)`, on the same clips. Random weights decode a fixed amount of gibberish,
   so both sides do the same work.
 - kokoro: `KokoroTorchSynthesizer`: load, first call (warm-up), time to first audio for 3 words and 2 sentences, RTF,
-  throughput (audio-s/s) at 1/4/16 concurrent requests behind its one worker (as the model manager runs it).
-  Kokoro has no batched call of its own to compare with (phrases across requests are not batched yet).
+  throughput (audio-s/s) and p50 latency at 1/4/16 concurrent requests, their phrases batched across requests
+  (engines/kokoro_batch.py; model calls and the largest batch recorded); then the library's own way, `KModel`'s
+  forward one phrase at a time, for the same phrases (kokoro has no batched call of its own).
 Not here yet: Chatterbox-Turbo (its T3 decodes one request at a time) and emotion2vec+.
 """
 
@@ -201,6 +202,7 @@ def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
     from engines.base import CancelToken, SynthesisOptions
     from engines.kokoro_torch import KokoroTorchSynthesizer
     from engines.settings import TTSSettings
+    from engines.speech_text import split_phrases
     from tests.support import tiny_kokoro
 
     directory = Path(tempfile.mkdtemp(prefix="bench-gpu-kokoro-"))
@@ -232,18 +234,31 @@ def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
         total = first.duration + sum(c.duration for c in stream)
         wall = time.perf_counter() - started
         rec.add(engine="kokoro", text=label, first_audio_s=round(ttfa, 3), rtf=round(wall / max(total, 1e-9), 3))
-    lock = threading.Lock()  # the model manager runs this engine on one worker
     text = "The quick brown fox jumps over the lazy dog. Then it runs far away."
     for n in args.concurrency:
         audio = [0.0] * n
+        engine.batcher.batch_sizes.clear()
 
-        def one(i: int) -> None:
-            with lock:
-                audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
+        def one(i: int) -> None:  # as the model manager runs it: n workers, their phrases batched together
+            audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
 
         wall, latencies = concurrent(one, n)
-        rec.add(engine="kokoro", via="engine", concurrent=n, audio_s_per_s=round(sum(audio) / wall, 1),
-                p50_latency_s=round(statistics.median(latencies), 3), gpu_gib=gpu_memory(torch, args.device))
+        sizes = engine.batcher.batch_sizes
+        rec.add(engine="kokoro", via="engine (batched across requests)", concurrent=n,
+                audio_s_per_s=round(sum(audio) / wall, 1), p50_latency_s=round(statistics.median(latencies), 3),
+                model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
+    # The library's way (what the engine did before batching): KModel's forward, one phrase at a time.
+    phonemes = [p for phrase in split_phrases(text, engine._first_words) for p in engine.phonemes(phrase.text, "en-us")]
+    pack = engine.pack(options.voice)
+    for n in args.concurrency:
+        started, samples = time.perf_counter(), 0
+        with torch.inference_mode():
+            for _ in range(n):
+                for p in phonemes:
+                    samples += engine._model(p, pack[len(p) - 1], 1.0).numel()
+        sync(torch, args.device)
+        rec.add(engine="kokoro", via="library KModel.forward, one phrase at a time", concurrent=n,
+                audio_s_per_s=round(samples / 24_000 / (time.perf_counter() - started), 1))
     engine.close()
 
 
