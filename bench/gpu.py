@@ -4,6 +4,7 @@ from the libraries' own configs (no download).
     .venv-nemo/bin/python bench/gpu.py nemo --device cpu --size tiny      # the CPU smoke (seconds)
     python bench/gpu.py nemo --device cuda --size full                   # Parakeet-TDT-0.6B-v2 shape on a GPU
     .venv/bin/python bench/gpu.py kokoro --device cpu --size tiny
+    .venv/bin/python bench/gpu.py emotion2vec --device cpu --size tiny --seconds 3
     python bench/gpu.py kokoro --device cuda --size full                 # Kokoro-82M v1.0 shape
 
 Each engine family runs in the venv holding its extra (their pins conflict). Prints one JSON line per measurement
@@ -14,9 +15,14 @@ and writes them to --out after each step, so a timeout keeps what was measured.
   `model.transcribe(all clips, batch_size=N)`, on the same clips. Random weights decode a fixed amount of gibberish,
   so both sides do the same work.
 - kokoro: `KokoroTorchSynthesizer`: load, first call (warm-up), time to first audio for 3 words and 2 sentences, RTF,
-  throughput (audio-s/s) at 1/4/16 concurrent requests behind its one worker (as the model manager runs it).
-  Kokoro has no batched call of its own to compare with (phrases across requests are not batched yet).
-Not here yet: Chatterbox-Turbo (its T3 decodes one request at a time) and emotion2vec+.
+  throughput (audio-s/s) and p50 latency at 1/4/16 concurrent requests, their phrases batched across requests
+  (engines/kokoro_batch.py; model calls and the largest batch recorded); then the library's own way, `KModel`'s
+  forward one phrase at a time, for the same phrases (kokoro has no batched call of its own).
+- emotion2vec: `Emotion2vecRecognizer` at 1/4/16 concurrent requests of --seconds clips (at most 30 s, the engine's
+  chunk), batched across requests (engines/emotion2vec_batch.py): RTFx, p50 latency, model calls, largest batch;
+  then FunASR's own `generate` over the same clips (its inference runs them one at a time). `full` is data2vec 2.0
+  base's audio layout (768 wide, 8 blocks, 4 prenet blocks, 512-channel feature extractor), run in .venv.
+Not here yet: Chatterbox-Turbo (its T3 decodes one request at a time).
 """
 
 from __future__ import annotations
@@ -201,6 +207,7 @@ def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
     from engines.base import CancelToken, SynthesisOptions
     from engines.kokoro_torch import KokoroTorchSynthesizer
     from engines.settings import TTSSettings
+    from engines.speech_text import split_phrases
     from tests.support import tiny_kokoro
 
     directory = Path(tempfile.mkdtemp(prefix="bench-gpu-kokoro-"))
@@ -232,33 +239,112 @@ def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
         total = first.duration + sum(c.duration for c in stream)
         wall = time.perf_counter() - started
         rec.add(engine="kokoro", text=label, first_audio_s=round(ttfa, 3), rtf=round(wall / max(total, 1e-9), 3))
-    lock = threading.Lock()  # the model manager runs this engine on one worker
     text = "The quick brown fox jumps over the lazy dog. Then it runs far away."
     for n in args.concurrency:
         audio = [0.0] * n
+        engine.batcher.batch_sizes.clear()
 
-        def one(i: int) -> None:
-            with lock:
-                audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
+        def one(i: int) -> None:  # as the model manager runs it: n workers, their phrases batched together
+            audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
 
         wall, latencies = concurrent(one, n)
-        rec.add(engine="kokoro", via="engine", concurrent=n, audio_s_per_s=round(sum(audio) / wall, 1),
-                p50_latency_s=round(statistics.median(latencies), 3), gpu_gib=gpu_memory(torch, args.device))
+        sizes = engine.batcher.batch_sizes
+        rec.add(engine="kokoro", via="engine (batched across requests)", concurrent=n,
+                audio_s_per_s=round(sum(audio) / wall, 1), p50_latency_s=round(statistics.median(latencies), 3),
+                model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
+    # The library's way (what the engine did before batching): KModel's forward, one phrase at a time.
+    phonemes = [p for phrase in split_phrases(text, engine._first_words) for p in engine.phonemes(phrase.text, "en-us")]
+    pack = engine.pack(options.voice)
+    for n in args.concurrency:
+        started, samples = time.perf_counter(), 0
+        with torch.inference_mode():
+            for _ in range(n):
+                for p in phonemes:
+                    samples += engine._model(p, pack[len(p) - 1], 1.0).numel()
+        sync(torch, args.device)
+        rec.add(engine="kokoro", via="library KModel.forward, one phrase at a time", concurrent=n,
+                audio_s_per_s=round(samples / 24_000 / (time.perf_counter() - started), 1))
+    engine.close()
+
+
+# --- emotion2vec+ ----------------------------------------------------------------------------------------------------
+
+
+def bench_emotion2vec(args: argparse.Namespace, rec: Recorder) -> None:
+    """`Emotion2vecRecognizer` at 1/4/16 concurrent requests of --seconds clips (batched across requests), then
+    FunASR's own `generate` over the same clips (its inference loops over them one at a time)."""
+    import torch
+
+    from engines.base import AudioBuffer, CancelToken, EmotionOptions
+    from engines.emotion2vec import Emotion2vecRecognizer
+    from tests.support import tiny_emotion2vec
+
+    directory = Path(tempfile.mkdtemp(prefix="bench-gpu-emotion2vec-"))
+    if args.size == "full":  # data2vec 2.0 base's audio layout (emotion2vec+ base): 768 wide, 8 blocks + 4 prenet
+        original = tiny_emotion2vec.model_conf
+
+        def full() -> dict:
+            conf = original()
+            conf.update({"embed_dim": 768, "depth": 8, "num_heads": 12})
+            conf["modalities"]["audio"].update({
+                "prenet_depth": 4, "model_depth": 8, "num_alibi_heads": 12, "conv_pos_width": 95,
+                "conv_pos_groups": 16, "conv_pos_depth": 5,
+                "feature_encoder_spec": "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]"})
+            return conf
+
+        tiny_emotion2vec.model_conf = full
+        try:
+            tiny_emotion2vec.build(directory)
+        finally:
+            tiny_emotion2vec.model_conf = original
+    else:
+        tiny_emotion2vec.build(directory)
+    max_n = max(args.concurrency)
+    started = time.perf_counter()
+    engine = Emotion2vecRecognizer(str(directory), device=args.device, hub="hf", local=True, allow_downloads=False,
+                                   batch_size=max_n)
+    sync(torch, args.device)
+    rec.add(engine="emotion2vec", size=args.size, device=args.device, load_s=round(time.perf_counter() - started, 2),
+            gpu_gib=gpu_memory(torch, args.device))
+    rng = np.random.default_rng(0)
+    seconds = min(args.seconds, 30.0)
+    clips = [(rng.standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32) for _ in range(max_n)]
+    engine.recognize(AudioBuffer(clips[0], 16000), EmotionOptions(), CancelToken())  # warm
+    for n in args.concurrency:
+        engine.batcher.batch_sizes.clear()
+        walls, lat = [], []
+        for _ in range(args.rounds):
+            wall, latencies = concurrent(
+                lambda i: engine.recognize(AudioBuffer(clips[i], 16000), EmotionOptions(), CancelToken()), n)
+            walls.append(wall)
+            lat += latencies
+        sizes = engine.batcher.batch_sizes
+        rec.add(engine="emotion2vec", via="engine (batched across requests)", concurrent=n, clip_s=seconds,
+                rtfx=round(n * seconds * args.rounds / sum(walls), 1), p50_latency_s=round(statistics.median(lat), 3),
+                model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
+    for n in args.concurrency:
+        started = time.perf_counter()
+        for _ in range(args.rounds):
+            engine._model.generate(clips[:n], fs=16000, granularity="utterance", extract_embedding=False,
+                                   disable_pbar=True, batch_size=n)
+        sync(torch, args.device)
+        rec.add(engine="emotion2vec", via="FunASR generate(all clips)", concurrent=n, clip_s=seconds,
+                rtfx=round(n * seconds * args.rounds / (time.perf_counter() - started), 1))
     engine.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("engine", choices=["nemo", "kokoro"])
+    parser.add_argument("engine", choices=["nemo", "kokoro", "emotion2vec"])
     parser.add_argument("--device", default="cuda", help="cuda (the GPU box) or cpu (the smoke run)")
     parser.add_argument("--size", choices=["tiny", "full"], default="full")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--seconds", type=float, default=30.0, help="NeMo: length of each clip")
-    parser.add_argument("--rounds", type=int, default=2, help="NeMo: repetitions per concurrency level")
+    parser.add_argument("--seconds", type=float, default=30.0, help="NeMo, emotion2vec: length of each clip")
+    parser.add_argument("--rounds", type=int, default=2, help="NeMo, emotion2vec: repetitions per concurrency level")
     parser.add_argument("--out", type=Path, help="also write the JSON lines here after each step")
     args = parser.parse_args()
     rec = Recorder(args.out)
-    {"nemo": bench_nemo, "kokoro": bench_kokoro}[args.engine](args, rec)
+    {"nemo": bench_nemo, "kokoro": bench_kokoro, "emotion2vec": bench_emotion2vec}[args.engine](args, rec)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ a batch forms from whatever arrived while the previous one ran, so a lone reques
 - Keys: only items with equal keys merge (e.g. the same task, language and decoding options).
 - `batch_sizes` records the items of every call run (for tests and benchmarks).
 
-Used by faster-whisper's decoder (`engines/whisper_batching.py`) and NeMo transcription (`engines/nemo.py`).
+Used by faster-whisper's decoder (`engines/whisper_batching.py`), NeMo transcription (`engines/nemo.py`), emotion2vec+
+(`engines/emotion2vec.py`, padded batches in `engines/emotion2vec_batch.py`) and the torch
+Kokoro's phrases (`engines/kokoro_torch.py`, padded batches in `engines/kokoro_batch.py`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A model is a local checkpoint directory (`config.yaml`, `model.pt`, `tokens.txt`
 (Hugging Face `emotion2vec/emotion2vec_plus_*`, ModelScope `iic/emotion2vec_plus_*`). Hub ids download only when
 settings allow it; otherwise loading fails with a 503 that says how to serve the model offline. FunASR is imported
 when a model loads, never at registration, so the server runs without the extra.
+
+Concurrent requests share the model's calls through the cross-request `Batcher` (engines/batching.py): clips that
+arrive while a call runs go into the next one, padded to the longest (`engines/emotion2vec_batch.py` keeps each
+clip's scores what they are alone; FunASR's own `generate` runs its inputs one at a time).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from engines.base import (
     EngineError,
     EngineUnavailableError,
 )
+from engines.batching import Batcher
 from engines.circumplex import make_scores, normalised, va_from_scores
+from engines.emotion2vec_batch import classify_batch
 from engines.footprint import CudaAllocation, emotion2vec_bytes
 from engines.registry import EngineSpec
 from engines.settings import EmotionSettings, EngineSettings
@@ -64,7 +70,8 @@ class Emotion2vecRecognizer:
 
     capabilities = EmotionCapabilities(uses_transcript=False)
 
-    def __init__(self, model_ref: str, *, device: str, hub: str, local: bool, allow_downloads: bool):
+    def __init__(self, model_ref: str, *, device: str, hub: str, local: bool, allow_downloads: bool,
+                 batch_size: int = 16):
         if not local and not allow_downloads:
             raise EngineUnavailableError(
                 f"emotion2vec+ '{model_ref}' is a hub id and downloads are off. Put the checkpoint in a directory "
@@ -91,6 +98,13 @@ class Emotion2vecRecognizer:
         except Exception as exc:
             raise EngineUnavailableError(f"emotion2vec+ '{model_ref}' could not be loaded: {exc}") from exc
         self._memory = allocated.bytes
+        import torch
+
+        self._torch = torch
+        tokenizer = self._model.kwargs.get("tokenizer")
+        self._labels = list(tokenizer.token_list) if tokenizer is not None else []
+        self._device = self._model.kwargs.get("device", device)
+        self.batcher: Batcher[np.ndarray, dict[str, Any]] = Batcher(batch_size)
 
     def memory_bytes(self) -> int | None:
         return self._memory
@@ -103,30 +117,29 @@ class Emotion2vecRecognizer:
 
             samples = soxr.resample(samples, audio.sample_rate, RATE).astype(np.float32)
         step = MAX_CHUNK_SECONDS * RATE
-        total: dict[str, float] = dict.fromkeys(EMOTION_LABELS, 0.0)
+        chunks = []
         for start in range(0, max(len(samples), 1), step):
-            cancel.raise_if_cancelled()
             chunk = samples[start : start + step]
             if start and len(chunk) < MIN_SAMPLES:
                 break  # a sliver at the end adds nothing but noise
-            for label, p in self._classify(chunk).items():
+            chunks.append(chunk)
+        padded = [np.pad(c, (0, MIN_SAMPLES - len(c))) if len(c) < MIN_SAMPLES else c for c in chunks]
+        # With whatever other requests' clips wait: one padded call.
+        results = self.batcher.run(padded, self._classify_batch, cancel=cancel)
+        total: dict[str, float] = dict.fromkeys(EMOTION_LABELS, 0.0)
+        for chunk, result in zip(chunks, results, strict=True):
+            for label, p in scores_from_result(result).items():
                 total[label] += p * max(len(chunk), 1)
         scores = normalised(total)
         valence, arousal = va_from_scores(scores)
         return make_scores(scores, valence, arousal)
 
-    def _classify(self, samples: np.ndarray) -> dict[str, float]:
-        if len(samples) < MIN_SAMPLES:
-            samples = np.pad(samples, (0, MIN_SAMPLES - len(samples)))
+    def _classify_batch(self, clips: list[np.ndarray]) -> list[dict[str, Any]]:
+        """The batched call: FunASR's result (`labels`, `scores`) per clip, in order."""
         try:
-            results = self._model.generate(
-                samples, fs=RATE, granularity="utterance", extract_embedding=False, disable_pbar=True
-            )
+            return classify_batch(self._torch, self._model.model, self._labels, clips, self._device)
         except Exception as exc:
             raise EngineError(f"emotion2vec+ inference failed: {exc}") from exc
-        if not results:
-            raise EngineError("emotion2vec+ returned no result")
-        return scores_from_result(results[0])
 
     def close(self) -> None:
         del self._model
@@ -165,8 +178,10 @@ def emotion2vec_specs(settings: EngineSettings) -> list[EngineSpec]:
                 model_id,
                 "emotion",
                 lambda path=path, local=local: Emotion2vecRecognizer(
-                    path, device=es.device, hub=es.hub, local=local, allow_downloads=es.allow_downloads
+                    path, device=es.device, hub=es.hub, local=local, allow_downloads=es.allow_downloads,
+                    batch_size=es.emotion2vec_batch_size,
                 ),
+                workers=es.emotion2vec_parallel_requests,  # concurrent requests share batches (engines/batching.py)
                 aliases=aliases,
                 owned_by="emotion2vec (weights), FunASR",
                 description=f"emotion2vec+ speech emotion recognition (9 labels) from "

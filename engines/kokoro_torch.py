@@ -5,11 +5,16 @@ Weights come from a local directory laid out like the hexgrad/Kokoro-82M hub rep
 `engines/kokoro_torch_files.py`). Runs on cuda, mps or cpu.
 
 G2P: espeak-ng through kokoro-onnx's tokenizer (the embedded engine's route, `espeakng-loader`), then `KModel`
-directly with the phoneme string and the voice pack row for its length, as `KPipeline.infer` does. Not misaki:
+then the model with the phoneme ids and the voice pack row for their length, as `KPipeline.infer` does. Not misaki:
 its English G2P needs spaCy's `en_core_web_sm`, which it downloads at first use (from GitHub, so never offline),
 and `KPipeline` builds it on construction. espeak phonemes are what Kokoro's own pipeline falls back to for unknown
 English words and use for its espeak languages (es, fr, hi, it, pt-br); for English, misaki's are closer to what
 the model was trained on, so some words sound different from hexgrad's demo.
+
+Concurrent requests (and realtime sessions) share the model's calls through the cross-request `Batcher`
+(engines/batching.py): every phrase waiting while a call runs goes into the next one, padded to the longest
+(`engines/kokoro_batch.py` keeps each phrase's audio what it would be alone). Each phrase's source noise is seeded
+from its phonemes, so a phrase sounds the same alone or in any batch (and the same phrase the same every time).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,8 @@ from engines.base import (
     SynthesizerCapabilities,
     Voice,
 )
+from engines.batching import Batcher
+from engines.kokoro_batch import KokoroPhrase, forward_batch, token_ids
 from engines.kokoro_torch_files import (
     HUB_REPO,
     cached_dir,
@@ -83,8 +92,8 @@ def pick_device(torch: Any, setting: str) -> str:
 
 
 class KokoroTorchSynthesizer:
-    """One loaded `KModel` and its voice packs. One worker: KModel's iSTFT keeps per-call state on the module
-    (`TorchSTFT.forward` sets `self.magnitude`), so concurrent calls on one model are not safe.
+    """One loaded `KModel` and its voice packs. Many workers: their phrases meet in `self.batcher`, which runs one
+    padded batch at a time on the model (`self.batcher.batch_sizes` records them).
 
     Chunks by phrase like the ONNX engine, so the first audio comes after a few words.
     """
@@ -110,6 +119,9 @@ class KokoroTorchSynthesizer:
         except Exception as exc:
             raise EngineUnavailableError(f"Kokoro could not be loaded from {directory}: {exc}") from exc
         self._tokenizer = Tokenizer(vocab=config["vocab"])
+        self._vocab: dict[str, int] = config["vocab"]
+        self._g2p_lock = threading.Lock()  # espeak-ng keeps global state: one phonemization at a time
+        self.batcher: Batcher[KokoroPhrase, np.ndarray] = Batcher(tts.kokoro_torch_batch_size)
         self._first_words = tts.first_phrase_words
         self.capabilities = capabilities(tuple(kokoro_voice(name) for name in self._packs))
         self.sample_rate = KOKORO_RATE
@@ -121,11 +133,12 @@ class KokoroTorchSynthesizer:
         return list(self.capabilities.voices)
 
     def warm_up(self) -> None:
-        """One short phrase through the model with the first voice: the first request then finds the kernels
-        loaded (on CUDA the first call after load is ~40x slower than the next)."""
+        """A dummy batch of two phrases of different lengths (so padding is exercised) with the first voice: the first
+        request then finds the kernels loaded (on CUDA the first call after load is ~40x slower than the next). Not
+        counted in `batcher.batch_sizes`."""
         pack = next(iter(self._packs.values()))
-        for batch in self.phonemes("Hello there.", "en-us"):
-            self._speak(batch, pack, 1.0)
+        phonemes = self.phonemes("Hello there.", "en-us") + self.phonemes("Hi.", "en-us")
+        self._forward([self._phrase(p, pack, 1.0) for p in phonemes])
 
     def pack(self, voice: str) -> Any:
         """The voice pack tensor [510, 1, 256], blended when the id is `a:0.6+b:0.4`."""
@@ -136,26 +149,34 @@ class KokoroTorchSynthesizer:
         from kokoro_onnx.chunker import split_phonemes
 
         lang = language.lower()
-        phonemes = self._tokenizer.phonemize(text, _ESPEAK_LANGUAGE.get(lang, lang))
+        with self._g2p_lock:
+            phonemes = self._tokenizer.phonemize(text, _ESPEAK_LANGUAGE.get(lang, lang))
         return split_phonemes(" ".join(phonemes.split()), MAX_PHONEMES)
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         pack = self.pack(options.voice)
         for phrase in split_phrases(text, self._first_words):
             cancel.raise_if_cancelled()
-            parts = [self._speak(batch, pack, options.speed) for batch in self.phonemes(phrase.text, options.language)]
-            if not parts:  # only punctuation or symbols: nothing to say in this phrase
+            items = [self._phrase(p, pack, options.speed) for p in self.phonemes(phrase.text, options.language)]
+            if not items:  # only punctuation or symbols: nothing to say in this phrase
                 continue
+            # With whatever other requests' phrases wait: one padded call (a waiting request that is cancelled
+            # leaves the queue; one already in a running call is not disturbed, nor are the others).
+            parts = self.batcher.run(items, self._forward, cancel=cancel)
             parts.append(phrase.pause(KOKORO_RATE))
             yield AudioChunk(np.concatenate(parts), KOKORO_RATE, text=phrase.text)
 
-    def _speak(self, phonemes: str, pack: Any, speed: float) -> np.ndarray:
+    def _phrase(self, phonemes: str, pack: Any, speed: float) -> KokoroPhrase:
+        """One model item: the ids, the pack's style row for the phoneme count, and a seed from the phonemes."""
+        return KokoroPhrase(token_ids(self._vocab, phonemes), pack[len(phonemes) - 1], float(speed),
+                            zlib.crc32(phonemes.encode("utf-8")))
+
+    def _forward(self, phrases: list[KokoroPhrase]) -> list[np.ndarray]:
+        """The batched call: every phrase's audio, in order."""
         try:
-            with self._torch.inference_mode():
-                audio = self._model(phonemes, pack[len(phonemes) - 1], speed)
+            return forward_batch(self._torch, self._model, phrases)
         except Exception as exc:
             raise EngineError(f"Kokoro inference failed: {exc}") from exc
-        return audio.float().cpu().numpy().reshape(-1)
 
     def close(self) -> None:
         del self._model, self._packs
@@ -199,6 +220,7 @@ def kokoro_torch_specs(settings: EngineSettings) -> list[EngineSpec]:
             "speech",
             factory,
             aliases=("kokoro-torch",),
+            workers=tts.kokoro_torch_parallel_requests,  # concurrent requests share batches (engines/batching.py)
             owned_by="hexgrad (Kokoro-82M, Apache-2.0), " + ("local" if is_local(ref) else "hub"),
             description=f"Kokoro-82M in PyTorch from {ref}, real voice packs, espeak-ng G2P. Needs voxloop[kokoro].",
             capabilities=capabilities(listed_voices(ref, settings.cache_dir)),

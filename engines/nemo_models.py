@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
 from engines.base import EngineUnavailableError, TranscriberCapabilities
 from engines.settings import NemoSettings
+
+logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'voxloop[nemo]'"
 # Parakeet TDT v2 and Nemotron streaming are English models; a multilingual NeMo checkpoint (parakeet-tdt-0.6b-v3)
@@ -44,7 +48,7 @@ def load_nemo_model(ref: str, settings: NemoSettings) -> Any:
             path = Path(ref).expanduser()
             if not path.exists():
                 raise EngineUnavailableError(f"NeMo model file not found: {path}")
-            model = ASRModel.restore_from(str(path), map_location=device)
+            model = restore_local(ASRModel, path, device)
         elif settings.allow_downloads:
             model = ASRModel.from_pretrained(ref, map_location=device)
         else:
@@ -57,6 +61,40 @@ def load_nemo_model(ref: str, settings: NemoSettings) -> Any:
     except Exception as exc:
         raise EngineUnavailableError(f"NeMo model '{ref}' could not be loaded: {exc}") from exc
     return model.to(device).eval()
+
+
+def restore_local(ASRModel: Any, path: Path, device: Any) -> Any:
+    """`restore_from` a local `.nemo`; if torch's `weights_only` unpickler refuses its weights file, once more with
+    a full unpickler.
+
+    Since torch 2.6 `torch.load` defaults to `weights_only=True`, and NeMo 3.0 loads `model_weights.ckpt` with that
+    default: a checkpoint whose pickle holds anything beyond tensors and plain containers (a NumPy scalar or an
+    OmegaConf node in the state dict's metadata, as a training run can leave there) then fails with an
+    `UnpicklingError`, as a cache-aware streaming `.nemo` did on torch 2.11. A local `.nemo` is the operator's own
+    file, and its `model_config.yaml` already names the classes NeMo builds (`_target_`), so the restricted
+    unpickler protects nothing here; the retry is logged with what was refused.
+    """
+    try:
+        return ASRModel.restore_from(str(path), map_location=device)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc):
+            raise
+        logger.warning("torch's weights_only loader refused %s (%s); restoring it with the full unpickler",
+                       path, str(exc).splitlines()[0])
+    return ASRModel.restore_from(str(path), map_location=device, save_restore_connector=_full_unpickler_connector())
+
+
+def _full_unpickler_connector() -> Any:
+    """NeMo's own `SaveRestoreConnector`, loading the weights file with `weights_only=False`."""
+    import torch
+    from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
+
+    class FullUnpicklerConnector(SaveRestoreConnector):
+        @staticmethod
+        def _load_state_dict_from_disk(model_weights: str, map_location: Any = "cpu") -> Any:
+            return torch.load(model_weights, map_location=map_location, weights_only=False)
+
+    return FullUnpicklerConnector()
 
 
 def probe_nemo_file(ref: str) -> Any:

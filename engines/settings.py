@@ -62,6 +62,16 @@ class EmotionSettings(BaseModel):
     )
     device: str = Field("cpu", description="Torch device for emotion2vec+: `cpu`, `cuda`, `cuda:0`.")
     allow_downloads: bool = Field(False, description="Let hub ids download emotion2vec+ weights (needs a network).")
+    emotion2vec_batch_size: int = Field(
+        16,
+        ge=1,
+        le=128,
+        description="Most clips in one emotion2vec+ call: concurrent requests' clips are padded to the longest and "
+        "classified together (no timer: whoever arrives while a call runs joins the next).",
+    )
+    emotion2vec_parallel_requests: int = Field(
+        16, ge=1, le=128, description="emotion2vec+ requests in progress at once per model (threads sharing batches)."
+    )
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Silero VAD threshold for speech segments.")
     min_speech_ms: int = Field(250, ge=0, description="Speech segments shorter than this are ignored.")
     min_silence_ms: int = Field(500, ge=0, description="Silence that separates two segments.")
@@ -101,6 +111,17 @@ class TTSSettings(BaseModel):
         True,
         description="Speak one dummy phrase when the torch Kokoro loads, so the first request does not pay for "
         "cold kernels (on CUDA the first call took 1.55 s, the next ones 35-40 ms).",
+    )
+    kokoro_torch_batch_size: int = Field(
+        16,
+        ge=1,
+        le=128,
+        description="Most phrases in one call of the torch Kokoro: concurrent requests' phrases (up to "
+        "`kokoro_torch_parallel_requests` requests) are padded to the longest and synthesized together (no timer: "
+        "whoever arrives while a call runs joins the next).",
+    )
+    kokoro_torch_parallel_requests: int = Field(
+        16, ge=1, le=128, description="Torch Kokoro requests in progress at once (threads sharing its batches)."
     )
     allow_downloads: bool = Field(False, description="Let hub files download (needs a network); else cache only.")
     piper_workers: int = Field(4, ge=1, le=16, description="Piper requests synthesized at once (threads).")

@@ -144,3 +144,128 @@ def test_long_input_is_judged_in_chunks_and_averaged(tiny_dir: Path) -> None:
     expected = {k: (2 * pa[k] + pb[k]) / 3 for k in EMOTION_LABELS}
     assert whole.score_map == pytest.approx(expected, abs=1e-4)
     engine.close()
+
+
+# --- cross-request batching (engines/emotion2vec_batch.py on the Batcher) ---------------------------------------------
+
+CLIPS = ("I am furious, this is outrageous!", "What a lovely day.", "Hello there, how are you today?",
+         "Please send the report before Friday afternoon.")
+
+
+@pytest.fixture(scope="module")
+def e2v_engine(tiny_dir: Path):
+    from engines.emotion2vec import Emotion2vecRecognizer
+
+    engine = Emotion2vecRecognizer(str(tiny_dir), device="cpu", hub="hf", local=True, allow_downloads=False)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def alone(e2v_engine) -> list[dict[str, float]]:
+    """Each clip on its own, one after another (every model call holds one clip), as FunASR itself gives it."""
+    out = []
+    for text in CLIPS:
+        audio = speech_16k(text)
+        e2v_engine.batcher.batch_sizes.clear()
+        out.append(e2v_engine.recognize(AudioBuffer(audio, 16_000), EmotionOptions(), CancelToken()).score_map)
+        assert e2v_engine.batcher.batch_sizes == [1]
+        expected = e2v_engine._model.generate(audio, fs=16_000, granularity="utterance", extract_embedding=False,
+                                              disable_pbar=True)[0]["scores"]
+        assert [out[-1][k] for k in EMOTION_LABELS] == pytest.approx(expected, abs=1e-6)
+    return out
+
+
+def _gated(engine, hooks: dict) -> list[int]:
+    """Wrap the engine's batched call: before call N runs, `hooks[N]()` (it may wait for requests to queue)."""
+    calls: list[int] = []
+    forward = engine._classify_batch
+
+    def gated(clips):
+        calls.append(len(clips))
+        if len(calls) in hooks:
+            hooks[len(calls)]()
+        return forward(clips)
+
+    engine._classify_batch = gated
+    return calls
+
+
+def _until(condition, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _concurrently(engine, cancels: list[CancelToken], first) -> dict[int, object]:
+    import threading
+
+    from engines.base import CancelledByClient
+
+    out: dict[int, object] = {}
+
+    def run(i: int) -> None:
+        try:
+            out[i] = engine.recognize(AudioBuffer(speech_16k(CLIPS[i]), 16_000), EmotionOptions(), cancels[i]).score_map
+        except CancelledByClient:
+            out[i] = "cancelled"
+
+    lead = threading.Thread(target=run, args=(0,))
+    lead.start()
+    assert first.wait(60)
+    others = [threading.Thread(target=run, args=(i,)) for i in range(1, len(CLIPS))]
+    for t in others:
+        t.start()
+    for t in [lead, *others]:
+        t.join(300)
+    return out
+
+
+def test_concurrent_requests_share_a_call_and_each_gets_its_own_scores(e2v_engine, alone) -> None:
+    """Request 0 leads; the other three (clips of other lengths) queue behind it and go in as one padded call."""
+    import threading
+
+    first = threading.Event()
+    calls = _gated(e2v_engine, {1: lambda: (first.set(), _until(lambda: e2v_engine.batcher.waiting == 3, "3 queued"))})
+    e2v_engine.batcher.batch_sizes.clear()
+    try:
+        out = _concurrently(e2v_engine, [CancelToken() for _ in CLIPS], first)
+    finally:
+        del e2v_engine._classify_batch
+    assert e2v_engine.batcher.batch_sizes == calls == [1, 3]
+    for i in range(len(CLIPS)):
+        assert [out[i][k] for k in EMOTION_LABELS] == pytest.approx([alone[i][k] for k in EMOTION_LABELS], abs=1e-6)
+
+
+def test_a_request_cancelled_while_queued_leaves_the_batch_to_the_others(e2v_engine, alone) -> None:
+    import threading
+
+    first = threading.Event()
+    cancels = [CancelToken() for _ in CLIPS]
+
+    def call_one() -> None:
+        first.set()
+        _until(lambda: e2v_engine.batcher.waiting == 3, "three queued")
+        cancels[2].cancel()
+        _until(lambda: e2v_engine.batcher.waiting == 2, "the cancelled request to leave the queue")
+
+    calls = _gated(e2v_engine, {1: call_one})
+    e2v_engine.batcher.batch_sizes.clear()
+    try:
+        out = _concurrently(e2v_engine, cancels, first)
+    finally:
+        del e2v_engine._classify_batch
+    assert calls == [1, 2] and out[2] == "cancelled"
+    for i in (0, 1, 3):
+        assert [out[i][k] for k in EMOTION_LABELS] == pytest.approx([alone[i][k] for k in EMOTION_LABELS], abs=1e-6)
+
+
+def test_spec_runs_parallel_requests() -> None:
+    from engines.emotion2vec import emotion2vec_specs
+    from engines.settings import EngineSettings
+
+    specs = emotion2vec_specs(EngineSettings(emotion=EmotionSettings(emotion2vec_parallel_requests=8)))
+    assert {s.workers for s in specs} == {8}

@@ -12,11 +12,14 @@ import base64
 import importlib.util
 import io
 import json
+import threading
+import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from api.settings import Settings
@@ -26,7 +29,7 @@ from engines.speech_text import split_phrases
 from tests.e2e.test_speech import to_audio
 from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
-from tests.support.tiny_kokoro import FRAME_SAMPLES, MAX_DUR, VOICES
+from tests.support.tiny_kokoro import FRAME_SAMPLES, MAX_DUR
 from voxloop.app import create_app
 
 pytestmark = [
@@ -155,22 +158,169 @@ def test_engine_chunks_by_phrase_and_stops_when_cancelled(model_dir: Path) -> No
         engine.close()
 
 
-def test_warm_up_on_load_speaks_one_dummy_phrase(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kokoro import KModel
+def test_warm_up_on_load_runs_one_padded_dummy_batch(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engines.kokoro_torch as kt
 
-    from engines.kokoro_torch import KokoroTorchSynthesizer
+    calls: list[list[int]] = []
+    forward = kt.forward_batch
 
-    calls: list[str] = []
-    forward = KModel.forward
+    def spy(torch, model, phrases):
+        calls.append([len(p.input_ids) for p in phrases])
+        return forward(torch, model, phrases)
 
-    def spy(self, phonemes, *args, **kwargs):
-        calls.append(phonemes)
-        return forward(self, phonemes, *args, **kwargs)
-
-    monkeypatch.setattr(KModel, "forward", spy)
-    engine = KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu"))
-    assert len(calls) == 1 and calls[0]  # the warm-up phrase, before any request
+    monkeypatch.setattr(kt, "forward_batch", spy)
+    engine = kt.KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu"))
+    assert len(calls) == 1 and len(calls[0]) == 2 and calls[0][0] != calls[0][1]  # two lengths: padding exercised
+    assert engine.batcher.batch_sizes == []  # the warm-up is not a request
     engine.close()
-    cold = KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu", kokoro_torch_warmup=False))
+    cold = kt.KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu", kokoro_torch_warmup=False))
     assert len(calls) == 1
     cold.close()
+
+
+# --- cross-request batching (engines/kokoro_batch.py on the Batcher) -------------------------------------------------
+
+# Four requests with different voices, speeds and phrase lengths; each is two phrases (split_phrases' first chunk is
+# its first few words).
+REQUESTS = [
+    ("Good morning to you all. We start now.", "af_test", 1.0),
+    ("Hi there. The quick brown fox jumps over the dog.", "bm_test", 1.25),
+    ("One more thing, please. Thanks.", "af_test:0.5+bm_test:0.5", 0.8),
+    ("Wait for it. Here it comes at last.", "bm_test", 1.0),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir: Path):
+    from engines.kokoro_torch import KokoroTorchSynthesizer
+
+    engine = KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu", kokoro_torch_warmup=False))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def sequential(engine) -> list[list[np.ndarray]]:
+    """Each request alone, one after another: every model call holds one request's phrase."""
+    out = []
+    for text, voice, speed in REQUESTS:
+        engine.batcher.batch_sizes.clear()
+        chunks = engine.synthesize(text, SynthesisOptions(voice=voice, speed=speed), CancelToken())
+        out.append([c.samples for c in chunks])
+        assert engine.batcher.batch_sizes == [1] * len(out[-1])
+    return out
+
+
+def test_one_phrase_alone_is_what_kokoros_own_forward_gives_under_its_seed(engine) -> None:
+    """The batched pass re-implements KModel's forward with masks: with one phrase it must be the library's."""
+    import torch
+
+    from engines.kokoro_batch import forward_batch
+
+    phonemes = engine.phonemes("The quick brown fox.", "en-us")[0]
+    phrase = engine._phrase(phonemes, engine.pack("bm_test"), 1.1)
+    torch.manual_seed(phrase.seed)
+    with torch.inference_mode():
+        own, _ = engine._model.forward_with_tokens(torch.LongTensor([list(phrase.input_ids)]), phrase.style, 1.1)
+    (ours,) = forward_batch(torch, engine._model, [phrase])
+    assert ours.shape == own.reshape(-1).shape and float(np.abs(own.numpy()).max()) > 0.1
+    np.testing.assert_allclose(ours, own.numpy().reshape(-1), atol=1e-4, rtol=1e-4)
+
+
+def _gate(engine, hooks: dict[int, Callable[[], None]]) -> list[int]:
+    """Wrap the engine's batched call: before call N runs, `hooks[N]()` (it may wait for requests to queue)."""
+    calls: list[int] = []
+    forward = engine._forward
+
+    def gated(phrases):
+        calls.append(len(phrases))
+        if len(calls) in hooks:
+            hooks[len(calls)]()
+        return forward(phrases)
+
+    engine._forward = gated
+    return calls
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _run(engine, i: int, cancel: CancelToken, out: dict) -> None:
+    text, voice, speed = REQUESTS[i]
+    chunks = []
+    try:
+        for chunk in engine.synthesize(text, SynthesisOptions(voice=voice, speed=speed), cancel):
+            chunks.append(chunk.samples)
+    except CancelledByClient:
+        chunks.append("cancelled")
+    out[i] = chunks
+
+
+def _same(got: list, want: list[np.ndarray]) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_concurrent_requests_share_calls_and_each_gets_its_own_audio(engine, sequential) -> None:
+    """Request 0 leads; the other three queue behind its first call and go in together, padded to the longest."""
+    out: dict[int, list] = {}
+    first = threading.Event()
+    calls = _gate(engine, {1: lambda: (first.set(), _until(lambda: engine.batcher.waiting == 3, "three queued"))})
+    engine.batcher.batch_sizes.clear()
+    try:
+        lead = threading.Thread(target=_run, args=(engine, 0, CancelToken(), out))
+        lead.start()
+        assert first.wait(60)
+        others = [threading.Thread(target=_run, args=(engine, i, CancelToken(), out)) for i in (1, 2, 3)]
+        for t in others:
+            t.start()
+        for t in [lead, *others]:
+            t.join(300)
+    finally:
+        del engine._forward
+    # Their first phrases went in together (request 0's second phrase may have caught that call too).
+    assert engine.batcher.batch_sizes[0] == 1 and engine.batcher.batch_sizes[1] >= 3, engine.batcher.batch_sizes
+    assert sum(engine.batcher.batch_sizes) == sum(len(s) for s in sequential) == sum(calls)
+    assert len(engine.batcher.batch_sizes) < sum(len(s) for s in sequential)
+    for i in range(len(REQUESTS)):
+        _same(out[i], sequential[i])
+
+
+def test_cancelling_one_request_leaves_the_others_of_its_batch_whole(engine, sequential) -> None:
+    """Request 2 is cancelled while it waits (it leaves the queue); request 1 while its phrase is in a running call
+    with request 3's (that call completes; request 1 stops at its next phrase). Requests 0 and 3 are untouched."""
+    out: dict[int, list] = {}
+    cancels = [CancelToken() for _ in REQUESTS]
+    first = threading.Event()
+
+    def call_one() -> None:
+        first.set()
+        _until(lambda: engine.batcher.waiting == 3, "three queued")
+        cancels[2].cancel()
+        _until(lambda: engine.batcher.waiting == 2, "the cancelled request to leave the queue")
+
+    calls = _gate(engine, {1: call_one, 2: cancels[1].cancel})
+    engine.batcher.batch_sizes.clear()
+    try:
+        lead = threading.Thread(target=_run, args=(engine, 0, cancels[0], out))
+        lead.start()
+        assert first.wait(60)
+        others = [threading.Thread(target=_run, args=(engine, i, cancels[i], out)) for i in (1, 2, 3)]
+        for t in others:
+            t.start()
+        for t in [lead, *others]:
+            t.join(300)
+    finally:
+        del engine._forward
+    assert calls[0] == 1 and calls[1] >= 2 and calls == engine.batcher.batch_sizes, calls
+    assert out[2] == ["cancelled"]  # never reached the model
+    assert len(out[1]) == 2 and out[1][1] == "cancelled"  # its phrase in the cancelled-into call came back whole
+    _same(out[1][:1], sequential[1][:1])
+    _same(out[0], sequential[0])
+    _same(out[3], sequential[3])

@@ -243,6 +243,62 @@ def _reference_stream(model, samples: np.ndarray) -> str:
     return texts[0].text.strip()
 
 
+def _with_pickled_numpy(src: Path, dst: Path) -> Path:
+    """`src` rewritten with a NumPy scalar in its state dict's metadata (where a training run can leave one): the
+    weights file then holds a pickled global that torch's `weights_only` loader (the default since torch 2.6,
+    which NeMo 3.0 uses) refuses. The weights themselves are unchanged."""
+    import tarfile
+
+    import torch
+
+    unpacked = dst.parent / (dst.name + ".d")
+    with tarfile.open(src) as tar:
+        names = tar.getnames()
+        tar.extractall(unpacked, filter="data")
+    weights = next(n for n in names if n.endswith("model_weights.ckpt"))
+    state = torch.load(unpacked / weights, weights_only=True)
+    state._metadata[""]["saved_with_lr"] = np.float64(1e-3)
+    torch.save(state, unpacked / weights)
+    with tarfile.open(dst, "w") as tar:
+        for name in names:
+            if (unpacked / name).is_file():
+                tar.add(unpacked / name, arcname=name)
+    return dst
+
+
+def test_streaming_nemo_with_pickled_objects_restores_on_torch_2_6_and_later(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """torch >= 2.6 loads `model_weights.ckpt` with `weights_only=True`; a cache-aware `.nemo` whose pickle holds
+    more than tensors failed to restore through `ASRModel.restore_from` (seen on torch 2.11). The engine's loader
+    retries with the full unpickler and serves the same model."""
+    import pickle
+
+    from nemo.collections.asr.models import ASRModel
+
+    from engines.nemo_streaming import NemoStreamingTranscriber
+
+    path = _with_pickled_numpy(models["stream"], tmp_path / "pickled.nemo")
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):  # the failure, reproduced with NeMo itself
+        ASRModel.restore_from(str(path), map_location="cpu")
+    engine = NemoStreamingTranscriber(str(path), NemoSettings(device="cpu", warmup=False))
+    reference = NemoStreamingTranscriber(str(models["stream"]), NemoSettings(device="cpu", warmup=False))
+    try:
+        ours, theirs = engine._model.state_dict(), reference._model.state_dict()
+        assert ours.keys() == theirs.keys() and all(torch_equal(ours[k], theirs[k]) for k in ours)
+        samples = _speech_16k()
+        assert _reference_stream(engine._model, samples) == _reference_stream(reference._model, samples)
+    finally:
+        engine.close()
+        reference.close()
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def test_hub_id_without_downloads_is_refused() -> None:
     from engines.base import EngineUnavailableError
     from engines.nemo import NemoTranscriber
