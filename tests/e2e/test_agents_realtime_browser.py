@@ -81,8 +81,9 @@ def voxloop_url(page_origin: str, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Chromium loops the file: a long silence after the question leaves room for the tool call and the answer
-    # (minutes, on a loaded 2-core machine) before the question comes round again.
-    clip = np.concatenate([silence(1.0), speak(QUESTION), silence(240.0)])
+    # (minutes, on a loaded 2-core machine) before the question comes round again. The question starts 3 s in: the
+    # device opens before the call connects, and nothing is sent until it has.
+    clip = np.concatenate([silence(3.0), speak(QUESTION), silence(240.0)])
     path = tmp_path_factory.mktemp("agents-mic") / "question.wav"
     path.write_bytes(encode(soxr.resample(clip, PIPER_RATE, 48_000).astype(np.float32), "wav", rate=48_000))
     return path
@@ -121,7 +122,7 @@ def test_agents_realtime_sdk_completes_a_spoken_turn_with_a_tool_call(
             "callsUrl": f"{voxloop_url}/v1/realtime/calls", "key": key,
             "instructions": "You are a helpful assistant. Use the get_weather tool for weather questions. "
                             "Answer in one short sentence."})
-        _wait(driver, "the call to connect", "return ['connected', 'failed'].includes(window.agentsTest.status)", 60)
+        _wait(driver, "the call to connect", "return ['connected', 'failed'].includes(window.agentsTest.status)", 120)
         state = driver.execute_script("return window.agentsTest")
         assert state["status"] == "connected", state["errors"]
         assert state["callId"] and state["callId"].startswith("rtc_"), state  # Location, exposed by CORS

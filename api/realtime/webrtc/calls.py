@@ -60,8 +60,8 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._calls)
 
-    async def start(self, offer: Offer, *, model: str | None, beta: bool,
-                    session: dict[str, Any] | None) -> tuple[str, str]:
+    async def start(self, offer: Offer, *, model: str | None, beta: bool, session: dict[str, Any] | None,
+                    extension_events: bool = False) -> tuple[str, str]:
         """Answer the offer and start the call's session: (call id, SDP answer). Admission is the caller's job."""
         settings = self._services.settings.realtime
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings.webrtc_ice_servers)))
@@ -98,7 +98,8 @@ class CallRegistry:
             kind = "transcription_session.update" if transcription else "session.update"
             transport.inject(json.dumps({"type": kind, "session": session}))
         call.session = RealtimeSession(self._services, transport.receive, transport.send, model=model, beta=beta,
-                                       transcription_intent=(session or {}).get("type") == "transcription")
+                                       transcription_intent=(session or {}).get("type") == "transcription",
+                                       extension_events=extension_events)
         self._services.realtime_sessions.track(call.session)
         call.runner = asyncio.create_task(self._run(call))
         call.tasks.append(asyncio.create_task(self._ice_deadline(call, settings.webrtc_ice_timeout_seconds)))
