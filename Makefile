@@ -24,7 +24,7 @@ VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: lock serve test test-core browser test-extras test-nemo test-whisperx test-chatterbox test-kokoro test-clients install bench bench-load bench-soak openapi clean
+.PHONY: lock serve test test-core browser npm-packages test-extras test-nemo test-whisperx test-chatterbox test-kokoro test-clients install bench bench-load bench-soak openapi clean
 
 $(STAMP): pyproject.toml $(CORE_LOCK) $(LOCKS)/core-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ test: browser
 		$(CLIENTS_VENV)/.installed
 	$(MAKE) test-core test-extras
 
-test-core: $(STAMP) browser
+test-core: $(STAMP) browser npm-packages
 	$(BIN)/python -m pytest
 
 # The playground's browser tests (issue 9) drive Debian's headless Chromium through its chromedriver. Installed
@@ -65,6 +65,18 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 			|| echo "WARNING: could not install chromium; the playground browser tests will be skipped"; \
 	else echo "WARNING: /usr/bin/chromium missing and not root with apt-get; the playground browser tests will be skipped"; fi
+	@if command -v npm >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing npm for the @openai/agents-realtime browser test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null) \
+			|| echo "WARNING: could not install npm; the @openai/agents-realtime browser test will be skipped"; \
+	else echo "WARNING: npm missing and not root with apt-get; the @openai/agents-realtime browser test will be skipped"; fi
+
+# npm packages the browser tests load (tests/support/npm/package-lock.json: @openai/agents-realtime), installed with
+# `npm ci` once per lock into ~/.cache/voxloop-tests/npm (a no-op when there). Nothing is built or committed; the
+# test serves the package's own browser bundle. A failure is printed and the test skips saying why.
+npm-packages: $(STAMP) browser
+	-@$(BIN)/python -m tests.support.npm_packages
 
 # --- optional GPU engines (issue 7): each extra gets its own venv, because their pins conflict with each other.
 # These venvs skip llama-cpp-python (a 15-minute compile the extras' tests do not need: locks/extras.exclude)

@@ -3,6 +3,7 @@
 - `POST /v1/realtime/calls`: an SDP offer (`application/sdp`, or multipart with `sdp` and an optional `session` JSON)
   → 201, the SDP answer (`application/sdp`) and `Location: /v1/realtime/calls/{call_id}`.
 - `POST /v1/realtime?model=…`: the beta form, an SDP body → 201 with the answer.
+- `?voxloop_events=true` on either: voxloop's extension events on the data channel too, as on the WebSocket.
 - `POST /v1/realtime/calls/{call_id}/hangup`: ends the call and frees everything.
 - `POST /v1/realtime/client_secrets` (GA: `value`, `expires_at`, `session`), `POST /v1/realtime/sessions` and
   `/v1/realtime/transcription_sessions` (beta: the session with `client_secret.value`): short-lived, single-use
@@ -94,7 +95,9 @@ async def _call(request: Request, services: ServicesDep, *, beta: bool) -> Respo
                              code=refusal.error.code)
     model = request.query_params.get("model") or (session or {}).get("model")
     try:
-        call_id, answer = await services.webrtc_calls.start(offer, model=model, beta=beta, session=session)
+        call_id, answer = await services.webrtc_calls.start(
+            offer, model=model, beta=beta, session=session,
+            extension_events=request.query_params.get("voxloop_events", "").lower() in ("1", "true", "yes"))
     except InvalidOfferError as exc:
         services.realtime_sessions.release(None)
         raise InvalidRequestError(str(exc), param="sdp", code=exc.code) from None

@@ -220,7 +220,8 @@ def add_middlewares(app: FastAPI, settings: Settings, metrics: Metrics,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["x-request-id", "retry-after"],
+            # Location names a WebRTC call (POST /v1/realtime/calls): browser SDKs read the call id from it.
+            expose_headers=["x-request-id", "retry-after", "location"],
         )
     if settings.metrics_enabled:
         app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -18,7 +18,7 @@ function headers(extra = {}) {
 }
 
 // The server's words when it sent an OpenAI error body, else a plain description of what went wrong.
-async function errorMessage(response) {
+export async function errorMessage(response) {
   let text = "";
   try {
     text = await response.text();

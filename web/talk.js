@@ -1,9 +1,12 @@
-// The Talk tab: microphone → WS /v1/realtime, the reply played back gap-free, barge-in by speaking, and per turn
-// the transcript, the emotion heard, which voice spoke and why, and where the time went.
+// The Talk tab: a realtime conversation, over WebRTC when the browser can (rtc.js: an ephemeral key, Opus both ways,
+// the `oai-events` data channel; the server cuts a reply talked over), else over the WebSocket (the microphone's
+// PCM in events, the reply played back gap-free here, barge-in by speaking truncated here). Per turn: the transcript,
+// the emotion heard, which voice spoke and why, and where the time went. The same event handlers serve both.
 
 import { api, barChart, base64FromBytes, bytesFromBase64, el, fillSelect, realtimeSocket, reporting, showError }
   from "./api.js";
 import { Microphone, Player } from "./audio.js";
+import { Call, canUseWebRTC, watchLevel } from "./rtc.js";
 
 const $ = (id) => document.getElementById(id);
 // Stages of voxloop_timings_ms, in the order they happen after the end of the user's speech.
@@ -32,18 +35,51 @@ class Talk {
     this.ws = null;
     this.turns = new Map();  // item id → its bubble's parts
     this.cut = new Set();     // reply items the person talked over: their late audio deltas are dropped
-    window.voxloopTalk = this.debug = { events: {}, truncates: [], playedMs: 0 };
+    this.replies = new Map(); // response id → its message item id (WebRTC's output_audio_buffer events name responses)
+    window.voxloopTalk = this.debug = { events: {}, truncates: [], playedMs: 0, transport: null };
+  }
+
+  transport() {
+    const asked = $("talk-transport").value;
+    if (asked === "websocket" || !canUseWebRTC()) return "websocket";
+    return "webrtc";
   }
 
   async start() {
     this.context = new AudioContext();
     await this.context.resume();
+    this.rtc = this.transport() === "webrtc";
+    this.debug.transport = this.rtc ? "webrtc" : "websocket";
+    $("talk-start").disabled = true;
+    $("talk-state").textContent = `Connecting (${this.debug.transport})…`;
+    await (this.rtc ? this.startCall() : this.startSocket());
+    $("talk-stop").disabled = false;
+    $("talk-apply").disabled = false;
+  }
+
+  async startCall() {
+    this.call = new Call({
+      onEvent: (e) => this.onEvent(e),
+      onClose: () => { if (this.call) this.stop("Disconnected"); },
+      audio: $("talk-audio"),
+    });
+    try {
+      await this.call.open({ voxloop_events: "true" });
+    } catch (err) {
+      this.stop("Not connected");
+      throw err;
+    }
+    this.debug.callId = this.call.callId;
+    this.unwatch = watchLevel(this.context, this.call.stream, (peak) => {
+      $("talk-level").firstElementChild.style.width = `${Math.min(100, peak * 200)}%`;
+    });
+  }
+
+  async startSocket() {
     this.player = new Player(this.context, (ms) => {
       this.debug.playedMs = Math.round(ms);
       $("played-ms").textContent = String(Math.round(ms));
     });
-    $("talk-start").disabled = true;
-    $("talk-state").textContent = "Connecting…";
     this.ws = realtimeSocket({ model: "voxloop", voxloop_events: "true" });
     this.ws.onmessage = (m) => this.onEvent(JSON.parse(m.data));
     this.ws.onclose = (e) => {
@@ -63,15 +99,17 @@ class Talk {
       this.stop("Microphone unavailable");
       throw err;
     }
-    $("talk-stop").disabled = false;
-    $("talk-apply").disabled = false;
   }
 
   stop(state) {
-    const ws = this.ws;
-    this.ws = null;
+    const ws = this.ws, call = this.call;
+    this.ws = this.call = null;
+    if (call) call.close();
+    if (this.unwatch) this.unwatch();
+    this.unwatch = null;
     if (this.mic) this.mic.stop();
     if (this.player) this.player.stop();
+    this.mic = this.player = this.playStart = null;
     if (ws && ws.readyState <= 1) ws.close();
     if (this.context) this.context.close();
     this.context = null;
@@ -82,7 +120,8 @@ class Talk {
   }
 
   send(event) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(event));
+    if (this.call) this.call.send(event);
+    else if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(event));
   }
 
   sendSession() {
@@ -100,6 +139,25 @@ class Talk {
     };
     if ($("talk-voice").value) session.audio.output.voice = $("talk-voice").value;
     this.send({ type: "session.update", session });
+  }
+
+  // WebRTC: the reply plays on the <audio> element; the server says when each response starts and stops playing.
+  playing(responseId) {
+    this.playStart = { responseId, at: performance.now() };
+  }
+
+  played() {
+    if (!this.playStart) return;
+    this.debug.playedMs += Math.round(performance.now() - this.playStart.at);
+    $("played-ms").textContent = String(this.debug.playedMs);
+    this.playStart = null;
+  }
+
+  interrupted(itemId) {
+    if (!itemId) return;
+    this.cut.add(itemId);
+    const t = this.turns.get(itemId);
+    if (t) t.node.classList.add("interrupted");
   }
 
   onEvent(e) {
@@ -139,15 +197,14 @@ const HANDLERS = {
   "input_audio_buffer.speech_started"(e) {
     // Barge-in: the person talks over the reply, so stop it and tell the server how much of it was heard.
     // (The server has already cancelled the response; only the page knows how much was actually played.)
-    if (this.player.playing) {
+    // Over WebRTC the server does this itself (output_audio_buffer.cleared, then conversation.item.truncated).
+    if (this.player && this.player.playing) {
       const cut = this.player.stop();
       if (cut.itemId) {
-        this.cut.add(cut.itemId);
         this.send({ type: "conversation.item.truncate", item_id: cut.itemId, content_index: 0,
           audio_end_ms: cut.playedMs });
         this.debug.truncates.push(cut);
-        const t = this.turns.get(cut.itemId);
-        if (t) t.node.classList.add("interrupted");
+        this.interrupted(cut.itemId);
       }
     }
     $("talk-state").textContent = "Hearing you…";
@@ -175,7 +232,10 @@ const HANDLERS = {
       el("span", { class: "muted small" }, ` ${top.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(" · ")}`));
   },
   "response.output_item.added"(e) {
-    if (e.item && e.item.type === "message") this.turn(e.item.id, "assistant");
+    if (e.item && e.item.type === "message") {
+      this.turn(e.item.id, "assistant");
+      this.replies.set(e.response_id, e.item.id);
+    }
     $("talk-state").textContent = "Replying…";
   },
   "response.output_audio_transcript.delta"(e) {
@@ -185,7 +245,23 @@ const HANDLERS = {
     this.turn(e.item_id, "assistant").text.append(e.delta);
   },
   "response.output_audio.delta"(e) {
-    if (!this.cut.has(e.item_id)) this.player.enqueue(e.item_id, bytesFromBase64(e.delta));
+    if (this.player && !this.cut.has(e.item_id)) this.player.enqueue(e.item_id, bytesFromBase64(e.delta));
+  },
+  "output_audio_buffer.started"(e) {
+    this.playing(e.response_id);
+  },
+  "output_audio_buffer.stopped"() {
+    this.played();
+  },
+  "output_audio_buffer.cleared"(e) {
+    this.played();
+    this.interrupted(this.replies.get(e.response_id));
+  },
+  "conversation.item.truncated"(e) {
+    if (this.rtc) {  // the server's barge-in: what the page shows as the cut
+      this.debug.truncates.push({ itemId: e.item_id, playedMs: e.audio_end_ms });
+      this.interrupted(e.item_id);
+    }
   },
   "response.done"(e) {
     const r = e.response || {};

@@ -1,7 +1,8 @@
 """The browser playground (issue 9) in a real headless Chromium against a running voxloop.
 
 Talk: Chromium's fake microphone plays a Piper question; the page must show the transcript, the emotion and a
-reply, and play the reply audio. Transcribe, Speak and Emotion run through their tabs; the key and the server's
+reply, and play the reply audio, over WebRTC (the default where the browser has it: issue 21) and over the
+WebSocket (the fallback, chosen in the page's Connection setting); barge-in on both. Transcribe, Speak and Emotion run through their tabs; the key and the server's
 error messages reach the page. Screenshots land in tests/artifacts/ (gitignored)."""
 
 from __future__ import annotations
@@ -33,16 +34,18 @@ STOP = "Stop, wait a moment."
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("playground")
-    # The fake microphone loops its file: a long silence after the question leaves time for the whole reply.
-    question = np.concatenate([silence(1.0), speak(QUESTION), silence(30.0)])
+    # The fake microphone loops its file: a long silence after the question leaves time for the whole reply. It
+    # starts when the page opens the microphone; over WebRTC nothing is sent until the call has connected, so the
+    # question starts 3 s in (a person waits for "Listening" too).
+    question = np.concatenate([silence(3.0), speak(QUESTION), silence(30.0)])
     # 48 kHz, the rate Chromium's audio capture runs at; its WAV reader does not resample.
     mic = root / "question.wav"
     mic.write_bytes(encode(soxr.resample(question, PIPER_RATE, 48_000).astype(np.float32), "wav", rate=48_000))
     # Barge-in: a request for a long story, then, while the story plays, the person talks over it.
-    # Replies start 3-6 s after a turn on this machine, and the small model's "story" may be one sentence: a "stop"
-    # every few seconds talks over whichever reply is playing at the time (each stop is also a turn that gets one).
-    stops = [part for _ in range(6) for part in (silence(4.0), speak(STOP))]
-    barge = np.concatenate([silence(1.0), speak(STORY), *stops, silence(30.0)])
+    # Replies start 3-6 s after a turn on this machine (more under load), and the small model's "story" may be one
+    # sentence: a "stop" every few seconds talks over whichever reply is playing at the time (each stop is also a turn that gets one).
+    stops = [part for _ in range(6) for part in (silence(6.0), speak(STOP))]
+    barge = np.concatenate([silence(3.0), speak(STORY), *stops, silence(30.0)])
     barge_in = root / "barge_in.wav"
     barge_in.write_bytes(encode(soxr.resample(barge, PIPER_RATE, 48_000).astype(np.float32), "wav", rate=48_000))
     sentence = root / "sentence.wav"
@@ -84,9 +87,26 @@ def open_tab(driver, base: str, tab: str) -> None:
     assert not error, error
 
 
-def test_talk_spoken_question_gets_transcript_emotion_and_spoken_reply(browser, server_url: str) -> None:
+def start_talk(driver, transport: str) -> None:
+    """Start a conversation over `transport` ('webrtc': the page's default here; 'websocket': its fallback)."""
+    if transport == "websocket":
+        js(driver, "document.getElementById('talk-transport').value = 'websocket'")
+    driver.find_element("id", "talk-start").click()
+    wait_for(driver, "the session", lambda d: js(d, "return (window.voxloopTalk.events['session.updated'] || 0) > 0"),
+             timeout=60)
+    assert js(driver, "return window.voxloopTalk.transport") == transport
+    if transport == "webrtc":
+        assert js(driver, "return window.voxloopTalk.callId").startswith("rtc_")
+
+
+PLAYING = {"webrtc": "output_audio_buffer.started", "websocket": "response.output_audio.delta"}
+
+
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+def test_talk_spoken_question_gets_transcript_emotion_and_spoken_reply(browser, server_url: str,
+                                                                        transport: str) -> None:
     open_tab(browser, server_url, "talk")
-    browser.find_element("id", "talk-start").click()
+    start_talk(browser, transport)
     user = wait_for(browser, "the user's transcript", lambda d: js(d, """
         const t = document.querySelector('.turn.user .text:not(.pending)');
         return t && t.textContent.trim()"""), timeout=90)
@@ -107,19 +127,23 @@ def test_talk_spoken_question_gets_transcript_emotion_and_spoken_reply(browser, 
     assert played > 300, played
     screenshot(browser, "talk")
     events = js(browser, "return window.voxloopTalk.events")
-    assert events.get("response.output_audio.delta", 0) >= 1, events
+    assert events.get(PLAYING[transport], 0) >= 1, events
+    if transport == "webrtc":  # the reply came on the Opus track, not as events; the server said when it played
+        assert "response.output_audio.delta" not in events, events
+        assert events.get("output_audio_buffer.stopped", 0) >= 1, events
     browser.find_element("id", "talk-stop").click()
 
 
-def test_talk_barge_in_by_speaking_stops_the_reply(clips, server_url: str) -> None:
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+def test_talk_barge_in_by_speaking_stops_the_reply(clips, server_url: str, transport: str) -> None:
     with chromium(fake_audio=clips["barge_in"]) as browser:
         open_tab(browser, server_url, "talk")
         instructions = browser.find_element("id", "talk-instructions")
         instructions.clear()
         instructions.send_keys("You tell long, detailed stories of at least ten sentences.")
-        browser.find_element("id", "talk-start").click()
-        wait_for(browser, "the story to start playing", lambda d: js(d, """
-            return window.voxloopTalk.events['response.output_audio.delta'] > 0"""), timeout=90)
+        start_talk(browser, transport)
+        wait_for(browser, "the story to start playing", lambda d: js(d, f"""
+            return window.voxloopTalk.events['{PLAYING[transport]}'] > 0"""), timeout=90)
         cut = wait_for(browser, "the barge-in truncate", lambda d: js(d, "return window.voxloopTalk.truncates[0]"),
                        timeout=90)
         assert cut["itemId"] and cut["playedMs"] >= 0, cut

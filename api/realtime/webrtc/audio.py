@@ -42,6 +42,16 @@ async def pcm_chunks(track: MediaStreamTrack) -> AsyncIterator[bytes]:
         yield bytes(pending)
 
 
+def pcm_frame(chunk: bytes, pts: int) -> av.AudioFrame:
+    """One 20 ms frame for aiortc's Opus encoder: mono PCM16 at 24 kHz, padded with silence, stamped at `pts`."""
+    frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+    frame.planes[0].update(chunk[:FRAME_BYTES].ljust(FRAME_BYTES, b"\0"))
+    frame.sample_rate = RATE
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, RATE)
+    return frame
+
+
 @dataclass
 class Playout:
     """What the out track is playing: the response and item, and the milliseconds of it sent so far."""
@@ -101,11 +111,7 @@ class PcmOutTrack(MediaStreamTrack):
         chunk = bytes(self._buffer[:FRAME_BYTES])
         del self._buffer[:FRAME_BYTES]
         self._account(len(chunk))
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(chunk.ljust(FRAME_BYTES, b"\0"))
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
+        frame = pcm_frame(chunk, self._pts)
         self._pts += FRAME_SAMPLES
         return frame
 

@@ -63,8 +63,8 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._calls)
 
-    async def start(self, offer: Offer, *, model: str | None, beta: bool,
-                    session: dict[str, Any] | None) -> tuple[str, str]:
+    async def start(self, offer: Offer, *, model: str | None, beta: bool, session: dict[str, Any] | None,
+                    extension_events: bool = False) -> tuple[str, str]:
         """Answer the offer and start the call's session: (call id, SDP answer). Admission is the caller's job."""
         settings = self._services.settings
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings.webrtc_ice_servers)))
@@ -101,7 +101,8 @@ class CallRegistry:
             kind = "transcription_session.update" if transcription else "session.update"
             transport.inject(json.dumps({"type": kind, "session": session}))
         call.session = RealtimeSession(self._services, transport.receive, transport.send, model=model, beta=beta,
-                                       transcription_intent=(session or {}).get("type") == "transcription")
+                                       transcription_intent=(session or {}).get("type") == "transcription",
+                                       extension_events=extension_events)
         self._sessions.track(call.session)
         call.runner = asyncio.create_task(self._run(call))
         call.tasks.append(asyncio.create_task(self._ice_deadline(call, settings.webrtc_ice_timeout_seconds)))

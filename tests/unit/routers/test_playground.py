@@ -16,7 +16,7 @@ def test_page_and_modules_are_served_without_a_key_while_the_api_needs_one(tmp_p
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/playground/app.js">' in page.text
-    for name in ("app.js", "api.js", "talk.js", "audio.js", "pcm-worklet.js", "transcribe.js", "speak.js",
+    for name in ("app.js", "api.js", "talk.js", "rtc.js", "audio.js", "pcm-worklet.js", "transcribe.js", "speak.js",
                  "emotion.js", "style.css"):
         response = client.get(f"/playground/{name}")
         assert response.status_code == 200, name
