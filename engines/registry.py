@@ -7,7 +7,7 @@ fails (with an install hint) when that model is first used.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from engines.base import Engine
@@ -62,6 +62,12 @@ class EngineRegistry:
         self._specs[spec.model_id] = spec
         for alias in spec.aliases:
             self._aliases.setdefault((spec.capability, alias), spec.model_id)
+
+    def replace(self, model_id: str, **changes: Any) -> EngineSpec:
+        """Swap fields of a registered spec (e.g. its factory and device, to serve it from elsewhere)."""
+        spec = replace(self._specs[model_id], **changes)
+        self._specs[model_id] = spec
+        return spec
 
     def alias(self, capability: Capability, alias: str, model_id: str) -> None:
         """Point an alias (e.g. `whisper-1`) at a model id, replacing an earlier target."""

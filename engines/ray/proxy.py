@@ -94,16 +94,13 @@ class DeploymentClient:
         try:
             return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout)
         except BaseException as exc:
-            mapped = engine_error(exc, self.deployment)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            _raise_mapped(exc, self.deployment)
 
     def stream(self, method: str, *args: Any, cancel: CancelToken) -> Iterator[Any]:
         try:
             response = getattr(self.handle.options(stream=True), method).remote(*args)
         except BaseException as exc:
-            raise _mapped(exc, self.deployment) from exc
+            _raise_mapped(exc, self.deployment)
         try:
             while True:
                 cancel.raise_if_cancelled()
@@ -112,7 +109,7 @@ class DeploymentClient:
                 except StopIteration:
                     return
                 except BaseException as exc:
-                    raise _mapped(exc, self.deployment) from exc
+                    _raise_mapped(exc, self.deployment)
                 yield item
         finally:
             cancel_response = getattr(response, "cancel", None)
@@ -120,8 +117,11 @@ class DeploymentClient:
                 cancel_response()  # a consumer that left early (or a cancel) stops the replica's generator
 
 
-def _mapped(exc: BaseException, deployment: str) -> BaseException:
-    return engine_error(exc, deployment)
+def _raise_mapped(exc: BaseException, deployment: str) -> None:
+    mapped = engine_error(exc, deployment)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
 
 
 class RayTranscriber:
