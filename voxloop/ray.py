@@ -106,6 +106,10 @@ class LazyVoxloopApp:
             self._app = app
         return self._app
 
+    @property
+    def routes(self) -> Any:  # Serve names requests by route in its logs and metrics
+        return self.app.routes
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
 
