@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from api.settings import Settings
@@ -106,9 +107,10 @@ class LazyVoxloopApp:
             self._app = app
         return self._app
 
-    @property
-    def routes(self) -> Any:  # Serve names requests by route in its logs and metrics
-        return self.app.routes
+    # Serve names requests by route in its logs from `app.routes`, which trips on FastAPI's included routers; with
+    # none listed (and no slash redirects) its logs name the prefix ("/") and its metrics carry no route tag.
+    routes: list[Any] = []
+    router = SimpleNamespace(redirect_slashes=False)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)

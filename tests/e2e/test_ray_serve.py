@@ -110,7 +110,7 @@ def test_emotion_through_its_deployment(cluster: str) -> None:
 
 def test_models_and_deployment_state(cluster: str) -> None:
     ids = {m["id"] for m in httpx.get(f"{cluster}/v1/models", timeout=30).json()["data"]}
-    assert {"whisper-1", "piper-joe", "voxloop-prosody-lexicon"} <= ids
+    assert {"whisper-tiny.en", "piper-joe", "voxloop-prosody-lexicon"} <= ids
     states = {d["deployment"]: d for d in httpx.get(f"{cluster}/v1/ray/deployments", timeout=30).json()["data"]}
     assert states[SPEECH]["status"] == "HEALTHY" and states[SPEECH]["replicas"] == {"RUNNING": 2}
 
@@ -161,7 +161,9 @@ def test_killing_a_replica_under_load_loses_no_request_silently(cluster: str) ->
                     r = http.post(f"{cluster}/v1/audio/speech", json={"model": "piper-joe", "voice": "alloy",
                                                                         "input": SENTENCE, "response_format": "pcm"})
                     if r.status_code == 200:
-                        outcome = "ok" if r.content == expected else f"silently wrong: {len(r.content)} bytes"
+                        # Piper's noise makes lengths vary by a few percent; a cut stream is far shorter.
+                        whole = abs(len(r.content) - len(expected)) < 0.1 * len(expected)
+                        outcome = "ok" if whole else f"silently cut: {len(r.content)} of ~{len(expected)} bytes"
                     elif r.status_code == 503 and r.headers.get("retry-after") and r.json()["error"]["message"]:
                         outcome = "503"
                     else:
@@ -182,10 +184,13 @@ def test_killing_a_replica_under_load_loses_no_request_silently(cluster: str) ->
     assert len(outcomes) == 24
     assert all(o in ("ok", "503") or o.startswith("broken") for o in outcomes), outcomes
     assert outcomes.count("ok") >= 12, outcomes
-    _wait_for(lambda: _running(SPEECH) == 2, 90, "the killed replica to be replaced")
-    replicas = {serve.get_deployment_handle(SPEECH, APP_NAME).whoami.remote().result()["replica"]
-                for _ in range(20)}
-    assert victim not in replicas and len(replicas) == 2
+    handle = serve.get_deployment_handle(SPEECH, APP_NAME)
+
+    def recovered() -> bool:
+        replicas = {handle.whoami.remote().result()["replica"] for _ in range(20)}
+        return victim not in replicas and len(replicas) == 2
+
+    _wait_for(recovered, 90, "the killed replica to be replaced and serving")
 
 
 def test_transcription_scales_up_under_load_and_back_down(cluster: str) -> None:
