@@ -192,3 +192,11 @@ def run(settings: Settings, *, address: str | None = None) -> None:
     ray.init(address=address, ignore_reinit_error=True)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=True)
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """`serve deploy` / `serve run` entry (deploy/ray/serve.yaml): settings from VOXLOOP_* in the replicas' env;
+    `args.models` lists the models that get their own deployment (default: the voice loop's). Replicas, resources
+    and autoscaling come from the config file's `deployments:` section, by deployment name (`engine-<model>`)."""
+    models = args.get("models")
+    return build_app(Settings(), models=list(models) if models else None)
