@@ -1,7 +1,7 @@
 """The Ray Serve path's overhead per request, beside in-process `voxloop serve`, in the same run.
 
 Both servers hold the same models (Whisper tiny.en, Piper joe): in-process is `voxloop serve` in a subprocess;
-the Ray path is a local one-node Ray with voxloop's Serve app (voxloop/ray.py), one replica per engine. Requests
+the Ray path is a local one-node Ray (both up at once, requests alternating) with voxloop's Serve app (voxloop/ray.py), one replica per engine. Requests
 go one at a time so the figures are latency, not queueing:
 - speech first byte: time to the first audio byte of a streamed pcm answer (one sentence);
 - transcription: whole request time for a 3 s clip.
@@ -19,6 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,12 +39,11 @@ def speech_first_byte(url: str) -> float:
     started = time.perf_counter()
     with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=60) as r:
         r.raise_for_status()
+        first = None
         for piece in r.iter_bytes():
-            if piece:
+            if piece and first is None:
                 first = time.perf_counter() - started
-                break
-        for _ in r.iter_bytes():
-            pass
+    assert first is not None, "no audio"
     return first
 
 
@@ -54,18 +55,22 @@ def transcription(url: str, wav: bytes) -> float:
     return time.perf_counter() - started
 
 
-def measure(url: str, n: int, wav: bytes) -> dict[str, list[float]]:
-    for _ in range(3):  # warm both paths (first loads, first handle calls)
-        speech_first_byte(url)
-        transcription(url, wav)
-    out: dict[str, list[float]] = {"speech_first_byte": [], "transcription": []}
+def measure(urls: dict[str, str], n: int, wav: bytes) -> dict[str, dict[str, list[float]]]:
+    """Requests alternate between the servers, so a burst of load elsewhere hits both alike."""
+    for url in urls.values():
+        for _ in range(3):  # warm both paths (first loads, first handle calls)
+            speech_first_byte(url)
+            transcription(url, wav)
+    out = {name: {"speech_first_byte": [], "transcription": []} for name in urls}
     for _ in range(n):
-        out["speech_first_byte"].append(speech_first_byte(url))
-        out["transcription"].append(transcription(url, wav))
+        for name, url in urls.items():
+            out[name]["speech_first_byte"].append(speech_first_byte(url))
+            out[name]["transcription"].append(transcription(url, wav))
     return out
 
 
-def ray_path(n: int, wav: bytes, cache_dir: str) -> dict[str, list[float]]:
+@contextmanager
+def ray_server(cache_dir: str) -> Iterator[str]:
     import ray
     from ray import serve
 
@@ -79,7 +84,7 @@ def ray_path(n: int, wav: bytes, cache_dir: str) -> dict[str, list[float]]:
     try:
         serve.run(build_app(Settings(cache_dir=cache_dir), models=["whisper-tiny.en", "piper-joe"]),
                   name=APP_NAME, route_prefix="/")
-        return measure(f"http://127.0.0.1:{port}", n, wav)
+        yield f"http://127.0.0.1:{port}"
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -92,9 +97,9 @@ def main() -> None:
     wav = encode(speak("The weather was calm this morning, and the boats were out at sea."))
     print(f"load before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as cache:
-        with voxloop_server({"VOXLOOP_CACHE_DIR": cache, "VOXLOOP_WARMUP": "[]"}) as url:
-            local = measure(url, args.n, wav)
-        remote = ray_path(args.n, wav, cache)
+        with voxloop_server({"VOXLOOP_CACHE_DIR": cache, "VOXLOOP_WARMUP": "[]"}) as url, ray_server(cache) as ray_url:
+            results = measure({"in-process": url, "ray": ray_url}, args.n, wav)
+    local, remote = results["in-process"], results["ray"]
     for key in local:
         overhead_ms = (statistics.median(remote[key]) - statistics.median(local[key])) * 1000
         print(f"{key:18s} in-process {summary(local[key])} | ray {summary(remote[key])} | "
