@@ -13,8 +13,10 @@ the replica on first use (the lifespan event comes first).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,7 +31,8 @@ class DeploymentOptions:
     """Serve options for one engine deployment (any `serve.deployment` keyword)."""
 
     num_replicas: int | str | None = 1
-    num_cpus: float = 1.0
+    # Scheduling shares, not limits: small enough that `voxloop ray` on a 2-core machine places every replica.
+    num_cpus: float = 0.5
     num_gpus: float = 0.0
     autoscaling_config: Mapping[str, Any] | None = None
     max_ongoing_requests: int = 4
@@ -169,8 +172,6 @@ def build_app(
         deployed[spec.model_id] = name
         opts = options.get(spec.model_id, DeploymentOptions())
         deployment = serve.deployment(EngineReplica, name=name, **opts.serve_kwargs())
-        from functools import partial
-
         bound.append(deployment.bind(partial(build_engine, settings, spec.model_id), spec.model_id))
 
     lazy = LazyVoxloopApp(settings, deployed, app_name)
@@ -180,7 +181,7 @@ def build_app(
         def __init__(self, *engines: Any):
             self._engines = engines  # handles; the proxies find theirs by name (they are made in the app)
 
-    ingress_opts = ingress or DeploymentOptions(num_cpus=1.0, max_ongoing_requests=256, max_queued_requests=-1)
+    ingress_opts = ingress or DeploymentOptions(num_cpus=0.25, max_ongoing_requests=256, max_queued_requests=-1)
     return serve.deployment(VoxloopIngress, name="ingress", **ingress_opts.serve_kwargs()).bind(*bound)
 
 
@@ -191,7 +192,13 @@ def run(settings: Settings, *, address: str | None = None) -> None:
 
     ray.init(address=address, ignore_reinit_error=True)
     serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=True)
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # Ctrl-C: take the app down with the local Ray this command started
+        serve.delete(APP_NAME)
+        ray.shutdown()
 
 
 def app_builder(args: dict[str, Any]) -> Any:
