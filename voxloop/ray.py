@@ -73,7 +73,7 @@ def ray_registry_hook(deployed: Mapping[str, str], app_name: str):
     """A `create_app` hook: the deployed models' specs build Ray proxies instead of local engines."""
 
     def adapt(registry: EngineRegistry) -> None:
-        from engines.ray.proxy import PROXIES, DeploymentClient
+        from engines.ray.proxy import PROXIES, DeploymentClient, deployment_problem
 
         for model_id, name in deployed.items():
             spec = registry.resolve(model_id)
@@ -84,7 +84,7 @@ def ray_registry_hook(deployed: Mapping[str, str], app_name: str):
                 device="remote",  # its memory is the replica's to budget
                 memory_bytes=0,
                 workers=max(1, spec.workers, 8),  # calls wait on handles, not on cores here
-                probe=None,
+                probe=lambda n=name: deployment_problem(n, app_name),  # /ready: a replica runs
                 owned_by="ray",
             )
 

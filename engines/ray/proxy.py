@@ -124,6 +124,20 @@ def _raise_mapped(exc: BaseException, deployment: str) -> None:
     raise mapped from exc
 
 
+def deployment_problem(deployment: str, app_name: str) -> str | None:
+    """/ready's probe for a deployed model: None while a replica runs, else what the Serve controller says."""
+    from ray import serve
+
+    app = serve.status().applications.get(app_name)
+    info = app.deployments.get(deployment) if app is not None else None
+    if info is None:
+        return f"the Ray deployment '{deployment}' is not deployed"
+    running = sum(n for state, n in info.replica_states.items() if str(getattr(state, "value", state)) == "RUNNING")
+    if running == 0:
+        return f"the Ray deployment '{deployment}' has no running replica ({getattr(info.status, 'value', info.status)})"
+    return None
+
+
 class RayTranscriber:
     """`Transcriber` (and `StreamingTranscriber` when the model streams) served by a deployment."""
 

@@ -113,6 +113,8 @@ def test_models_and_deployment_state(cluster: str) -> None:
     assert {"whisper-tiny.en", "piper-joe", "voxloop-prosody-lexicon"} <= ids
     states = {d["deployment"]: d for d in httpx.get(f"{cluster}/v1/ray/deployments", timeout=30).json()["data"]}
     assert states[SPEECH]["status"] == "HEALTHY" and states[SPEECH]["replicas"] == {"RUNNING": 2}
+    ready = httpx.get(f"{cluster}/ready", timeout=60)
+    assert ready.status_code == 200 and not ready.json()["problems"], ready.text
 
 
 def test_replicas_answer_from_both_nodes(cluster: str) -> None:
