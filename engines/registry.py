@@ -13,6 +13,20 @@ from typing import Any, Literal
 from engines.base import Engine
 
 Capability = Literal["transcription", "speech", "emotion", "vad", "chat"]
+LoadState = Literal["not_loaded", "loading", "loaded"]
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """A model served by replicas elsewhere (a Ray Serve deployment), read live from whoever runs them."""
+
+    deployment: str
+    status: str  # as the deployment's controller says: HEALTHY, UPDATING, UPSCALING, DOWNSCALING, UNHEALTHY...
+    replicas_running: int
+    replicas_target: int
+    ongoing: int  # requests this server has in flight to the replicas
+    queued: int  # of those, requests waiting for a free replica slot
+    state: LoadState  # loaded while a replica runs (each replica loads its weights on start)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,8 @@ class EngineSpec:
     memory_bytes: int = 0
     # Learn again capabilities that live elsewhere (a remote's voices). Does I/O: callers run it off the event loop.
     refresh: Callable[[], None] | None = None
+    # Served by replicas elsewhere (voxloop on Ray): their live state. Does I/O: callers run it off the event loop.
+    serving: Callable[[], ServingState] | None = None
 
 
 class UnknownModel(LookupError):

@@ -74,13 +74,18 @@ def ray_registry_hook(deployed: Mapping[str, str], app_name: str):
 
     def adapt(registry: EngineRegistry) -> None:
         from engines.ray.proxy import PROXIES, DeploymentClient, deployment_problem
+        from engines.ray.state import DeploymentStates
 
+        # One client per model, shared by every proxy the manager builds, so its in-flight count is the server's.
+        clients = {model_id: DeploymentClient(name, app_name) for model_id, name in deployed.items()}
+        states = DeploymentStates(app_name, clients)
         for model_id, name in deployed.items():
             spec = registry.resolve(model_id)
             proxy = PROXIES[spec.capability]
             registry.replace(
                 spec.model_id,
-                factory=lambda p=proxy, n=name, c=spec.capabilities: p(DeploymentClient(n, app_name), c),
+                factory=lambda p=proxy, cl=clients[model_id], c=spec.capabilities: p(cl, c),
+                serving=states.serving(model_id),  # /v1/models, /ready, /metrics: replicas, queue, load state
                 device="remote",  # its memory is the replica's to budget
                 memory_bytes=0,
                 workers=max(1, spec.workers, 8),  # calls wait on handles, not on cores here

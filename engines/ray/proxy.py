@@ -15,7 +15,9 @@ Ray's failures become engine errors the API already maps (api/http/errors.py):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engines.base import (
@@ -69,7 +71,8 @@ def engine_error(exc: BaseException, deployment: str) -> BaseException:
 
 
 class DeploymentClient:
-    """A lazily made handle to one deployment of one Serve application, with error mapping."""
+    """A lazily made handle to one deployment of one Serve application, with error mapping. It counts the calls
+    in flight through it (`ongoing`), which the deployment's state reports (engines/ray/state.py)."""
 
     def __init__(self, deployment: str, app_name: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  get_handle: Callable[[str, str], Any] | None = None):
@@ -78,6 +81,22 @@ class DeploymentClient:
         self.timeout = timeout
         self._get_handle = get_handle
         self._handle: Any = None
+        self._lock = threading.Lock()
+        self._ongoing = 0
+
+    @property
+    def ongoing(self) -> int:
+        return self._ongoing
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self._ongoing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ongoing -= 1
 
     @property
     def handle(self) -> Any:
@@ -91,12 +110,17 @@ class DeploymentClient:
         return self._handle
 
     def call(self, method: str, *args: Any) -> Any:
-        try:
-            return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout)
-        except BaseException as exc:
-            _raise_mapped(exc, self.deployment)
+        with self._counted():
+            try:
+                return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout)
+            except BaseException as exc:
+                _raise_mapped(exc, self.deployment)
 
     def stream(self, method: str, *args: Any, cancel: CancelToken) -> Iterator[Any]:
+        with self._counted():
+            yield from self._stream(method, *args, cancel=cancel)
+
+    def _stream(self, method: str, *args: Any, cancel: CancelToken) -> Iterator[Any]:
         try:
             response = getattr(self.handle.options(stream=True), method).remote(*args)
         except BaseException as exc:

@@ -25,6 +25,7 @@ from tests.support.realtime import Events, stream_audio, to_pcm16_24k
 from tests.support.server import free_port
 from tests.support.speech import encode, silence, speak
 from tests.support.wer import wer
+from tests.unit.api.test_metrics import value
 
 ray = pytest.importorskip("ray", reason="needs the ray extra (pip install 'voxloop[ray]')")
 from ray import serve  # noqa: E402
@@ -55,7 +56,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = Settings(cache_dir=tmp_path_factory.mktemp("ray-cache"))
     options = {
         "piper-joe": DeploymentOptions(num_replicas=2, num_cpus=0.5),
-        "whisper-tiny.en": DeploymentOptions(num_cpus=0.5, autoscaling_config=AUTOSCALING),
+        # One request per replica at a time, so load queues at the handle (and /v1/models shows the queue).
+        "whisper-tiny.en": DeploymentOptions(num_cpus=0.5, autoscaling_config=AUTOSCALING, max_ongoing_requests=1),
         "voxloop-prosody-lexicon": DeploymentOptions(num_cpus=0.25),
     }
     serve.run(build_app(settings, options=options), name=APP_NAME, route_prefix="/")
@@ -108,13 +110,30 @@ def test_emotion_through_its_deployment(cluster: str) -> None:
     assert body["label"] in body["scores"] and body["valence"] < 0, body
 
 
-def test_models_and_deployment_state(cluster: str) -> None:
-    ids = {m["id"] for m in httpx.get(f"{cluster}/v1/models", timeout=30).json()["data"]}
-    assert {"whisper-tiny.en", "piper-joe", "voxloop-prosody-lexicon"} <= ids
+def _cards(cluster: str) -> dict[str, dict]:
+    return {m["id"]: m for m in httpx.get(f"{cluster}/v1/models", timeout=30).json()["data"]}
+
+
+def test_models_ready_and_metrics_report_each_deployment(cluster: str) -> None:
+    cards = _cards(cluster)
+    assert {"whisper-tiny.en", "piper-joe", "voxloop-prosody-lexicon"} <= set(cards)
+    speech = cards["piper-joe"]["deployment"]
+    assert speech == {"name": SPEECH, "status": "HEALTHY", "replicas_running": 2, "replicas_target": 2,
+                      "ongoing_requests": 0, "queued_requests": 0}, speech
+    assert cards["piper-joe"]["state"] == "loaded"  # its replicas loaded it; the ingress never did
+    assert cards["whisper-tiny.en"]["deployment"]["replicas_target"] == 1
     states = {d["deployment"]: d for d in httpx.get(f"{cluster}/v1/ray/deployments", timeout=30).json()["data"]}
     assert states[SPEECH]["status"] == "HEALTHY" and states[SPEECH]["replicas"] == {"RUNNING": 2}
     ready = httpx.get(f"{cluster}/ready", timeout=60)
     assert ready.status_code == 200 and not ready.json()["problems"], ready.text
+    deployments = ready.json()["deployments"]
+    assert set(deployments) == {"piper-joe", "whisper-tiny.en", "voxloop-prosody-lexicon"}
+    assert deployments["piper-joe"]["replicas_running"] == 2 and deployments["piper-joe"]["state"] == "loaded"
+    metrics = httpx.get(f"{cluster}/metrics", timeout=30).text
+    assert value(metrics, "voxloop_deployment_replicas", model="piper-joe", deployment=SPEECH, kind="running") == 2
+    assert value(metrics, "voxloop_deployment_replicas", model="piper-joe", deployment=SPEECH, kind="target") == 2
+    assert value(metrics, "voxloop_deployment_loaded", model="whisper-tiny.en", deployment=ASR) == 1
+    assert value(metrics, "voxloop_deployment_queued_requests", model="whisper-tiny.en", deployment=ASR) == 0
 
 
 def test_replicas_answer_from_both_nodes(cluster: str) -> None:
@@ -209,17 +228,30 @@ def test_transcription_scales_up_under_load_and_back_down(cluster: str) -> None:
                 if r.status_code != 200:
                     errors.append(f"{r.status_code}: {r.text[:200]}")
 
+    seen: list[dict] = []  # the transcription deployment as /v1/models reports it under load
+
+    def scaled_up() -> bool:
+        seen.append(_cards(cluster)["whisper-tiny.en"]["deployment"])
+        return _running(ASR) == 2
+
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
     try:
-        _wait_for(lambda: _running(ASR) == 2, 90, "a second transcription replica under load")
+        _wait_for(scaled_up, 90, "a second transcription replica under load")
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert not errors, errors
+    # Four clients, one request per replica at a time: requests queued, and the target went to 2 before the
+    # second replica ran.
+    assert max(d["queued_requests"] for d in seen) >= 1, seen
+    assert max(d["ongoing_requests"] for d in seen) >= 2, seen
+    assert any(d["replicas_target"] == 2 for d in seen), seen
     _wait_for(lambda: _running(ASR) == 1, 90, "the transcription deployment to scale back to one replica")
+    after = _cards(cluster)["whisper-tiny.en"]["deployment"]
+    assert (after["replicas_running"], after["replicas_target"], after["queued_requests"]) == (1, 1, 0), after
 
 
 def _wav(pcm: bytes) -> bytes:
