@@ -1,9 +1,10 @@
 """voxloop on Ray Serve: the same FastAPI app as the ingress deployment, each engine its own deployment.
 
 `build_app(settings)` returns a Serve application: one `EngineReplica` deployment per served model (transcription,
-speech, emotion), each with its own replicas, resources and autoscaling (`DeploymentOptions`, or
+speech, emotion, the embedded LLM), each with its own replicas, resources and autoscaling (`DeploymentOptions`, or
 deploy/ray/serve.yaml), and the ingress running `create_app` with those models' registry specs swapped for Ray
-proxies (engines/ray/proxy.py). Everything else (chat, VAD, models not deployed) stays in the ingress replica, as
+proxies (engines/ray/proxy.py). The embedded LLM is deployed too (without an upstream LLM: chat through vLLM stays
+a proxy, vLLM scales itself). Everything else (VAD, models not deployed) stays in the ingress replica, as
 in-process. A realtime session stays on the ingress replica that accepted its socket; its engine calls go through
 the handles.
 
@@ -54,8 +55,19 @@ class DeploymentOptions:
 
 
 def default_models(settings: Settings) -> list[str]:
-    """The voice loop's models: the default transcriber, the fast voice and the default emotion model."""
-    return [settings.whisper.default_model, settings.tts.fast_model, settings.emotion.default_model]
+    """The voice loop's models: the default transcriber, the fast voice, the default emotion model and, without an
+    upstream LLM, the embedded one."""
+    models = [settings.whisper.default_model, settings.tts.fast_model, settings.emotion.default_model]
+    if settings.chat_base_url is None:
+        from voxloop.app import build_registry
+
+        models += [spec.model_id for spec in build_registry(settings).specs("chat")]
+    return models
+
+
+def default_options(capability: str) -> DeploymentOptions:
+    # llama.cpp runs one completion at a time per model (in-process, one engine thread): so does each replica.
+    return DeploymentOptions(max_ongoing_requests=1) if capability == "chat" else DeploymentOptions()
 
 
 def deployment_name(model_id: str) -> str:
@@ -171,11 +183,12 @@ def build_app(
     bound = []
     for model in dict.fromkeys(models or default_models(settings)):
         spec = registry.resolve(model)
-        if spec.capability not in ("transcription", "speech", "emotion"):
-            raise ValueError(f"{model} is a {spec.capability} model; Ray serves transcription, speech and emotion")
+        if spec.capability not in ("transcription", "speech", "emotion", "chat"):
+            raise ValueError(f"{model} is a {spec.capability} model; Ray serves transcription, speech, emotion and "
+                             "the embedded LLM")
         name = deployment_name(spec.model_id)
         deployed[spec.model_id] = name
-        opts = options.get(spec.model_id, DeploymentOptions())
+        opts = options.get(spec.model_id, default_options(spec.capability))
         deployment = serve.deployment(EngineReplica, name=name, **opts.serve_kwargs())
         bound.append(deployment.bind(partial(build_engine, settings, spec.model_id), spec.model_id))
 

@@ -220,8 +220,29 @@ class RayEmotionRecognizer:
         pass
 
 
+class RayChat:
+    """The embedded LLM (llama.cpp) served by a deployment: `complete` and `stream` as `LlamaCppChat` has them;
+    streamed chunks (one per token) arrive as the replica makes them."""
+
+    def __init__(self, client: DeploymentClient, capabilities: Any):
+        self._client = client
+        self.capabilities = capabilities
+
+    def complete(self, body: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
+        (cancel or CancelToken()).raise_if_cancelled()  # a whole-result call runs to its end in the replica
+        return self._client.call("complete", body)
+
+    def stream(self, body: dict[str, Any], cancel: CancelToken) -> Iterator[dict[str, Any]]:
+        cancel.raise_if_cancelled()
+        yield from self._client.stream("stream_chat", body, cancel=cancel)
+
+    def close(self) -> None:
+        pass
+
+
 PROXIES: dict[str, type] = {
     "transcription": RayTranscriber,
     "speech": RaySynthesizer,
     "emotion": RayEmotionRecognizer,
+    "chat": RayChat,
 }

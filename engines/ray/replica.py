@@ -1,9 +1,10 @@
-"""`EngineReplica`: one Ray Serve replica holding one engine (a transcriber, a synthesizer or an emotion recognizer).
+"""`EngineReplica`: one Ray Serve replica holding one engine (a transcriber, a synthesizer, an emotion recognizer or
+the embedded LLM).
 
 The replica builds its engine itself from a picklable builder (voxloop/ray.py passes one that rebuilds the model's
 spec from settings), so weights load on the replica's node, never on the driver. Its methods mirror the engine
-Protocols; streaming ones are generators, so a handle called with `stream=True` gets speech chunks and
-transcription segments/updates as they come, not whole results. Values cross as the engines' own frozen
+Protocols; streaming ones are generators, so a handle called with `stream=True` gets speech chunks, transcription
+segments/updates and chat tokens as they come, not whole results. Values cross as the engines' own frozen
 dataclasses (pickled by Ray).
 
 A cancel token cannot cross processes: when the caller drops the stream, Ray cancels the generator and the engine
@@ -89,6 +90,19 @@ class EngineReplica:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+    # --- chat (the embedded LLM) ---------------------------------------------------------------------------
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._engine.complete(body, CancelToken())
+
+    def stream_chat(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """`chat.completion.chunk` dicts, one per token as llama.cpp makes them."""
+        chunks = self._engine.stream(body, CancelToken())
+        try:
+            yield from chunks
+        finally:
+            chunks.close()  # a cancelled call stops the model at its next token
 
     # --- emotion ------------------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 SPEECH = deployment_name("piper-joe")
 ASR = deployment_name("whisper-tiny.en")
+LLM_MODEL = "smollm2-135m-instruct"
+LLM = deployment_name(LLM_MODEL)
 AUTOSCALING = {
     "min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 1,
     "upscale_delay_s": 0.5, "downscale_delay_s": 3.0, "metrics_interval_s": 0.5, "look_back_period_s": 1.0,
@@ -59,6 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # One request per replica at a time, so load queues at the handle (and /v1/models shows the queue).
         "whisper-tiny.en": DeploymentOptions(num_cpus=0.5, autoscaling_config=AUTOSCALING, max_ongoing_requests=1),
         "voxloop-prosody-lexicon": DeploymentOptions(num_cpus=0.25),
+        LLM_MODEL: DeploymentOptions(num_cpus=0.5, max_ongoing_requests=1),  # llama.cpp: one completion at a time
     }
     serve.run(build_app(settings, options=options), name=APP_NAME, route_prefix="/")
     try:
@@ -114,6 +117,24 @@ def _cards(cluster: str) -> dict[str, dict]:
     return {m["id"]: m for m in httpx.get(f"{cluster}/v1/models", timeout=30).json()["data"]}
 
 
+def test_chat_runs_in_the_llm_deployment_and_streams_tokens(cluster: str, sdk: openai.OpenAI) -> None:
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    completion = sdk.chat.completions.create(model=LLM_MODEL, messages=question, max_tokens=40, temperature=0)
+    assert "paris" in (completion.choices[0].message.content or "").lower(), completion
+    chunks = list(sdk.chat.completions.create(model=LLM_MODEL, messages=question, max_tokens=40, temperature=0,
+                                              stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "paris" in text.lower() and chunks[-1].usage.completion_tokens > 1
+    # The replica yields chunk by chunk through the handle (one per token), not one whole result.
+    handle = serve.get_deployment_handle(LLM, APP_NAME)
+    streamed = list(handle.options(stream=True).stream_chat.remote(
+        {"model": LLM_MODEL, "messages": question, "max_tokens": 40, "temperature": 0}))
+    assert len([c for c in streamed if c["choices"] and c["choices"][0]["delta"].get("content")]) > 1
+    assert handle.whoami.remote().result()["model"] == LLM_MODEL
+    card = _cards(cluster)[LLM_MODEL]
+    assert card["deployment"]["replicas_running"] == 1 and card["device"] == "remote", card
+
+
 def test_models_ready_and_metrics_report_each_deployment(cluster: str) -> None:
     cards = _cards(cluster)
     assert {"whisper-tiny.en", "piper-joe", "voxloop-prosody-lexicon"} <= set(cards)
@@ -127,7 +148,7 @@ def test_models_ready_and_metrics_report_each_deployment(cluster: str) -> None:
     ready = httpx.get(f"{cluster}/ready", timeout=60)
     assert ready.status_code == 200 and not ready.json()["problems"], ready.text
     deployments = ready.json()["deployments"]
-    assert set(deployments) == {"piper-joe", "whisper-tiny.en", "voxloop-prosody-lexicon"}
+    assert set(deployments) == {"piper-joe", "whisper-tiny.en", "voxloop-prosody-lexicon", LLM_MODEL}
     assert deployments["piper-joe"]["replicas_running"] == 2 and deployments["piper-joe"]["state"] == "loaded"
     metrics = httpx.get(f"{cluster}/metrics", timeout=30).text
     assert value(metrics, "voxloop_deployment_replicas", model="piper-joe", deployment=SPEECH, kind="running") == 2

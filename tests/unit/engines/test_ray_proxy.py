@@ -126,3 +126,20 @@ def test_registry_replace_swaps_a_specs_factory() -> None:
     registry.replace("m", factory=lambda: "ray", device="remote")
     assert registry.resolve("tts-1", "speech").factory() == "ray"
     assert registry.resolve("m").device == "remote"
+
+
+def test_chat_streams_token_chunks_and_completes_through_the_llm_deployment() -> None:
+    from engines.ray.proxy import PROXIES, RayChat
+
+    chunks = [{"choices": [{"delta": {"content": word}}]} for word in ("Paris", " is", " it")]
+    deployment, handle = client(iter(chunks))
+    chat = PROXIES["chat"](deployment, None)
+    assert isinstance(chat, RayChat)
+    stream = chat.stream({"messages": []}, CancelToken())
+    assert next(stream) is chunks[0] and deployment.ongoing == 1  # in flight while the replica still streams
+    assert list(stream) == chunks[1:] and deployment.ongoing == 0
+    deployment, _ = client({"choices": [{"message": {"content": "Paris"}}]})
+    assert RayChat(deployment, None).complete({"messages": []})["choices"][0]["message"]["content"] == "Paris"
+    deployment, _ = client(rex.ActorDiedError())
+    with pytest.raises(ReplicaUnavailableError):
+        RayChat(deployment, None).complete({"messages": []}, CancelToken())
