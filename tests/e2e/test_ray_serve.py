@@ -235,6 +235,43 @@ def test_killing_a_replica_under_load_loses_no_request_silently(cluster: str) ->
     _wait_for(recovered, 90, "the killed replica to be replaced and serving")
 
 
+def _replica_actors(deployment: str) -> list[str]:
+    prefix = f"SERVE_REPLICA::{APP_NAME}#{deployment}#"
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)]
+
+
+async def test_realtime_session_keeps_going_after_its_llm_replica_dies_mid_turn(cluster: str) -> None:
+    """The LLM's replica is killed while it streams a spoken reply (the voice loop reads tokens as fast as it
+    speaks them, so the stream is still open): the turn ends with an `error` event and a failed response, the
+    socket stays open, and once Serve has replaced the replica the same session answers the next turn."""
+    client = openai.AsyncOpenAI(base_url=f"{cluster}/v1", api_key="x", max_retries=0)
+    story = {"type": "message", "role": "user",
+             "content": [{"type": "input_text", "text": "Tell me a long story about a dragon and a knight."}]}
+    async with client.realtime.connect(model="voxloop") as conn:
+        events = Events(conn)
+        await events.until("session.created")
+        await conn.session.update(session={"type": "realtime", "max_output_tokens": 1000,
+                                           "audio": {"input": {"turn_detection": None}}})
+        await events.until("session.updated")
+        await conn.conversation.item.create(item=story)
+        await conn.response.create()
+        await events.until("response.output_audio.delta", timeout=120)  # the reply is being spoken now
+        (victim,) = _replica_actors(LLM)
+        ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+        done = await events.until("response.done", timeout=120)
+        assert done["response"]["status"] == "failed", done["response"]
+        error = events.of("error")[-1]["error"]
+        assert "replica" in error["message"].lower(), error  # the replica died: retryable, said plainly
+        _wait_for(lambda: _running(LLM) == 1 and _replica_actors(LLM) != [victim], 120, "a new LLM replica")
+        await conn.session.update(session={"type": "realtime", "max_output_tokens": 30})
+        await events.until("session.updated")
+        mark = len(events.seen)
+        await conn.response.create()  # the same socket, the same conversation
+        again = await events.until("response.done", timeout=180)
+        assert again["response"]["status"] in ("completed", "incomplete"), again["response"]
+        assert any(e["type"] == "response.output_audio.delta" for e in events.seen[mark:]), "not spoken"
+
+
 def test_transcription_scales_up_under_load_and_back_down(cluster: str) -> None:
     assert _running(ASR) == 1
     wav = encode(np.concatenate([speak(SENTENCE), speak(SENTENCE)]))
