@@ -172,14 +172,16 @@ async def test_realtime_spoken_round_trip(cluster: str, sdk: openai.OpenAI) -> N
         events = Events(conn)
         await events.until("session.created")
         await conn.session.update(session={
-            "type": "realtime", "instructions": "Answer in one short sentence.",
+            # The toy LLM samples (temperature 0.8) and may ramble: bound the reply, so a turn spoken on two loaded
+            # cores stays within the timeout. A reply cut at the bound is `incomplete`, still spoken.
+            "type": "realtime", "instructions": "Answer in one short sentence.", "max_output_tokens": 60,
             "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": {
                 "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}}}})
         await events.until("session.updated")
         await stream_audio(conn, to_pcm16_24k(np.concatenate([silence(0.3), speak(question), silence(1.0)])),
                            realtime=False)
         done = await events.until("response.done", timeout=180)
-    assert done["response"]["status"] == "completed", done
+    assert done["response"]["status"] in ("completed", "incomplete"), done
     asked = events.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
     assert wer(question, asked) <= 0.25, asked
     transcript = events.of("response.output_audio_transcript.done")[0]["transcript"]
