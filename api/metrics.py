@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from engines.manager import ModelManager
-    from engines.registry import EngineRegistry
+    from engines.registry import EngineRegistry, ServingState
 
 T = TypeVar("T")
 
@@ -61,6 +61,42 @@ class _ModelStateCollector(Collector):
         yield loaded
         yield in_flight
         yield memory
+
+
+class _ServingCollector(Collector):
+    """Per-deployment gauges (`voxloop ray`) from states the caller read off the event loop for this scrape."""
+
+    def __init__(self, serving: Mapping[str, ServingState | str]):
+        self._serving = serving
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        replicas = GaugeMetricFamily(
+            "voxloop_deployment_replicas",
+            "Replicas of a model's own deployment: running now, and the target its controller scales to.",
+            labels=["model", "deployment", "kind"],
+        )
+        ongoing = GaugeMetricFamily(
+            "voxloop_deployment_ongoing_requests", "Requests this server has in flight to the deployment.",
+            labels=["model", "deployment"],
+        )
+        queued = GaugeMetricFamily(
+            "voxloop_deployment_queued_requests", "Requests waiting for a free replica slot of the deployment.",
+            labels=["model", "deployment"],
+        )
+        loaded = GaugeMetricFamily(
+            "voxloop_deployment_loaded", "1 while a replica of the deployment runs (its weights loaded).",
+            labels=["model", "deployment"],
+        )
+        for model, state in self._serving.items():
+            if isinstance(state, str):  # its controller could not be read: no series rather than a wrong one
+                continue
+            labels = [model, state.deployment]
+            replicas.add_metric([*labels, "running"], float(state.replicas_running))
+            replicas.add_metric([*labels, "target"], float(state.replicas_target))
+            ongoing.add_metric(labels, float(state.ongoing))
+            queued.add_metric(labels, float(state.queued))
+            loaded.add_metric(labels, 1.0 if state.state == "loaded" else 0.0)
+        yield from (replicas, ongoing, queued, loaded)
 
 
 class Metrics:
@@ -153,8 +189,14 @@ class Metrics:
         """Stages: e.g. `vad`, `asr`, `llm_first_token`, `tts_first_audio`, `end_to_end`."""
         self.realtime_stage.labels(stage).observe(seconds)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, serving: Mapping[str, ServingState | str] | None = None) -> bytes:
+        """The exposition; `serving` adds the per-deployment series (api/models/service.py `serving_states`)."""
+        text = generate_latest(self.registry)
+        if serving:
+            extra = CollectorRegistry(auto_describe=False)
+            extra.register(_ServingCollector(serving))
+            text += generate_latest(extra)
+        return text
 
 
 def _task_count() -> float:

@@ -7,12 +7,26 @@ fails (with an install hint) when that model is first used.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from engines.base import Engine
 
 Capability = Literal["transcription", "speech", "emotion", "vad", "chat"]
+LoadState = Literal["not_loaded", "loading", "loaded"]
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """A model served by replicas elsewhere (a Ray Serve deployment), read live from whoever runs them."""
+
+    deployment: str
+    status: str  # as the deployment's controller says: HEALTHY, UPDATING, UPSCALING, DOWNSCALING, UNHEALTHY...
+    replicas_running: int
+    replicas_target: int
+    ongoing: int  # requests this server has in flight to the replicas
+    queued: int  # of those, requests waiting for a free replica slot
+    state: LoadState  # loaded while a replica runs (each replica loads its weights on start)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,8 @@ class EngineSpec:
     memory_bytes: int = 0
     # Learn again capabilities that live elsewhere (a remote's voices). Does I/O: callers run it off the event loop.
     refresh: Callable[[], None] | None = None
+    # Served by replicas elsewhere (voxloop on Ray): their live state. Does I/O: callers run it off the event loop.
+    serving: Callable[[], ServingState] | None = None
 
 
 class UnknownModel(LookupError):
@@ -62,6 +78,12 @@ class EngineRegistry:
         self._specs[spec.model_id] = spec
         for alias in spec.aliases:
             self._aliases.setdefault((spec.capability, alias), spec.model_id)
+
+    def replace(self, model_id: str, **changes: Any) -> EngineSpec:
+        """Swap fields of a registered spec (e.g. its factory and device, to serve it from elsewhere)."""
+        spec = replace(self._specs[model_id], **changes)
+        self._specs[model_id] = spec
+        return spec
 
     def alias(self, capability: Capability, alias: str, model_id: str) -> None:
         """Point an alias (e.g. `whisper-1`) at a model id, replacing an earlier target."""

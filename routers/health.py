@@ -7,6 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
+from api.models.service import deployment_card, serving_states
+from engines.registry import ServingState
 
 router = APIRouter(tags=["health"])
 
@@ -28,11 +30,21 @@ async def ready(services: ServicesDep) -> JSONResponse:
         problem = await run_in_threadpool(spec.probe) if spec.probe else None
         if problem:
             problems[spec.model_id] = problem
+    # Models in their own deployments (`voxloop ray`): replicas, queue and load state, as /v1/models shows them.
+    deployments = {}
+    for model_id, state in (await run_in_threadpool(serving_states, services.registry.specs())).items():
+        if isinstance(state, ServingState):
+            deployments[model_id] = {"state": state.state, **deployment_card(state).model_dump()}
+        else:  # its controller cannot be read
+            problems[model_id] = "; ".join(filter(None, (problems.get(model_id), state)))
     warmup = services.warmup
     if warmup is not None:
         problems.update({f"warmup:{role}": reason for role, reason in warmup.failed.items()})
-    models = {spec.model_id: services.manager.state(spec.model_id) for spec in specs}
+    models = {spec.model_id: deployments[spec.model_id]["state"] if spec.model_id in deployments
+              else services.manager.state(spec.model_id) for spec in specs}
     status = "not_ready" if problems else "warming" if warmup is not None and not warmup.done else "ready"
     body = {"status": status, "models": models, "problems": problems,
             "warming": list(warmup.pending) if warmup is not None else []}
+    if deployments:
+        body["deployments"] = deployments
     return JSONResponse(body, status_code=200 if status == "ready" else 503)

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Services, ServicesDep
 from api.http.errors import ModelNotFoundError
 from api.http.schemas import ERROR_RESPONSES
 from api.models.protocol import ModelCard, ModelDeleted, ModelList
-from engines.registry import EngineSpec, UnknownModel
+from api.models.service import deployment_card, serving_states
+from engines.registry import EngineSpec, ServingState, UnknownModel
 
 router = APIRouter(tags=["models"])
 
 
-def _card(services: Services, spec: EngineSpec) -> ModelCard:
+def _card(services: Services, spec: EngineSpec, serving: ServingState | str | None = None) -> ModelCard:
+    deployed = serving if isinstance(serving, ServingState) else None
     return ModelCard(
         id=spec.model_id,
         created=services.started_at,
         owned_by=spec.owned_by,
         capability=spec.capability,
-        state=services.manager.state(spec.model_id),
+        # A model in its own deployment is loaded where its replicas run, not in this process.
+        state=deployed.state if deployed is not None else services.manager.state(spec.model_id),
         aliases=list(spec.aliases),
         description=spec.description,
         device=spec.device,
         memory_bytes=services.manager.memory(spec),
+        deployment=deployment_card(deployed) if deployed is not None else None,
     )
 
 
@@ -36,7 +41,9 @@ def _spec_or_404(services: Services, model_id: str) -> EngineSpec:
 
 @router.get("/v1/models", response_model=ModelList, responses=ERROR_RESPONSES)
 async def list_models(services: ServicesDep) -> ModelList:
-    cards = [_card(services, spec) for spec in services.registry.specs()]
+    specs = services.registry.specs()
+    serving = await run_in_threadpool(serving_states, specs)  # asks the Ray controller, where there is one
+    cards = [_card(services, spec, serving.get(spec.model_id)) for spec in specs]
     for model in await services.chat.upstream_models():  # the upstream LLM's models, as vLLM lists them
         cards.append(
             ModelCard(id=str(model["id"]), created=int(model.get("created") or services.started_at),
@@ -48,7 +55,9 @@ async def list_models(services: ServicesDep) -> ModelList:
 
 @router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=ERROR_RESPONSES)
 async def retrieve_model(model_id: str, services: ServicesDep) -> ModelCard:
-    return _card(services, _spec_or_404(services, model_id))
+    spec = _spec_or_404(services, model_id)
+    serving = await run_in_threadpool(serving_states, [spec])
+    return _card(services, spec, serving.get(spec.model_id))
 
 
 @router.delete("/v1/models/{model_id:path}", response_model=ModelDeleted, responses=ERROR_RESPONSES)

@@ -99,8 +99,11 @@ def build_registry(settings: Settings) -> EngineRegistry:
     return registry
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings,
+                   adapt_registry: Callable[[EngineRegistry], None] | None = None) -> Services:
     registry = build_registry(settings)
+    if adapt_registry is not None:  # voxloop on Ray: engines become proxies to deployments (voxloop/ray.py)
+        adapt_registry(registry)
     metrics = Metrics()
     manager = ModelManager(
         registry,
@@ -149,9 +152,10 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None,
+               adapt_registry: Callable[[EngineRegistry], None] | None = None) -> FastAPI:
     settings = settings or Settings()
-    services = build_services(settings)
+    services = build_services(settings, adapt_registry)
     services.warmup = warmup = WarmUp(services, settings.warmup)
     services.webrtc_calls = calls = CallRegistry(services.realtime, services.realtime_sessions)
 

@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="run the HTTP/WebSocket server")
     serve.add_argument("--host", help="bind address (default: VOXLOOP_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: VOXLOOP_PORT or 8000)")
+    ray_cmd = sub.add_parser("ray", help="run on Ray Serve: the app as ingress, each engine its own deployment")
+    ray_cmd.add_argument("--host", help="bind address of Serve's HTTP proxy (default: VOXLOOP_HOST or 127.0.0.1)")
+    ray_cmd.add_argument("--port", type=int, help="port (default: VOXLOOP_PORT or 8000)")
+    ray_cmd.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
     args = parser.parse_args(argv)
 
     from api.settings import WARM_ROLES
@@ -40,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     except ProfileError as exc:
         logging.getLogger("voxloop").error("%s", exc)
         sys.exit(EXIT_REFUSED)
+    if args.command == "ray":
+        from voxloop.ray import run
+
+        run(settings, address=args.address)
+        return
 
     import uvicorn
 

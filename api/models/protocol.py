@@ -7,6 +7,17 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+class DeploymentCard(BaseModel):
+    """Where a model served by replicas elsewhere (`voxloop ray`: its own Ray Serve deployment) stands now."""
+
+    name: str = Field(description="The deployment's name.")
+    status: str = Field(description="As its controller says: HEALTHY, UPDATING, UPSCALING, DOWNSCALING, UNHEALTHY.")
+    replicas_running: int = Field(description="Replicas serving now.")
+    replicas_target: int = Field(description="Replicas the controller is scaling to (autoscaling moves it).")
+    ongoing_requests: int = Field(description="Requests this server has in flight to the deployment.")
+    queued_requests: int = Field(description="Of those, requests waiting for a free replica slot.")
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -22,6 +33,9 @@ class ModelCard(BaseModel):
         None,
         description="Memory the model takes on its device: measured once loaded where the engine can tell, else the "
         "estimate that memory budgets count.",
+    )
+    deployment: DeploymentCard | None = Field(
+        None, description="Set when the model runs in its own deployment (`voxloop ray`); `state` is then its replicas'."
     )
 
 
