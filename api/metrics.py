@@ -151,6 +151,17 @@ class Metrics:
             "voxloop_realtime_stage_seconds", "Latency of each realtime voice-loop stage.", ["stage"],
             buckets=STAGE_BUCKETS, registry=r,
         )
+        self.speculation = Counter(
+            "voxloop_realtime_speculation_total", "Replies to user turns by speculation outcome: hit (the reply "
+            "prepared during the pause was released), miss (it was dropped), none (no pause to speculate on).",
+            ["outcome"], registry=r,
+        )
+        self.speculation_dropped_total = Counter(
+            "voxloop_realtime_speculations_dropped_total", "Speculative replies dropped unseen, by reason: resumed "
+            "(the user went on speaking), cleared (the turn was cleared or the session changed), differs (the "
+            "committed turn's transcript or request differed), late (not ready when the reply started).",
+            ["reason"], registry=r,
+        )
         self.realtime_sessions = Gauge("voxloop_realtime_sessions", "Open realtime sessions.", registry=r)
         # Leak detectors for long runs: process RSS, open fds, threads (process_*), and live asyncio tasks.
         ProcessCollector(registry=r)
@@ -188,6 +199,12 @@ class Metrics:
     def observe_realtime_stage(self, stage: str, seconds: float) -> None:
         """Stages: e.g. `vad`, `asr`, `llm_first_token`, `tts_first_audio`, `end_to_end`."""
         self.realtime_stage.labels(stage).observe(seconds)
+
+    def observe_speculation(self, outcome: str) -> None:
+        self.speculation.labels(outcome).inc()
+
+    def speculation_dropped(self, reason: str) -> None:
+        self.speculation_dropped_total.labels(reason).inc()
 
     def render(self, serving: Mapping[str, ServingState | str] | None = None) -> bytes:
         """The exposition; `serving` adds the per-deployment series (api/models/service.py `serving_states`)."""

@@ -83,6 +83,12 @@ class RealtimeSettings(BaseModel):
         "turn (the prosody baseline needs ~30 ms); a later emotion does not hold the reply up: it is routed and "
         "prompted without it (response.done metadata voxloop_emotion_state: ready, late or none)."
     )
+    speculation: bool = Field(
+        True, description="Speculative replies: at a turn's first pause (200 ms, before the VAD commits it) run its "
+        "transcription, LLM and first phrase of speech and hold them; when the committed turn's reply would send the "
+        "same request, the held audio is released at once, else it is dropped unseen (response.done metadata and "
+        "/metrics: voxloop_speculation hit, miss or none)."
+    )
     extension_events: bool = Field(
         False, description="Send voxloop.* events (emotion of each user turn) to every session; a session can also "
         "ask with ?voxloop_events=true."

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from api.realtime.sessions import SHUTTING_DOWN_CODE
 from api.speech.protocol import CustomVoice
 from api.speech.text_hygiene import ReplyPhrases, spoken_transcript
 from engines.audio import resample
+
+if TYPE_CHECKING:
+    from api.realtime.speculation import Speculation
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ class _Call:
 class Responder:
     def __init__(self, services: RealtimeServices, emit: Emit, params: ResponseParams, messages: list[dict[str, Any]], *,
                  emotion_label: str | None, timings: Timings, speech_model: str, llm_model: str,
-                 conversation: Conversation | None = None):
+                 conversation: Conversation | None = None, held: Speculation | None = None):
         self._speech = services.speech
         self._chat = services.chat
         self._metrics = services.metrics
@@ -98,6 +101,7 @@ class Responder:
         self._speech_model = speech_model
         self._llm_model = llm_model
         self._conversation = conversation  # None for out-of-band responses (`conversation: "none"`)
+        self._held = held  # a speculation's recorded LLM stream and held first phrase (api/realtime/speculation.py)
         self.id = new_id("resp")
         self.output: list[dict[str, Any]] = []  # items announced, in output_index order
         self._message: dict[str, Any] | None = None
@@ -148,7 +152,7 @@ class Responder:
 
     # --- the LLM side -----------------------------------------------------------------------------------------
 
-    def _chat_body(self) -> dict[str, Any]:
+    def chat_body(self) -> dict[str, Any]:
         p = self.params
         body: dict[str, Any] = {"model": self._llm_model, "messages": self._messages, "stream": True,
                                 "temperature": p.temperature, "stream_options": {"include_usage": True}}
@@ -162,7 +166,8 @@ class Responder:
     async def _read_llm(self, phrases: asyncio.Queue[str | None]) -> None:
         chunker = ReplyPhrases()
         try:
-            async for chunk in self._chat.stream(self._chat_body()):
+            stream = self._held.stream() if self._held is not None else self._chat.stream(self.chat_body())
+            async for chunk in stream:
                 if chunk.get("usage"):
                     self._usage = {"prompt": chunk["usage"].get("prompt_tokens", 0),
                                    "completion": chunk["usage"].get("completion_tokens", 0)}
@@ -216,18 +221,26 @@ class Responder:
                 await self._synthesize(phrase)
                 self._marks.append((len(self._audio), self._transcript))
 
-    async def _synthesize(self, phrase: str) -> None:
+    def speech_request(self, phrase: str) -> Any:
         from api.speech.protocol import SpeechRequest  # the speech capability's wire model
 
-        request = SpeechRequest(model=self._speech_model, input=phrase, voice=self.params.voice,
-                                response_format="pcm", speed=self.params.speed, emotion=self._emotion)
-        try:
-            plan = self._speech.plan(request)
-        except Exception as exc:  # nothing speakable in this phrase (e.g. only a tag): skip it, keep talking
-            logger.debug("phrase not spoken: %s", exc)
-            return
+        return SpeechRequest(model=self._speech_model, input=phrase, voice=self.params.voice,
+                             response_format="pcm", speed=self.params.speed, emotion=self._emotion)
+
+    async def _synthesize(self, phrase: str) -> None:
+        request = self.speech_request(phrase)
+        held = self._held.audio_for(request) if self._held is not None else None
+        if held is not None:
+            plan, audio = held
+        else:
+            try:
+                plan = self._speech.plan(request)
+            except Exception as exc:  # nothing speakable in this phrase (e.g. only a tag): skip it, keep talking
+                logger.debug("phrase not spoken: %s", exc)
+                return
+            audio = self._speech.stream(plan)
         self._route = self._route or plan
-        async for pcm in self._speech.stream(plan):
+        async for pcm in audio:
             if not pcm:
                 continue
             if self.timings.first_audio is None:

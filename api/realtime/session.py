@@ -304,7 +304,7 @@ class RealtimeSession:
                 await asyncio.sleep(0)  # a huge append (minutes of audio) must not stall other sessions' loop
             for turn_event in self._detector.feed(new[offset : offset + _VAD_SLICE]):
                 await self._on_turn_event(turn_event)
-        if self._turn_item is not None and self._transcriber is not None:  # inside a user turn
+        if self._turn_item is not None:  # inside a user turn
             start, detector = self._turn_start, self._detector
 
             def paused() -> int | None:
@@ -314,8 +314,11 @@ class RealtimeSession:
             def fetch() -> tuple[np.ndarray, int | None]:
                 return self.buffer.samples(start).copy(), paused()
 
-            self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
-        elif self._turn_item is None:
+            self.voice.speculation.heard(self._turn_item, paused(), detector.last_speech_end,
+                                         lambda: self.buffer.samples(start).copy(), self._transcriber)
+            if self._transcriber is not None:
+                self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
+        else:
             keep = samples_at(getattr(self._detector.config, "prefix_padding_ms", 300) + _IDLE_KEEP_MS)
             self.buffer.drop_until(self.buffer.end - keep)
 
@@ -383,7 +386,7 @@ class RealtimeSession:
             transcriber = self._start_transcriber(item_id)
         if transcriber is not None:
             transcriber.finish(samples, speech_end)
-        self.voice.turn_committed(item_id, samples, RATE, transcribing=transcriber is not None)
+        self.voice.turn_committed(item_id, samples, RATE, transcribing=transcriber is not None, speech_end=speech_end)
         td = self.config.turn_detection
         auto = speech_end is not None and td is not None and td.create_response and self.config.kind == "realtime"
         if auto and self.voice.active is None and not self.closing:
@@ -395,6 +398,8 @@ class RealtimeSession:
             self._detector.reset(self.buffer.end)
         if not keep_transcriber and self._transcriber is not None and self._transcriber.task is not None:
             self._transcriber.task.cancel()  # a cleared turn gets no transcript events
+        if not keep_transcriber:
+            self.voice.speculation.drop()
         self._transcriber = None
         self._turn_item = None
         self.machine.fire(Trigger.TURN_COMMITTED if committed else Trigger.TURN_CLEARED)

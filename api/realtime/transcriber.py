@@ -86,6 +86,7 @@ class TurnTranscriber:
         self._previous: list[str] = []
         self._fetch: Fetch | None = None
         self._covering: dict[int, str] = {}  # speech end -> text of a pass that covered all speech up to it
+        self._covering_waiters: dict[int, asyncio.Future[str]] = {}  # for speculative replies
         self._final_key: int | None = None
         self._transcribed_samples = 0
         self._wake = asyncio.Event()
@@ -104,6 +105,15 @@ class TurnTranscriber:
         due = length - self._transcribed_samples >= self._interval * RATE and length <= MAX_PARTIAL_SECONDS * RATE
         if due or speculate:
             self._wake.set()
+
+    def covering(self, key: int) -> asyncio.Future[str]:
+        """The text of the speculative pass over the speech up to `key` (a pause's speech end), once it is done."""
+        waiter = self._covering_waiters.get(key)
+        if waiter is None:
+            waiter = self._covering_waiters[key] = asyncio.get_running_loop().create_future()
+            if key in self._covering:
+                waiter.set_result(self._covering[key])
+        return waiter
 
     def finish(self, samples: np.ndarray, speech_end: int | None = None) -> None:
         """The committed audio of the turn, and where its speech ended: the live loop ends, the final comes."""
@@ -133,6 +143,9 @@ class TurnTranscriber:
             self._transcribed_samples = len(samples)
             if key is not None:
                 self._covering[key] = text
+                waiter = self._covering_waiters.pop(key, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(text)
             # Back off under load: a pass that took longer than the interval sets the pace of the next one.
             self._interval = max(self._interval, 2 * (time.perf_counter() - started))
             await self._partial(text)
@@ -166,6 +179,9 @@ class TurnTranscriber:
                        "param": None},
             ))
             return
+        waiter = self._covering_waiters.pop(self._final_key, None) if self._final_key is not None else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(text)  # the final pass covers that speech end too
         final = self._join(text)
         if len(final) > len(self._sent):
             await self._delta(final[len(self._sent) :])

@@ -27,6 +27,7 @@ from api.realtime.server_events import InputAudioEmotion
 from api.realtime.services import RealtimeServices
 from api.realtime.session_config import SessionConfig, TranscriptionConfig
 from api.realtime.sessions import SHUTTING_DOWN_CODE
+from api.realtime.speculation import Speculation, Speculator
 from api.realtime.state import ALREADY_RESPONDING, NO_NEW_RESPONSES
 from api.realtime.transcriber import resolve_transcription, transcribe_samples
 from api.speech.protocol import CustomVoice
@@ -58,15 +59,26 @@ class VoiceLoop:
         self._last_turn: _Turn | None = None
         self.active: Responder | None = None
         self._task: asyncio.Task[None] | None = None
+        self.speculation = Speculator(services, self)  # replies prepared during a turn's first pause
 
     @property
     def config(self) -> SessionConfig:
         return self._session.config
 
+    @property
+    def task_group(self) -> asyncio.TaskGroup:
+        return self._session.task_group
+
+    @property
+    def responding(self) -> bool:
+        return self.active is not None or (self._task is not None and not self._task.done())
+
     # --- user turns -------------------------------------------------------------------------------------------
 
-    def turn_committed(self, item_id: str, samples: np.ndarray, rate: int, *, transcribing: bool) -> None:
+    def turn_committed(self, item_id: str, samples: np.ndarray, rate: int, *, transcribing: bool,
+                       speech_end: int | None = None) -> None:
         """A user turn is in the conversation; start what the reply will need (transcript, emotion)."""
+        self.speculation.committed(item_id, speech_end)
         turn = _Turn(item_id, Timings(speech_end=time.monotonic()))
         self._turns[item_id] = turn
         self._last_turn = turn
@@ -87,9 +99,11 @@ class VoiceLoop:
 
     async def _transcribe(self, turn: _Turn, samples: np.ndarray) -> None:
         try:
-            transcription = self._services.transcription
-            spec, options = resolve_transcription(transcription, TranscriptionConfig(model="whisper-1"))
-            text = await transcribe_samples(transcription, spec, samples, options)
+            text = await self.speculation.transcript(turn.item_id)  # the pass made at the pause, if any
+            if text is None:
+                transcription = self._services.transcription
+                spec, options = resolve_transcription(transcription, TranscriptionConfig(model="whisper-1"))
+                text = await transcribe_samples(transcription, spec, samples, options)
         except Exception:
             logger.exception("transcribing a turn for the voice loop failed")
             text = ""
@@ -203,27 +217,45 @@ class VoiceLoop:
         emotion: EmotionScores | None = None
         emotion_state = "none"  # what the reply was routed and prompted with: see _ready_emotion
         timings = turn.timings if turn is not None else Timings()
+        held: Speculation | None = None
         if turn is not None:
-            await self._wait(turn.transcript)
-            emotion, emotion_state = await self._ready_emotion(turn)
-        speech = self._services.speech
-        note = emotion_note(emotion, speech.expressive_tags())
-        items = params.input_items if params.input_items is not None else self._session.conversation.items()
-        messages = build_messages(items, params.instructions, note=note,
-                                  max_messages=self._settings.max_history_messages,
-                                  max_chars=self._settings.max_history_chars)
-        label = emotion.label if emotion is not None and emotion.speech else None
-        if turn is not None:
+            transcript = await self._wait(turn.transcript)
+            held, outcome = await self.speculation.claim(
+                turn.item_id, transcript or "", lambda spec: self._responder(params, spec.emotion, self._items(params)).chat_body())
+            params.metadata.setdefault("voxloop_speculation", outcome)
+            emotion, emotion_state = (held.emotion, held.emotion_state) if held else await self._ready_emotion(turn)
             params.metadata.setdefault("voxloop_emotion_state", emotion_state)
-        responder = Responder(self._services, self._session.emit, params, messages, emotion_label=label,
-                              timings=timings, speech_model=self._settings.speech_model,
-                              llm_model=self._settings.llm_model or self._services.chat.default_model(),
-                              conversation=self._session.conversation if params.in_conversation else None)
+        responder = self._responder(params, emotion, self._items(params), timings=timings, held=held)
         self.active = responder
         try:
             await responder.run()
         finally:
             self.active = None
+            if held is not None:
+                held.close()  # a reply cancelled mid-way stops the speculation's LLM and speech at once
+
+    def _items(self, params: ResponseParams) -> list[dict[str, Any]]:
+        return params.input_items if params.input_items is not None else self._session.conversation.items()
+
+    def _responder(self, params: ResponseParams, emotion: EmotionScores | None, items: list[dict[str, Any]], *,
+                   timings: Timings | None = None, held: Speculation | None = None) -> Responder:
+        """The reply as it will run: the bounded conversation with the emotion note, routed by the emotion."""
+        note = emotion_note(emotion, self._services.speech.expressive_tags())
+        messages = build_messages(items, params.instructions, note=note,
+                                  max_messages=self._settings.max_history_messages,
+                                  max_chars=self._settings.max_history_chars)
+        label = emotion.label if emotion is not None and emotion.speech else None
+        return Responder(self._services, self._session.emit, params, messages, emotion_label=label,
+                         timings=timings or Timings(), speech_model=self._settings.speech_model,
+                         llm_model=self._settings.llm_model or self._services.chat.default_model(),
+                         conversation=self._session.conversation if params.in_conversation else None, held=held)
+
+    def speculative_responder(self, spec: Speculation, transcript: str) -> Responder:
+        """The reply a committed turn with this transcript would run now (never run itself: its request is used)."""
+        turn = {"id": spec.item_id, "type": "message", "role": "user", "status": "completed",
+                "content": [{"type": "input_audio", "transcript": transcript}]}
+        items = [i for i in self._session.conversation.items() if i.get("id") != spec.item_id]  # committed already
+        return self._responder(self._params({}, None), spec.emotion, [*items, turn])
 
     async def _ready_emotion(self, turn: _Turn) -> tuple[EmotionScores | None, str]:
         """The turn's emotion if it is ready within a short grace after the transcript, and whether it was.

@@ -148,9 +148,17 @@ class FakeEmotion:
 class FakeMetrics:
     def __init__(self) -> None:
         self.stages: dict[str, float] = {}
+        self.speculations: list[str] = []  # hit / miss / none per reply
+        self.dropped: list[str] = []  # why a speculation was dropped
 
     def observe_realtime_stage(self, stage: str, seconds: float) -> None:
         self.stages[stage] = seconds
+
+    def observe_speculation(self, outcome: str) -> None:
+        self.speculations.append(outcome)
+
+    def speculation_dropped(self, reason: str) -> None:
+        self.dropped.append(reason)
 
 
 def fake_realtime_services(*, transcription: FakeTranscription | None = None, speech: FakeSpeech | None = None,
