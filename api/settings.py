@@ -36,6 +36,11 @@ class RealtimeSettings(BaseModel):
         description="Input transcription a new session starts with (e.g. `whisper-1`); None starts with it off, "
         "as OpenAI does. Transcription-only sessions always start with it on.",
     )
+    temperature: float = Field(
+        0.8, ge=0.0, le=2.0, description="Sampling temperature a new session's replies start with (OpenAI's "
+        "default, 0.8); a client's `session.update` or `response.create` overrides it. Small local models call "
+        "tools more reliably at a lower one; 0 is greedy (the same reply to the same conversation).",
+    )
     max_sessions: int = Field(
         32, ge=1, description="Realtime sessions open at once; a connection beyond it gets an `error` event "
         "(`session_limit_reached`) and close code 1013 (try again later). Each session may buffer up to "

@@ -80,7 +80,7 @@ class RealtimeSession:
         if transcription_intent:
             transcription = TranscriptionConfig(model=default_model or "whisper-1")
         self.config = SessionConfig(kind="transcription" if transcription_intent else "realtime", model=model,
-                                    transcription=transcription)
+                                    transcription=transcription, temperature=self._settings.temperature)
         self.buffer = InputAudioBuffer(self.config.input_format, self._settings.max_buffer_seconds)
         self.conversation = Conversation()
         self._out: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self._settings.outbound_queue)

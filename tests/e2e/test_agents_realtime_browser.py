@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import soxr
 
-from api.settings import Settings
+from api.settings import RealtimeSettings, Settings
 from tests.support.browser import chromium, console, missing_browser, screenshot
 from tests.support.npm_packages import installed
 from tests.support.server import free_port, live_server
@@ -72,8 +72,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def voxloop_url(page_origin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Greedy replies: the SDK cannot set a temperature over WebRTC (GA sessions have none), and the 135M model at
+    # OpenAI's default 0.8 sometimes answers in words instead of calling the tool; the server's default is the knob.
     settings = Settings(cache_dir=tmp_path_factory.mktemp("agents-cache"), api_key=API_KEY,
-                        cors_origins=[page_origin])
+                        cors_origins=[page_origin], realtime=RealtimeSettings(temperature=0.0))
     with live_server(create_app(settings)) as url:
         yield url
 
