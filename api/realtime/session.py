@@ -156,11 +156,6 @@ class RealtimeSession:
 
     async def emit(self, server_event: sev.ServerEvent) -> None:
         """Queue one server event: serialized here (GA shape), then renamed or dropped for beta clients."""
-        if isinstance(server_event, sev.TranscriptionCompleted):
-            self.conversation.set_transcript(server_event.item_id, server_event.transcript)
-            self.voice.transcript_ready(server_event.item_id, server_event.transcript)
-        elif isinstance(server_event, sev.TranscriptionFailed):
-            self.voice.transcript_ready(server_event.item_id, None)
         event = server_event.wire()
         if self.beta:
             if event["type"] in _GA_ONLY:
@@ -347,7 +342,8 @@ class RealtimeSession:
             return None
         spec, options = resolve_transcription(self._services.transcription, self.config.transcription)
         transcriber = TurnTranscriber(self._services.transcription, spec, options, item_id, self.emit,
-                                      partial_interval=self._settings.partial_interval_seconds)
+                                      partial_interval=self._settings.partial_interval_seconds,
+                                      finished=self._transcript_finished)
         transcriber.task = self._group.create_task(self._transcribe(transcriber))
         return transcriber
 
@@ -356,11 +352,18 @@ class RealtimeSession:
             await transcriber.run()
         except Exception:  # never let one turn's failure end the session
             logger.exception("realtime transcription failed")
+            transcriber.fail()
             await self.emit(sev.TranscriptionFailed(
                 item_id=transcriber.item_id,
                 error={"type": "server_error", "code": "transcription_failed",
                        "message": "The transcription failed on the server.", "param": None},
             ))
+
+    def _transcript_finished(self, item_id: str, transcript: str | None) -> None:
+        """A turn's input transcription ended: the item gets its transcript, the voice loop stops waiting for it."""
+        if transcript is not None:
+            self.conversation.set_transcript(item_id, transcript)
+        self.voice.transcript_ready(item_id, transcript)
 
     async def _commit(self, event: ev.InputAudioBufferCommit) -> None:
         if ms(len(self.buffer)) < MIN_COMMIT_MS:

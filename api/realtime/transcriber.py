@@ -39,6 +39,7 @@ _WORDS = re.compile(r"\s*\S+")
 
 _PARAM = "session.audio.input.transcription"
 Emit = Callable[[ServerEvent], Awaitable[None]]
+Finished = Callable[[str, "str | None"], None]  # (item id, final transcript or None when the pass failed)
 # The turn so far, and the speech end it covers when the speaker has paused (None while speaking).
 Fetch = Callable[[], tuple[np.ndarray, int | None]]
 
@@ -77,10 +78,11 @@ class TurnTranscriber:
     """One user turn's transcription: live partial passes while it is spoken, then the final pass."""
 
     def __init__(self, transcription: TranscriptionService, spec: EngineSpec, options: TranscriptionOptions,
-                 item_id: str, emit: Emit, *, partial_interval: float):
+                 item_id: str, emit: Emit, *, partial_interval: float, finished: Finished | None = None):
         self._transcription, self._spec, self._options = transcription, spec, options
         self.item_id = item_id
         self._emit = emit
+        self._finished = finished  # told the turn's outcome before its event goes out (the session's conversation)
         self._interval = partial_interval
         self._sent = ""
         self._previous: list[str] = []
@@ -173,6 +175,7 @@ class TurnTranscriber:
             text = covered if covered is not None else await transcribe_samples(
                 self._transcription, self._spec, samples, self._options)
         except EngineError as exc:
+            self.fail()
             await self._emit(TranscriptionFailed(
                 item_id=self.item_id,
                 error={"type": "transcription_error", "code": "transcription_failed", "message": str(exc),
@@ -185,10 +188,17 @@ class TurnTranscriber:
         final = self._join(text)
         if len(final) > len(self._sent):
             await self._delta(final[len(self._sent) :])
+        if self._finished is not None:
+            self._finished(self.item_id, final)
         await self._emit(TranscriptionCompleted(
             item_id=self.item_id, transcript=final,
             usage={"type": "duration", "seconds": round(len(samples) / RATE, 3)},
         ))
+
+    def fail(self) -> None:
+        """The turn gets no transcript: whoever waits for it stops waiting."""
+        if self._finished is not None:
+            self._finished(self.item_id, None)
 
     def _join(self, text: str) -> str:
         """The final transcript, which must start with what was already sent as deltas."""
