@@ -65,6 +65,12 @@ class Batcher(Generic[T, R]):
         self.largest_merge = 0  # most requests merged into one call
         self.batch_sizes: list[int] = []  # items per call, in the order the calls ran
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the next call (not counting the one running)."""
+        with self._cond:
+            return len(self._pending)
+
     def run(
         self, items: Sequence[Any], call: BatchCall, *, key: Hashable = None, cancel: CancelToken | None = None
     ) -> list[Any]:

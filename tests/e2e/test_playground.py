@@ -130,7 +130,10 @@ def test_talk_spoken_question_gets_transcript_emotion_and_spoken_reply(browser, 
     assert events.get(PLAYING[transport], 0) >= 1, events
     if transport == "webrtc":  # the reply came on the Opus track, not as events; the server said when it played
         assert "response.output_audio.delta" not in events, events
-        assert events.get("output_audio_buffer.stopped", 0) >= 1, events
+        # `stopped` comes when the server's track has sent the reply's last frame (real time), maybe after the check
+        # above: wait for it.
+        wait_for(browser, "output_audio_buffer.stopped", lambda d: js(
+            d, "return window.voxloopTalk.events['output_audio_buffer.stopped'] || 0") >= 1, timeout=60)
     browser.find_element("id", "talk-stop").click()
 
 
@@ -230,5 +233,7 @@ def test_api_key_is_asked_for_and_kept_in_the_session(browser, tmp_path: Path) -
                 && document.getElementById('error').hidden"""), timeout=20)
         assert js(browser, "return sessionStorage.getItem('voxloop.apiKey')") == "sk-playground"
         assert js(browser, "return localStorage.length") == 0
-        assert js(browser, "return document.getElementById('sp-model').options.length") >= 2
+        # The model lists load after the key is accepted (one more request): wait for them, then check.
+        wait_for(browser, "the speech models to load with the key",
+                 lambda d: js(d, "return document.getElementById('sp-model').options.length") >= 2, timeout=20)
         js(browser, "sessionStorage.clear()")

@@ -67,7 +67,11 @@ async def test_a_spoken_question_over_webrtc_gets_a_spoken_answer(http: httpx.As
         # No audio on the channel: it travels on the track.
         assert not caller.of("response.output_audio.delta")
         heard = caller.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
-        assert wer(QUESTION, heard) <= 0.25, heard
+        # Whisper on Piper's voice sometimes hears "is the sky" as "this guy" (on the WebSocket too): the question's
+        # other words must all come through the Opus round trip, in order.
+        words = heard.lower().replace("?", "").split()
+        assert words[:1] == ["what"] and words[1].startswith("color") and words[-3:] == ["a", "sunny", "day"], heard
+        assert wer(QUESTION, heard) <= 0.45, heard
         transcript = caller.of("response.output_audio_transcript.done")[0]["transcript"]
         assert _heard_speech(bytes(caller.heard)) > 0.3
         # What came over the track is the reply (our own Whisper listens to it).
