@@ -8,10 +8,8 @@ SDK talks to Serve's HTTP proxy as to `voxloop serve`. Replica and node ids come
 from __future__ import annotations
 
 import base64
-import io
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pytest
 from api.settings import Settings
 from tests.support.realtime import Events, stream_audio, to_pcm16_24k
 from tests.support.server import free_port
-from tests.support.speech import encode, silence, speak
+from tests.support.speech import encode, pcm16_wav, silence, speak
 from tests.support.wer import wer
 from tests.unit.api.test_metrics import value
 
@@ -187,7 +185,7 @@ async def test_realtime_spoken_round_trip(cluster: str, sdk: openai.OpenAI) -> N
     transcript = events.of("response.output_audio_transcript.done")[0]["transcript"]
     audio = b"".join(base64.b64decode(e["delta"]) for e in events.of("response.output_audio.delta"))
     assert len(audio) / 2 / 24_000 > 0.5
-    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("r.wav", _wav(audio))).text
+    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("r.wav", pcm16_wav(audio))).text
     assert wer(transcript, heard) <= 0.35, (transcript, heard)
 
 
@@ -314,11 +312,3 @@ def test_transcription_scales_up_under_load_and_back_down(cluster: str) -> None:
     assert (after["replicas_running"], after["replicas_target"], after["queued_requests"]) == (1, 1, 0), after
 
 
-def _wav(pcm: bytes) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24_000)
-        w.writeframes(pcm)
-    return buf.getvalue()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import re
-import wave
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +21,7 @@ import openai
 import pytest
 
 from tests.support.realtime import Events, stream_audio, to_pcm16_24k
-from tests.support.speech import silence, speak
+from tests.support.speech import pcm16_wav, silence, speak
 from tests.support.wer import wer
 
 pytestmark = pytest.mark.models
@@ -98,16 +96,6 @@ def _reply_events(seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _wav(pcm: bytes) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24_000)
-        w.writeframes(pcm)
-    return buf.getvalue()
-
-
 def _before_commit(seen: list[dict[str, Any]]) -> list[str]:
     types = [e["type"] for e in seen]
     cut = types.index("input_audio_buffer.committed")
@@ -134,7 +122,7 @@ async def test_a_hit_releases_the_reply_with_the_events_of_a_plain_turn(
     # The released audio is the reply the transcript says (our own Whisper listens to it).
     transcript = next(e for e in spec if e["type"] == "response.output_audio_transcript.done")["transcript"]
     audio = b"".join(base64.b64decode(e["delta"]) for e in spec if e["type"] == "response.output_audio.delta")
-    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", _wav(audio))).text
+    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", pcm16_wav(audio))).text
     assert wer(transcript, heard) <= 0.35, (transcript, heard)
     user = next(e for e in spec if e["type"] == "conversation.item.input_audio_transcription.completed")
     assert wer(QUESTION, user["transcript"]) <= 0.25
@@ -176,7 +164,7 @@ async def test_a_commit_whose_transcript_differs_drops_the_speculation(
     only the turn, the manual commit takes the whole buffer, and its transcript has more words."""
     speculation.speculation = True
     # Whisper loaded first: its first pass (with the load) would outlast the pause and the speculation be late.
-    sdk.audio.transcriptions.create(model="whisper-1", file=("hi.wav", _wav(to_pcm16_24k(speak("Hello.")))))
+    sdk.audio.transcriptions.create(model="whisper-1", file=("hi.wav", pcm16_wav(to_pcm16_24k(speak("Hello.")))))
     differs = await _metric(server_url, "voxloop_realtime_speculations_dropped_total", 'reason="differs"')
     async with client.realtime.connect(model="voxloop") as conn:
         events = Events(conn)

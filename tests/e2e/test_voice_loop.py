@@ -5,9 +5,7 @@ Whisper tiny.en, the prosody-lexicon emotion baseline, SmolLM2 on llama.cpp, Pip
 from __future__ import annotations
 
 import base64
-import io
 import json
-import wave
 
 import numpy as np
 import openai
@@ -15,7 +13,7 @@ import pytest
 import soxr
 
 from tests.support.realtime import Events, stream_audio, to_pcm16_24k
-from tests.support.speech import PIPER_RATE, silence, speak
+from tests.support.speech import PIPER_RATE, pcm16_wav, silence, speak
 from tests.support.wer import wer
 
 pytestmark = pytest.mark.models
@@ -33,16 +31,6 @@ LIFECYCLE = [
 @pytest.fixture
 def client(server_url: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{server_url}/v1", api_key="sk-local", max_retries=0)
-
-
-def _wav(pcm: bytes) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24_000)
-        w.writeframes(pcm)
-    return buf.getvalue()
 
 
 def _audio_of(events: Events, response_id: str) -> bytes:
@@ -84,7 +72,7 @@ async def test_spoken_question_gets_a_spoken_answer(client: openai.AsyncOpenAI, 
     # What was spoken is what the transcript says (our own Whisper listens to the reply).
     audio = _audio_of(events, response["id"])
     assert len(audio) / 2 / 24_000 > 0.5
-    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", _wav(audio))).text
+    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", pcm16_wav(audio))).text
     assert wer(transcript, heard) <= 0.35, (transcript, heard)
     meta = response["metadata"]
     assert meta["voxloop_engine"] in {"piper-joe", "kokoro-82m"} and meta["voxloop_route_reason"]
@@ -288,5 +276,5 @@ async def test_g711_ulaw_replies_decode_with_the_reference_codec(client: openai.
     assert len(pcm8k) / 8000 > 0.5
     pcm24 = (np.clip(soxr.resample(pcm8k, 8000, 24_000), -1, 1) * 32767).astype("<i2").tobytes()
     transcript = events.of("response.output_audio_transcript.done")[0]["transcript"]
-    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", _wav(pcm24))).text
+    heard = sdk.audio.transcriptions.create(model="whisper-1", file=("reply.wav", pcm16_wav(pcm24))).text
     assert wer(transcript, heard) <= 0.4, (transcript, heard)

@@ -26,7 +26,6 @@ from engines.base import (
     TranscriptionOptions,
 )
 
-
 # ===== realtime: the services a realtime session uses (api/realtime/services.py) ================================
 
 

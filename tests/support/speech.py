@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import wave
 
 import av
 import numpy as np
@@ -72,4 +73,15 @@ def encode(samples: np.ndarray, fmt: str = "wav", rate: int = PIPER_RATE, channe
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    return buf.getvalue()
+
+
+def pcm16_wav(pcm: bytes, rate: int = 24_000) -> bytes:
+    """Raw mono pcm16 (a realtime reply's audio) as a WAV file, to send to the transcription endpoint."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
     return buf.getvalue()
