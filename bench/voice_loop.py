@@ -43,24 +43,26 @@ def pcm24(samples: np.ndarray) -> bytes:
     return (np.clip(soxr.resample(samples, PIPER_RATE, 24_000), -1, 1) * 32767).astype("<i2").tobytes()
 
 
+async def send_live(ws, pcm: bytes, started: float) -> None:
+    """pcm16 24 kHz as a microphone sends it: one `input_audio_buffer.append` per CHUNK_MS, paced from `started`."""
+    step = 24_000 * 2 * CHUNK_MS // 1000
+    for n, offset in enumerate(range(0, len(pcm), step)):
+        delay = started + n * CHUNK_MS / 1000 - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await ws.send(json.dumps({"type": "input_audio_buffer.append",
+                                  "audio": base64.b64encode(pcm[offset:offset + step]).decode()}))
+
+
 async def one_turn(ws, question: str) -> tuple[float, dict[str, str]]:
     speech = speak(question)
     pcm = pcm24(np.concatenate([silence(0.2), speech, silence(1.5)]))
     speech_end_offset = 0.2 + len(speech) / PIPER_RATE
-    step = 24_000 * 2 * CHUNK_MS // 1000
     started = time.monotonic()
     first_audio: float | None = None
     metadata: dict[str, str] = {}
 
-    async def send() -> None:
-        for n, offset in enumerate(range(0, len(pcm), step)):
-            delay = started + n * CHUNK_MS / 1000 - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                      "audio": base64.b64encode(pcm[offset:offset + step]).decode()}))
-
-    sender = asyncio.create_task(send())
+    sender = asyncio.create_task(send_live(ws, pcm, started))
     while True:
         event = json.loads(await asyncio.wait_for(ws.recv(), 120))
         if event["type"] == "response.output_audio.delta" and first_audio is None:

@@ -34,12 +34,11 @@ import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 
 from bench.common import summary, voxloop_server, wait_ready  # noqa: E402
-from bench.voice_loop import QUESTIONS, pcm24  # noqa: E402
+from bench.voice_loop import QUESTIONS, pcm24, send_live  # noqa: E402
 from tests.support.speech import PIPER_RATE, silence, speak  # noqa: E402
 from tests.support.webrtc_client import AUDIBLE, Caller  # noqa: E402
 
 RATE = 24_000
-CHUNK_MS = 40
 SILENCE_MS = 500
 LEAD_S, TAIL_S = 0.2, 1.5
 SESSION = {"type": "realtime", "instructions": "Answer in one short sentence.", "max_output_tokens": 40,
@@ -55,19 +54,10 @@ def _first_audible(pcm: bytes) -> int | None:
 async def ws_turn(ws, question: str) -> dict[str, float]:
     speech = speak(question)
     pcm = pcm24(np.concatenate([silence(LEAD_S), speech, silence(TAIL_S)]))
-    step = RATE * 2 * CHUNK_MS // 1000
     started = time.monotonic()
     speech_end = started + LEAD_S + len(speech) / PIPER_RATE
 
-    async def send() -> None:
-        for n, offset in enumerate(range(0, len(pcm), step)):
-            delay = started + n * CHUNK_MS / 1000 - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await ws.send(json.dumps({"type": "input_audio_buffer.append",
-                                      "audio": base64.b64encode(pcm[offset:offset + step]).decode()}))
-
-    sender = asyncio.create_task(send())
+    sender = asyncio.create_task(send_live(ws, pcm, started))
     deltas: list[tuple[float, bytes]] = []
     while True:
         event = json.loads(await asyncio.wait_for(ws.recv(), 180))
