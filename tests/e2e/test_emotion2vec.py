@@ -20,6 +20,7 @@ from api.settings import Settings
 from engines.base import EMOTION_LABELS, AudioBuffer, CancelToken, EmotionOptions
 from engines.circumplex import va_from_scores
 from engines.settings import EmotionSettings
+from tests.support.batch_gate import gate, until
 from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
 from tests.support.speech import PIPER_RATE, encode, silence, speak
@@ -176,30 +177,6 @@ def alone(e2v_engine) -> list[dict[str, float]]:
     return out
 
 
-def _gated(engine, hooks: dict) -> list[int]:
-    """Wrap the engine's batched call: before call N runs, `hooks[N]()` (it may wait for requests to queue)."""
-    calls: list[int] = []
-    forward = engine._classify_batch
-
-    def gated(clips):
-        calls.append(len(clips))
-        if len(calls) in hooks:
-            hooks[len(calls)]()
-        return forward(clips)
-
-    engine._classify_batch = gated
-    return calls
-
-
-def _until(condition, what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _concurrently(engine, cancels: list[CancelToken], first) -> dict[int, object]:
     import threading
 
@@ -229,7 +206,8 @@ def test_concurrent_requests_share_a_call_and_each_gets_its_own_scores(e2v_engin
     import threading
 
     first = threading.Event()
-    calls = _gated(e2v_engine, {1: lambda: (first.set(), _until(lambda: e2v_engine.batcher.waiting == 3, "3 queued"))})
+    calls = gate(e2v_engine, "_classify_batch",
+                 {1: lambda: (first.set(), until(lambda: e2v_engine.batcher.waiting == 3, "3 queued"))})
     e2v_engine.batcher.batch_sizes.clear()
     try:
         out = _concurrently(e2v_engine, [CancelToken() for _ in CLIPS], first)
@@ -248,11 +226,11 @@ def test_a_request_cancelled_while_queued_leaves_the_batch_to_the_others(e2v_eng
 
     def call_one() -> None:
         first.set()
-        _until(lambda: e2v_engine.batcher.waiting == 3, "three queued")
+        until(lambda: e2v_engine.batcher.waiting == 3, "three queued")
         cancels[2].cancel()
-        _until(lambda: e2v_engine.batcher.waiting == 2, "the cancelled request to leave the queue")
+        until(lambda: e2v_engine.batcher.waiting == 2, "the cancelled request to leave the queue")
 
-    calls = _gated(e2v_engine, {1: call_one})
+    calls = gate(e2v_engine, "_classify_batch", {1: call_one})
     e2v_engine.batcher.batch_sizes.clear()
     try:
         out = _concurrently(e2v_engine, cancels, first)

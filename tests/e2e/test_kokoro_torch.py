@@ -13,9 +13,8 @@ import importlib.util
 import io
 import json
 import threading
-import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,6 +26,7 @@ from engines.base import CancelledByClient, CancelToken, SynthesisOptions
 from engines.settings import TTSSettings
 from engines.speech_text import split_phrases
 from tests.e2e.test_speech import to_audio
+from tests.support.batch_gate import gate, until
 from tests.support.offline import network_calls  # noqa: F401 (a fixture)
 from tests.support.server import live_server
 from tests.support.tiny_kokoro import FRAME_SAMPLES, MAX_DUR
@@ -227,28 +227,6 @@ def test_one_phrase_alone_is_what_kokoros_own_forward_gives_under_its_seed(engin
     np.testing.assert_allclose(ours, own.numpy().reshape(-1), atol=1e-4, rtol=1e-4)
 
 
-def _gate(engine, hooks: dict[int, Callable[[], None]]) -> list[int]:
-    """Wrap the engine's batched call: before call N runs, `hooks[N]()` (it may wait for requests to queue)."""
-    calls: list[int] = []
-    forward = engine._forward
-
-    def gated(phrases):
-        calls.append(len(phrases))
-        if len(calls) in hooks:
-            hooks[len(calls)]()
-        return forward(phrases)
-
-    engine._forward = gated
-    return calls
-
-
-def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _run(engine, i: int, cancel: CancelToken, out: dict) -> None:
     text, voice, speed = REQUESTS[i]
     chunks = []
@@ -271,7 +249,8 @@ def test_concurrent_requests_share_calls_and_each_gets_its_own_audio(engine, seq
     """Request 0 leads; the other three queue behind its first call and go in together, padded to the longest."""
     out: dict[int, list] = {}
     first = threading.Event()
-    calls = _gate(engine, {1: lambda: (first.set(), _until(lambda: engine.batcher.waiting == 3, "three queued"))})
+    calls = gate(engine, "_forward",
+                 {1: lambda: (first.set(), until(lambda: engine.batcher.waiting == 3, "three queued"))})
     engine.batcher.batch_sizes.clear()
     try:
         lead = threading.Thread(target=_run, args=(engine, 0, CancelToken(), out))
@@ -301,11 +280,11 @@ def test_cancelling_one_request_leaves_the_others_of_its_batch_whole(engine, seq
 
     def call_one() -> None:
         first.set()
-        _until(lambda: engine.batcher.waiting == 3, "three queued")
+        until(lambda: engine.batcher.waiting == 3, "three queued")
         cancels[2].cancel()
-        _until(lambda: engine.batcher.waiting == 2, "the cancelled request to leave the queue")
+        until(lambda: engine.batcher.waiting == 2, "the cancelled request to leave the queue")
 
-    calls = _gate(engine, {1: call_one, 2: cancels[1].cancel})
+    calls = gate(engine, "_forward", {1: call_one, 2: cancels[1].cancel})
     engine.batcher.batch_sizes.clear()
     try:
         lead = threading.Thread(target=_run, args=(engine, 0, cancels[0], out))
