@@ -115,7 +115,8 @@ class FasterWhisperTranscriber:
         from engines.whisper_batching import SharedBatchPipeline
 
         pipeline = SharedBatchPipeline(
-            self._model, self._batcher, passes=self._decode_passes, cancel=cancel, recover_tails=self._recover_tails
+            self._model, self._batcher, passes=self._decode_passes, cancel=cancel, recover_tails=self._recover_tails,
+            tail_pad=options.vad_speech_pad_ms / 1000 if options.vad_filter else 0.0,
         )
         segments, info = pipeline.transcribe(audio.samples, **kwargs)
         return TranscriptionInfo(language=info.language, duration=audio.duration), self._convert(

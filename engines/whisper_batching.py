@@ -64,16 +64,18 @@ class SharedBatchPipeline(BatchedInferencePipeline):
 
     def __init__(
         self, model: Any, batcher: ForwardBatcher, passes: int = 1, cancel: CancelToken | None = None,
-        recover_tails: bool = False,
+        recover_tails: bool = False, tail_pad: float = 0.0,
     ):
         super().__init__(model)
         self._batcher = batcher
         self._cancel = cancel  # a request cancelled while it waits for the decoder leaves the queue
         self._passes = passes  # decoder passes per chunk (engines/whisper_decode.py); 1 is faster-whisper's own
         self._recover_tails = recover_tails  # re-decode a chunk's unaligned tail after one pass (whisper_decode.py)
+        self._tail_pad = tail_pad  # the VAD's padding after a chunk's speech, which tail recovery discounts
 
     def forward(self, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any) -> list[Any]:
-        key = f"{tokenizer.task}|{tokenizer.language_code}|{self._passes}|{self._recover_tails}|{options!r}"
+        key = (f"{tokenizer.task}|{tokenizer.language_code}|{self._passes}|{self._recover_tails}|{self._tail_pad}|"
+               f"{options!r}")
         if options.word_timestamps:
             # Word alignment carries per-request state (last_speech_timestamp) across batches: never merge it.
             key += f"|{id(self)}"
@@ -82,4 +84,4 @@ class SharedBatchPipeline(BatchedInferencePipeline):
 
     def forward_now(self, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any) -> list[Any]:
         return decode_to_end(self, features, tokenizer, chunks_metadata, options, self._passes,
-                            recover_tails=self._recover_tails)
+                            recover_tails=self._recover_tails, tail_pad=self._tail_pad)

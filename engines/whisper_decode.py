@@ -13,8 +13,12 @@ decoding conditions its windows; the last pass decodes what is still left withou
 passes drops nothing. A remainder Whisper judges silent (plain decoding's no-speech rule) is dropped.
 `passes=1` is faster-whisper's own single pass; with `recover_tails` (the default setting) it is followed by tail
 recovery: each chunk's transcript is aligned to the chunk's audio (Whisper's word timestamps, from the same encoder
-output), and the audio after the last aligned word, when at least `MIN_TAIL_SECONDS` long, is decoded again (all tails
-in one batch, each conditioned on its chunk's text, without timestamps); a tail Whisper judges silent is dropped.
+output), and the audio after the last aligned word, when at least `MIN_TAIL_SECONDS` longer than the VAD's padding
+after speech (`tail_pad`), is decoded again (all tails in one batch, each conditioned on its chunk's text, without
+timestamps); a tail Whisper judges silent is dropped. The padding counts because a chunk ends with it by construction,
+and a word's aligned end is often ~0.2 s early: a tail of padding alone measured 0.51-0.54 s after a 2 s question
+(300 ms padding), and decoding it made Whisper repeat or invent a sentence ("... Paris? Yes, yes, yes.") in 38 of 40
+placements; the phrase the recovery exists for (a spoken "One." after a long line) left a 1.45 s tail.
 Translations are left as they are (their words do not align to the audio's).
 """
 
@@ -31,7 +35,7 @@ from faster_whisper.transcribe import get_compression_ratio
 
 WINDOW_FRAMES = 3000  # Whisper's 30 s window in log-Mel frames
 MIN_REMAINDER_SECONDS = 0.2  # a remainder shorter than this holds no word (and invites a hallucination)
-MIN_TAIL_SECONDS = 0.5  # an unaligned chunk tail shorter than this is VAD padding, not a dropped phrase
+MIN_TAIL_SECONDS = 0.5  # an unaligned chunk tail (past the VAD's padding) shorter than this is no dropped phrase
 
 
 def decode_to_end(
@@ -42,16 +46,18 @@ def decode_to_end(
     options: Any,
     passes: int,
     recover_tails: bool = False,
+    tail_pad: float = 0.0,
 ) -> list[list[dict[str, Any]]]:
     """`BatchedInferencePipeline.forward`'s result (per chunk, its segments as dicts), every chunk decoded to its end.
 
     `pipeline` is the `BatchedInferencePipeline` (its model, `generate_segment_batched`, `last_speech_timestamp`);
-    `features` are faster-whisper's (zero-padded to 30 s); `passes` bounds the decoder passes over one chunk.
+    `features` are faster-whisper's (zero-padded to 30 s); `passes` bounds the decoder passes over one chunk;
+    `tail_pad` is the silence (s) the VAD left after each chunk's last speech (0 without a VAD).
     """
     if passes <= 1:
         if not recover_tails or tokenizer.task == tokenizer.translate:
             return BatchedInferencePipeline.forward(pipeline, features, tokenizer, chunks_metadata, options)
-        return _recover_tails(pipeline, features, tokenizer, chunks_metadata, options)
+        return _recover_tails(pipeline, features, tokenizer, chunks_metadata, options, tail_pad)
     fps = pipeline.model.frames_per_second
     ends = [min(features.shape[-1], WINDOW_FRAMES, round(meta["duration"] * fps)) for meta in chunks_metadata]
     results: list[list[dict[str, Any]]] = [[] for _ in chunks_metadata]
@@ -133,7 +139,8 @@ def _decode(
 
 
 def _recover_tails(
-    pipeline: Any, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any
+    pipeline: Any, features: np.ndarray, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any,
+    tail_pad: float,
 ) -> list[list[dict[str, Any]]]:
     """One batched pass (faster-whisper's), then each chunk's unaligned tail decoded again (see the module's doc)."""
     wanted_words = options.word_timestamps
@@ -145,12 +152,13 @@ def _recover_tails(
     model = pipeline.model
     fps = model.frames_per_second
     ends = [min(features.shape[-1], WINDOW_FRAMES, round(meta["duration"] * fps)) for meta in chunks_metadata]
+    shortest = round((MIN_TAIL_SECONDS + tail_pad) * fps)
     tails = []
     for index, (meta, segments) in enumerate(zip(chunks_metadata, results)):
         words = [w for s in segments for w in (s.get("words") or [])]
         covered = max((w["end"] for w in words), default=meta["offset"]) - meta["offset"]
         start = max(0, round(covered * fps))
-        if words and ends[index] - start >= round(MIN_TAIL_SECONDS * fps):  # a chunk without words stays empty
+        if words and ends[index] - start >= shortest:  # a chunk without words stays empty
             tails.append(_Window(index, start, timestamps=False))
     if tails:
         _decode(pipeline, features, ends, tokenizer, chunks_metadata, aligned if wanted_words else options,

@@ -106,3 +106,29 @@ def test_real_engine_concurrent_equals_sequential() -> None:
         t.join(60)
     assert concurrent == sequential
     engine.close()
+
+
+@pytest.mark.models
+def test_tail_recovery_does_not_decode_the_vads_padding_after_the_last_word() -> None:
+    """A realtime turn: a question, then the silence that ended it. The tail after the last aligned word is the VAD's
+    padding (plus the alignment's early word end); decoding it made Whisper repeat or invent a sentence ("What is the
+    weather in Paris? Yes, yes, yes.") in 38 of 40 placements before the padding was discounted."""
+    from engines.audio import resample
+    from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
+    from engines.settings import WhisperSettings
+    from engines.whisper import FasterWhisperTranscriber, tiny_en_dir
+    from tests.support.speech import PIPER_RATE, speak
+
+    engine = FasterWhisperTranscriber(str(tiny_en_dir()), WhisperSettings(), english_only=True, local_files_only=True)
+    assert WhisperSettings().recover_tails
+    question = resample(speak("What is the weather in Paris?"), PIPER_RATE, 16000)
+    rng = np.random.default_rng(0)
+    heard = []
+    for _ in range(8):
+        before, after = rng.integers(0, 4800), rng.integers(4000, 16000)  # up to 0.3 s before, 0.25-1 s after
+        samples = np.concatenate([np.zeros(before, np.float32), question, np.zeros(after, np.float32)])
+        options = TranscriptionOptions(vad_min_silence_ms=300)  # as realtime turns are transcribed
+        _, segments = engine.transcribe(AudioBuffer(samples, 16000), options, CancelToken())
+        heard.append("".join(s.text for s in segments).strip())
+    engine.close()
+    assert all(text.lower().rstrip("?.!") == "what is the weather in paris" for text in heard), heard
