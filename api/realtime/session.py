@@ -281,10 +281,11 @@ class RealtimeSession:
             return
         self._vad = self._vad or self._services.vad_pool.acquire()
         self._vad.reset()
-        self._detector = TurnDetector(td, self._vad, self.buffer.end, transcript=self._hypothesis)
+        self._detector = TurnDetector(td, self._vad, self.buffer.end, transcript=self._covered,
+                                      eager_ms=self._settings.server_vad_eager_ms)
 
-    def _hypothesis(self) -> str:
-        return self._transcriber.hypothesis if self._transcriber is not None else ""
+    def _covered(self, speech_end: int) -> str | None:
+        return self._transcriber.covered(speech_end) if self._transcriber is not None else None
 
     # --- input audio ------------------------------------------------------------------------------------------
 

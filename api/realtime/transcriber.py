@@ -93,7 +93,6 @@ class TurnTranscriber:
         self._transcribed_samples = 0
         self._wake = asyncio.Event()
         self._final: np.ndarray | None = None
-        self.hypothesis = ""  # the newest partial text (semantic_vad reads it)
         self.task: asyncio.Task[None] | None = None  # set by the session, which cancels it when a turn is cleared
 
     def update(self, length: int, fetch: Fetch, *, speculate: bool = False) -> None:
@@ -116,6 +115,11 @@ class TurnTranscriber:
             if key in self._covering:
                 waiter.set_result(self._covering[key])
         return waiter
+
+    def covered(self, key: int) -> str | None:
+        """The text of a finished pass over all the speech up to `key` (a pause's speech end), None if none ran yet
+        (turn detection reads it: semantic_vad and eager server_vad end a turn early when it reads as finished)."""
+        return self._covering.get(key)
 
     def finish(self, samples: np.ndarray, speech_end: int | None = None) -> None:
         """The committed audio of the turn, and where its speech ended: the live loop ends, the final comes."""
@@ -154,7 +158,6 @@ class TurnTranscriber:
         await self._complete(self._final, self._covering.get(self._final_key) if self._final_key else None)
 
     async def _partial(self, text: str) -> None:
-        self.hypothesis = text
         words = _words(text)
         agreed: list[str] = []
         for a, b in zip(self._previous, words[:-1], strict=False):

@@ -12,9 +12,17 @@ Speech begins on a window whose probability reaches `threshold`; it ends after `
 below `threshold - 0.15` (Silero's own hysteresis), so one dip does not end a turn.
 
 `semantic_vad` has no end-of-turn model here. It is the best logic available without one: Silero VAD for speech,
-and a silence wait that depends on whether the live transcript reads as a finished sentence (ends in . ? ! and
-not in a filler or conjunction). Finished turns end after a short silence, unfinished ones wait up to the
-eagerness ceiling (low 8 s, medium/auto 4 s, high 2 s, OpenAI's documented maxima).
+and a silence wait that depends on whether the transcript of the turn reads as a finished sentence (ends in . ? !
+and not in a filler, conjunction or article, nor a lone dependent clause such as "When I got home." ; a preposition
+only before a question mark). The transcript is the one
+a pass over *all* the speech up to the pause produced (the session's speculative pass, started 200 ms into a
+pause): an older partial of a sentence still being spoken must not end it. Finished turns end after a short
+silence, unfinished ones wait up to the eagerness ceiling (low 8 s, medium/auto 4 s, high 2 s, OpenAI's documented
+maxima); while no pass has covered the pause, the wait is halfway between.
+
+`server_vad` waits `silence_duration_ms`, as OpenAI's does. A server may opt in to eager turn ends for it
+(`VOXLOOP_REALTIME__SERVER_VAD_EAGER_MS`): a turn whose covering transcript reads as finished ends after that much
+silence instead; an unfinished one still waits the full `silence_duration_ms`.
 """
 
 from __future__ import annotations
@@ -33,8 +41,38 @@ from engines.silero_vad import SileroVad
 _HYSTERESIS = 0.15
 # eagerness -> (silence after a finished-looking sentence, ceiling for an unfinished one), in ms
 _SEMANTIC_WAITS = {"high": (300, 2000), "auto": (600, 4000), "medium": (600, 4000), "low": (1200, 8000)}
-_UNFINISHED = re.compile(r"(\b(and|but|or|so|because|um+|uh+|er+|like|the|a|to|of)|[,;:-])\W*$", re.IGNORECASE)
+# Words no English utterance ends on (conjunctions, fillers, articles, possessives, auxiliaries), and prepositions,
+# which end a question ("Who did you go with?") but rarely a statement.
+_UNFINISHED = re.compile(
+    r"(\b(and|but|or|so|because|cause|since|although|though|if|when|while|then|that|which|who|whose|um+|uh+|er+|hmm+|"
+    r"like|the|a|an|my|your|his|her|our|their|its|this|these|those|is|are|was|were|am|be|been|have|has|had|do|does|"
+    r"did|will|would|can|could|should|must|not|very|really|just)|[,;:-]|\.\.\.|…)\W*$",
+    re.IGNORECASE,
+)
+_PREPOSITION = re.compile(r"\b(to|of|in|on|at|for|with|from|by|about|into|over|under|after|before)\W*$", re.IGNORECASE)
 _FINISHED = re.compile(r"[.?!]\W*$")
+
+
+# A last sentence that opens with a subordinating conjunction and has no comma is a clause still waiting for its
+# main clause: Whisper writes the comma pause of "When I got home, [pause] I made dinner." as "When I got home."
+_DEPENDENT = re.compile(
+    r"^(when|whenever|if|unless|after|before|although|though|even though|while|since|once|until|as soon as|whether)"
+    r"\b[^,;]*$", re.IGNORECASE)
+# Phrases a speaker holds the turn with ("Let me think." while the "um" after it goes unheard).
+_HOLDING = re.compile(r"\b(let me (think|see|check)|hold on|wait a (second|moment|minute)|one (second|moment)|"
+                      r"tell me|give me|show me)\W*$", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def reads_finished(text: str) -> bool:
+    """Whether a transcript reads as a finished utterance (the only end-of-turn signal besides silence)."""
+    text = text.strip()
+    if not text or not _FINISHED.search(text) or _UNFINISHED.search(text) or _HOLDING.search(text):
+        return False
+    last = _SENTENCE_END.split(text)[-1]
+    if _DEPENDENT.search(last.rstrip(".?!… ")):
+        return False
+    return text.endswith("?") or not _PREPOSITION.search(text)
 
 
 @dataclass(frozen=True)
@@ -49,11 +87,14 @@ class TurnDetector:
 
     def __init__(
         self, config: ServerVad | SemanticVad, vad: SileroVad, position: int, *,
-        transcript: Callable[[], str] | None = None,
+        transcript: Callable[[int], str | None] | None = None, eager_ms: int | None = None,
     ):
+        """`transcript(speech_end)`: the text of a pass over all the turn's speech up to that speech end, None while
+        there is none; `eager_ms`: server_vad's opt-in silence for a turn that reads as finished (None: off)."""
         self.config = config
         self._vad = vad
-        self._transcript = transcript or (lambda: "")
+        self._transcript = transcript or (lambda _end: None)
+        self._eager_ms = eager_ms
         self._pending = np.zeros(0, np.float32)
         self._position = position  # timeline position of the first sample in _pending
         self.speaking = False
@@ -67,12 +108,16 @@ class TurnDetector:
 
     def _silence_needed(self) -> int:
         if isinstance(self.config, ServerVad):
-            return samples_at(self.config.silence_duration_ms)
+            full = self.config.silence_duration_ms
+            if self._eager_ms is None or self._eager_ms >= full:
+                return samples_at(full)
+            text = self._transcript(self._last_speech_end)
+            return samples_at(self._eager_ms if text is not None and reads_finished(text) else full)
         finished, ceiling = _SEMANTIC_WAITS[self.config.eagerness]
-        text = self._transcript().strip()
-        if text and _FINISHED.search(text) and not _UNFINISHED.search(text):
-            return samples_at(finished)
-        return samples_at(ceiling if text else (finished + ceiling) // 2)
+        text = self._transcript(self._last_speech_end)
+        if text is None:
+            return samples_at((finished + ceiling) // 2)
+        return samples_at(finished if reads_finished(text) else ceiling)
 
     def feed(self, samples: np.ndarray) -> list[TurnEvent]:
         events: list[TurnEvent] = []

@@ -21,7 +21,6 @@ async def _run(partials: list[str], final: str) -> list[dict[str, Any]]:
 
     turn = TurnTranscriber(fake, None, TranscriptionOptions(), "item_1", emit, partial_interval=0.0)
     for text in partials:  # drive the partial logic directly, as the live loop would
-        turn.hypothesis = text
         await turn._partial(text)
     await turn._complete(np.zeros(16000, np.float32))
     return emitted

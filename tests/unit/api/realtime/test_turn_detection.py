@@ -41,10 +41,66 @@ def test_idle_timeout_on_silence() -> None:
     assert abs((events[0].end - events[0].start) - 5 * RATE) <= 512
 
 
+def _stop_ms(detector: TurnDetector, clip: np.ndarray) -> float:
+    """Where the detector ended the turn, in ms after the clip's speech ends."""
+    stops = [e for e in _feed(detector, clip) if e.kind == "speech_stopped"]
+    assert len(stops) == 1, stops
+    return stops[0].end * 1000 / RATE
+
+
+def _clip(text: str, after: float = 3.0) -> np.ndarray:
+    return soxr.resample(np.concatenate([silence(0.5), speak(text), silence(after)]), PIPER_RATE, RATE)
+
+
 def test_semantic_vad_waits_longer_for_an_unfinished_sentence() -> None:
-    finished = TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=lambda: "I am done.")
-    unfinished = TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=lambda: "I went to the")
-    clip = soxr.resample(np.concatenate([silence(0.5), speak("I am done."), silence(3.0)]), PIPER_RATE, RATE)
-    stop_finished = [e for e in _feed(finished, clip) if e.kind == "speech_stopped"][0]
-    stop_unfinished = [e for e in _feed(unfinished, clip) if e.kind == "speech_stopped"][0]
-    assert stop_unfinished.end - stop_finished.end >= RATE  # 300 ms vs the 2 s ceiling
+    clip = _clip("I am done.")
+    finished = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=lambda _: "I am done."),
+                        clip)
+    unfinished = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0,
+                                       transcript=lambda _: "I went to the"), clip)
+    unknown = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0), clip)
+    assert unfinished - finished >= 1600  # 300 ms vs the 2 s ceiling
+    assert 700 <= unknown - finished <= 1000  # no pass covered the pause yet: halfway (1150 ms)
+
+
+def test_semantic_vad_reads_only_a_pass_that_covered_the_pause() -> None:
+    """A pass over the speech before a short pause ("I went home.") must not end the turn after the speech that
+    followed it: only a pass covering the newest pause counts."""
+    asked: list[int] = []
+
+    def covered(speech_end: int) -> str | None:
+        asked.append(speech_end)
+        return "I went home." if speech_end == asked[0] else None  # only the first pause was transcribed
+
+    speech = np.concatenate([speak("I went home"), silence(0.2), speak("and then I slept for a while.")])
+    clip = soxr.resample(np.concatenate([silence(0.5), speech, silence(3.0)]), PIPER_RATE, RATE)
+    stop = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=covered), clip)
+    assert len(set(asked)) > 1  # asked again for the newer speech end
+    baseline = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0), clip)
+    assert stop == baseline  # the newest pause had no covering pass: the unknown wait, not the 300 ms one
+
+
+def test_server_vad_ends_finished_turns_early_only_when_opted_in() -> None:
+    clip = _clip("What is the weather in Paris?")
+    config = ServerVad(silence_duration_ms=900)
+
+    def stop(eager_ms: int | None, text: str | None) -> float:
+        return _stop_ms(TurnDetector(config, SileroVad(), 0, transcript=lambda _: text, eager_ms=eager_ms), clip)
+
+    full = stop(None, "What is the weather in Paris?")
+    assert stop(300, "What is the weather in Paris?") <= full - 500  # opted in, reads finished: 300 ms
+    assert stop(300, "What is the weather in") == full  # unfinished: the session's full silence
+    assert stop(300, None) == full  # nothing covered the pause yet
+    assert stop(1200, "What is the weather in Paris?") == full  # never later than silence_duration_ms
+
+
+def test_what_reads_as_finished() -> None:
+    from api.realtime.turn_detection import reads_finished
+
+    finished = ["I am done.", "What is the weather in Paris?", "Who did you go with?", "Thanks!", "It was great.",
+                "When I got home, I made dinner.", "I left. If it rains, call me.", "Can you help me?"]
+    unfinished = ["I went to the store and", "I went to the store, and...", "Because", "I think that", "Well, um",
+                  "I drove to the", "When I got home,", "We talked about", "It was really", "I went there and...",
+                  "When I got home.", "It was fine. If it rains tomorrow.", "Let me think.", "Can you tell me?"]
+    assert [t for t in finished if not reads_finished(t)] == []
+    assert [t for t in unfinished if reads_finished(t)] == []
