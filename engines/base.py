@@ -137,6 +137,9 @@ class TranscriptionOptions:
     vad_threshold: float = 0.5
     vad_min_silence_ms: int = 160
     vad_speech_pad_ms: int = 300
+    # A live partial that a later pass replaces (realtime turns while spoken): the engine's cheapest decode (Whisper:
+    # greedy, one temperature, no tail recovery), so that the pass after a pause does not wait long behind it.
+    draft: bool = False
     # Diarization (engines whose capabilities say `diarization`): label each segment with a speaker; known speakers
     # (name, 16 kHz reference clip) are matched by voice and their names used instead of SPEAKER_nn labels.
     diarize: bool = False

@@ -100,8 +100,9 @@ class FasterWhisperTranscriber:
         kwargs: dict[str, Any] = dict(
             language=options.language or ("en" if self.capabilities.languages == ENGLISH_ONLY else None),
             task=options.task,
-            beam_size=self._beam_size,
-            temperature=list(_FALLBACK_TEMPERATURES) if options.temperature == 0 else [options.temperature],
+            beam_size=1 if options.draft else self._beam_size,
+            temperature=list(_FALLBACK_TEMPERATURES) if options.temperature == 0 and not options.draft
+            else [options.temperature],
             initial_prompt=options.prompt or None,
             word_timestamps=options.word_timestamps,
             vad_filter=options.vad_filter,
@@ -115,7 +116,8 @@ class FasterWhisperTranscriber:
         from engines.whisper_batching import SharedBatchPipeline
 
         pipeline = SharedBatchPipeline(
-            self._model, self._batcher, passes=self._decode_passes, cancel=cancel, recover_tails=self._recover_tails,
+            self._model, self._batcher, passes=1 if options.draft else self._decode_passes, cancel=cancel,
+            recover_tails=self._recover_tails and not options.draft,
             tail_pad=options.vad_speech_pad_ms / 1000 if options.vad_filter else 0.0,
         )
         segments, info = pipeline.transcribe(audio.samples, **kwargs)

@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -142,7 +143,8 @@ class TurnTranscriber:
                 continue
             started = time.perf_counter()
             try:
-                text = await transcribe_samples(self._transcription, self._spec, samples, self._options)
+                options = self._options if key is not None else replace(self._options, draft=True)
+                text = await transcribe_samples(self._transcription, self._spec, samples, options)
             except EngineError as exc:  # a partial that fails (e.g. the model is busy) just waits for the final
                 logger.debug("partial transcription skipped: %s", exc)
                 continue
