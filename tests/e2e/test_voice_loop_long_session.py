@@ -3,7 +3,7 @@
 Twelve questions one after another, each asked once the previous reply's `response.done` arrived, as people talk.
 Each gets its own completed response with audio and a transcript; the last turns as well as the first (the
 conversation window drops old messages on the way, and the LLM's cache is reused and shifted). No timings here:
-they are in bench/conversation.py.
+they are in bench/voice_loop.py.
 """
 
 from __future__ import annotations
