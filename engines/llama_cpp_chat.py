@@ -79,11 +79,13 @@ def _cancellable(llama_class: type) -> type:
             probe = tokens[start:start + _PROBE_TOKENS]
             if start == 0 or start >= len(cached) or len(probe) < _PROBE_TOKENS:
                 return
-            found = next((j for j in range(start + 1, len(cached) - _PROBE_TOKENS + 1)
-                          if cached[j:j + _PROBE_TOKENS] == probe), None)
-            if found is None:
+            # Where the kept history went on in the cache: of every place the probe occurs (a small model repeats
+            # itself, and its replies start alike), the one the longest run of the new prompt follows.
+            candidates = [j for j in range(start + 1, len(cached) - _PROBE_TOKENS + 1)
+                          if cached[j:j + _PROBE_TOKENS] == probe]
+            if not candidates:
                 return
-            kept = _common(cached[found:], tokens[start:])
+            kept, found = max((_common(cached[j:], tokens[start:]), j) for j in candidates)
             if kept < _MIN_SHIFTED_TOKENS or not self._ctx.kv_cache_seq_rm(0, start, found):
                 return
             self._ctx.kv_cache_seq_rm(0, found + kept, -1)

@@ -50,3 +50,28 @@ def test_next_turn_and_dropped_history_evaluate_only_new_tokens(chat: LlamaCppCh
     kept = [history[0], *history[3:], {"role": "user", "content": "Thanks, bye."}]
     reply, count = _ask(chat, kept)
     assert reply.strip() and count < 30 < _tokens(chat, kept), count
+
+
+def test_a_long_conversation_in_a_sliding_window_reads_only_new_tokens(chat: LlamaCppChat) -> None:
+    """14 turns, the window keeping the last 12 messages, the model's own (greedy, repetitive) replies. Where the kept
+    history goes on in the cache is found by the first tokens after the shared prefix; SmolLM2's replies start alike
+    and repeat phrases, so those tokens also occur earlier, in the dropped reply: taking the first occurrence shifted
+    almost nothing and turn 10 read its whole prompt again (411 of 492 tokens, ~2 s on two cores)."""
+    questions = ["What is the capital of France?", "And how many people live there?", "Tell me a fun fact about cats.",
+                 "Why is the sky blue?", "What should I cook tonight?", "How far away is the moon?",
+                 "Can you recommend a good book?", "What is two plus two?", "How do bees make honey?",
+                 "What's a good name for a dog?", "Is coffee good for you?", "Which planet is the largest?",
+                 "Why do cats purr?", "Thanks, that is all for today."]
+    system = {"role": "system", "content": "You are a friendly voice assistant. Answer in one to three short spoken "
+                                           "sentences."}
+    history: list[dict] = []
+    evaluated = []
+    for question in questions:
+        history.append({"role": "user", "content": question})
+        messages = [system, *history[-12:]]
+        llama_cpp.llama_perf_context_reset(chat._llm.ctx)
+        reply = chat.complete({"messages": messages, "max_tokens": 60, "temperature": 0.0}, CancelToken())
+        evaluated.append((llama_cpp.llama_perf_context(chat._llm.ctx).n_p_eval, _tokens(chat, messages)))
+        history.append({"role": "assistant", "content": reply["choices"][0]["message"]["content"]})
+    assert all(count < 40 for count, _ in evaluated[1:]), evaluated
+    assert max(total for _, total in evaluated) > 400  # the window did drop history
