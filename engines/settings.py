@@ -313,8 +313,8 @@ class ChatterboxSettings(BaseModel):
         "the original Chatterbox serves one at a time).",
     )
     warmup: bool = Field(
-        True, description="Turbo/Nano with a built-in voice: decode a dummy batch of two phrases and vocode one when the "
-        "model loads, so the first request does not pay for cold kernels.",
+        True, description="Turbo/Nano with a built-in voice: decode a dummy batch of two phrases and vocode one when "
+        "the model loads, so the first request does not pay for cold kernels.",
     )
 
 class RemoteSettings(BaseModel):

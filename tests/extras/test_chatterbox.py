@@ -386,7 +386,8 @@ def batch_engine(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     clone = SynthesisOptions("voice_six", reference=VoiceReference("voice_six", reference))
     options = {"builtin": SynthesisOptions("default"), "clone": clone}
     voices = {name: engine._conditionals(o, 0.0) for name, o in options.items()}
-    assert voices["builtin"].t3.cond_prompt_speech_tokens.shape[1] > voices["clone"].t3.cond_prompt_speech_tokens.shape[1]
+    lengths = {name: conds.t3.cond_prompt_speech_tokens.shape[1] for name, conds in voices.items()}
+    assert lengths["builtin"] > lengths["clone"], lengths
     yield engine, [(text, options[voice], voices[voice]) for text, voice in BATCH_REQUESTS]
     engine.close()
 
