@@ -2,11 +2,13 @@
 weights, in the layout `ChatterboxTurboTTS.from_local` reads, loaded through the engine's normal local-path loader
 and driven over HTTP (the built-in voice, then a custom voice cloned through the library's `prepare_conditionals`).
 
-T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing the config the library looks up by name (`GPT2_medium` in
-`LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name). S3Gen, the voice encoder and the tokenizer's place are the
+The checkpoint comes from tests/support/tiny_chatterbox.py: T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing the
+config the library looks up by name (`GPT2_medium` in `LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name). S3Gen, the voice encoder and the tokenizer's place are the
 real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M parameters, 1 GB on disk). Random
 weights never choose the stop token, so every phrase runs to the engine's `max_speech_tokens`, which bounds it.
 The original Chatterbox (`t3_cfg`) runs at the engine, not over HTTP, on its own tiny checkpoint (last test).
+Turbo's T3 decoding across requests (engines/chatterbox_batch.py) is checked against the library's own T3 on the tiny
+GPT-2, at the decoder and through the engine (concurrent requests, their batches, a cancellation).
 This proves the adapter (loading, conditioning, generation, HTTP shapes), not speech quality. Runs in
 `.venv-chatterbox` (`make test-chatterbox`); other venvs skip it with the reason below. That venv holds NumPy 1 (the
 library's pin); the GPU box has NumPy 2, where cloning used to fail: to run these with NumPy 2, make a venv with
@@ -33,9 +35,11 @@ pytest.importorskip(
 )
 
 from api.settings import Settings  # noqa: E402
+from tests.support import tiny_chatterbox  # noqa: E402
 from tests.support.offline import network_calls  # noqa: E402, F401 (a fixture)
 from tests.support.server import live_server  # noqa: E402
-from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
+from tests.support.speech import PIPER_RATE, encode, speak  # noqa: E402
+from tests.support.tiny_chatterbox import REFERENCE_TEXT, reference_speech  # noqa: E402
 from voxloop.app import create_app  # noqa: E402
 
 pytestmark = pytest.mark.extra_chatterbox
@@ -43,76 +47,18 @@ pytestmark = pytest.mark.extra_chatterbox
 MAX_TOKENS = 30  # speech tokens per phrase (25 a second): random weights always reach it
 TOKEN_SECONDS = 0.04
 CONSENT_TEXT = "I am the owner of this voice and I consent to it being used to create a synthetic voice."
-TAGS = ["[laugh]", "[chuckle]", "[sigh]"]
-REFERENCE_TEXT = [
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "Once upon a time a small boat sailed across the quiet lake at dawn.",
-]
-
-
-def reference_speech() -> np.ndarray:
-    """About eight seconds of real speech (Turbo wants more than five)."""
-    return np.concatenate([speak(REFERENCE_TEXT[0]), silence(0.4), speak(REFERENCE_TEXT[1])])
-
-
-def _tokenizer(out: Path) -> None:
-    """A tiny byte-level BPE (GPT-2's kind) saved where `AutoTokenizer.from_pretrained(ckpt_dir)` finds it."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(REFERENCE_TEXT, trainer)
-    eos = "<|endoftext|>"
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos, unk_token=eos)
-    fast.add_tokens(TAGS)  # Turbo's tokenizer knows its event tags as whole tokens
-    fast.save_pretrained(out)
 
 
 @pytest.fixture(scope="module")
 def tiny_t3_config() -> Iterator[None]:
     """Turbo's T3 config, looked up by name, shrunk for this module (the server runs in this process)."""
-    from chatterbox.models.t3 import llama_configs
-
-    tiny = dict(llama_configs.GPT2_MEDIUM_CONFIG, n_embd=32, hidden_size=32, n_head=2, n_layer=2, n_ctx=1024,
-                n_positions=1024, vocab_size=16)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(llama_configs.LLAMA_CONFIGS, "GPT2_medium", tiny)
+    with tiny_chatterbox.t3_config(tiny_chatterbox.tiny_t3()):
         yield
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory, network_calls) -> Iterator[Path]:
-    import soundfile as sf
-    import torch
-    from chatterbox.models.s3gen import S3Gen
-    from chatterbox.models.t3 import T3
-    from chatterbox.models.t3.modules.t3_config import T3Config
-    from chatterbox.models.voice_encoder import VoiceEncoder
-    from chatterbox.tts_turbo import ChatterboxTurboTTS
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("chatterbox-turbo-tiny")
-    hp = T3Config(text_tokens_dict_size=50276)  # Turbo's hyperparameters, as its from_local sets them
-    hp.llama_config_name, hp.speech_tokens_dict_size, hp.input_pos_emb = "GPT2_medium", 6563, None
-    hp.speech_cond_prompt_len, hp.use_perceiver_resampler, hp.emotion_adv = 375, False, False
-    for name, module in (("t3_turbo_v1", T3(hp)), ("ve", VoiceEncoder()), ("s3gen_meanflow", S3Gen(meanflow=True))):
-        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, out / f"{name}.safetensors")
-        del module
-    _tokenizer(out)
-    # The built-in voice: the library's own conditioning of a reference recording, saved as conds.pt.
-    reference = out.parent / "builtin-reference.wav"
-    sf.write(reference, reference_speech(), PIPER_RATE)
-    model = ChatterboxTurboTTS.from_local(out, "cpu")
-    # Without the library's loudness normalisation, which breaks on NumPy 2 (the engine's cloning path fixes it).
-    model.prepare_conditionals(str(reference), norm_loudness=False)
-    model.conds.save(out / "conds.pt")
-    del model
+    out = tiny_chatterbox.build(tmp_path_factory.mktemp("chatterbox-turbo-tiny"))
     yield out
     shutil.rmtree(out)  # 1 GB; pytest keeps its last three temp dirs
 
