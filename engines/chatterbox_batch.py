@@ -157,17 +157,17 @@ def _decode(torch: Any, t3: Any, requests: Sequence[T3Request]) -> list[Any]:
     while True:
         scores = _process(torch, requests, rows, history, logits, processors)
         probs = torch.softmax(scores, dim=-1)
-        ended = torch.all(scores == -float("inf"), dim=-1).tolist() if step > 0 else [False] * len(rows.index)
-        drawn = []
-        for row, i in enumerate(rows.index):
-            if ended[row]:  # the library stops there, drawing nothing
-                drawn.append(probs.new_zeros(1, 1, dtype=torch.long))
-                continue
-            generator = requests[i].generator
-            drawn.append(torch.multinomial(probs[row:row + 1], num_samples=1, generator=generator))
+        if step > 0:  # a row whose logits are all -inf ends there, drawing nothing (it draws from anything here)
+            ended = torch.all(scores == -float("inf"), dim=-1)
+            probs = torch.where(ended[:, None], torch.ones_like(probs), probs)
+        drawn = [torch.multinomial(probs[row:row + 1], num_samples=1, generator=requests[i].generator)
+                 for row, i in enumerate(rows.index)]
         next_tokens = torch.cat(drawn)  # [rows, 1]
+        # One transfer a step: the drawn tokens and which rows ended.
+        host = (torch.cat([next_tokens.view(-1), ended.long()]) if step > 0 else next_tokens.view(-1)).tolist()
+        drawn_tokens, ended = host[: len(rows.index)], host[len(rows.index):] or [0] * len(rows.index)
         keep = []
-        for row, (i, token) in enumerate(zip(rows.index, next_tokens.view(-1).tolist())):
+        for row, (i, token) in enumerate(zip(rows.index, drawn_tokens)):
             if ended[row]:
                 results[i] = tokens[i]
                 continue
