@@ -382,6 +382,9 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
     concurrent(first_audio, 1)
     rec.add(engine="chatterbox", text="40 speech tokens", **{k: round(v, 3) for k, v in first.items()})
     phrases = [SENTENCES[i % len(SENTENCES)] for i in range(max_n)]
+    # Per concurrency level, the three ways back to back (load drifts on a shared machine). The sequential ones run on
+    # one worker thread, as the manager runs a request (on the CPU smoke run, the main thread after building the
+    # checkpoint was measured up to 10x slower than a worker thread).
     for n in args.concurrency:
         engine.batcher.batch_sizes.clear()
         counts = [0] * n
@@ -389,30 +392,28 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
         def one(i: int) -> None:  # as the model manager runs it: n workers, their phrases decoded together
             for _ in range(args.rounds):
                 counts[i] += engine.speech_tokens(phrases[i], voice, cancel).shape[1]
+            sync(torch, args.device)
 
         wall, latencies = concurrent(one, n)
         sizes = engine.batcher.batch_sizes
         rec.add(engine="chatterbox", via="engine, T3 batched across requests", concurrent=n,
                 t3_tokens_per_s=round(sum(counts) / wall, 1), p50_latency_s=round(statistics.median(latencies), 3),
                 model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
-    # The same phrases one after another, on one worker thread as the manager runs a request (on the CPU smoke run,
-    # the main thread after building the checkpoint was measured up to 10x slower than a worker thread).
-    for n in args.concurrency:
         count = [0]
 
         def in_turn(_: int) -> None:
             for _ in range(args.rounds):
                 for i in range(n):
                     count[0] += engine.speech_tokens(phrases[i], voice, cancel).shape[1]
+            sync(torch, args.device)
 
         wall, _ = concurrent(in_turn, 1)
         rec.add(engine="chatterbox", via="engine, one phrase at a time", concurrent=n,
                 t3_tokens_per_s=round(count[0] / wall, 1))
-    for n in args.concurrency:  # what the library's generate runs for T3 (capped like the engine's)
         requests = [engine._phrase_request(phrases[i], voice, cancel) for i in range(n)]
         count = [0]
 
-        def library(_: int) -> None:
+        def library(_: int) -> None:  # what the library's generate runs for T3 (capped like the engine's)
             for _ in range(args.rounds):
                 for request in requests:
                     count[0] += t3.inference_turbo(voice.t3, request.text_tokens).shape[1]
