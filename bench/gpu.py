@@ -341,6 +341,17 @@ def bench_emotion2vec(args: argparse.Namespace, rec: Recorder) -> None:
     engine.close()
 
 
+def _threads_tokens(fn: Callable[[int], int], n: int) -> int:
+    """fn(0..n-1) on n threads at once; the tokens they return, summed."""
+    counts = [0] * n
+
+    def go(i: int) -> None:
+        counts[i] = fn(i)
+
+    concurrent(go, n)
+    return sum(counts)
+
+
 # --- Chatterbox-Turbo ------------------------------------------------------------------------------------------------
 
 
@@ -382,46 +393,37 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
     concurrent(first_audio, 1)
     rec.add(engine="chatterbox", text="40 speech tokens", **{k: round(v, 3) for k, v in first.items()})
     phrases = [SENTENCES[i % len(SENTENCES)] for i in range(max_n)]
-    # Per concurrency level, the three ways back to back (load drifts on a shared machine). The sequential ones run on
-    # one worker thread, as the manager runs a request (on the CPU smoke run, the main thread after building the
-    # checkpoint was measured up to 10x slower than a worker thread).
+    # Per concurrency level, the three ways back to back, --rounds times each, each round timed on its own: the best
+    # and the median round (load drifts on a shared machine). The sequential ways run on one worker thread, as the
+    # manager runs a request (on the CPU smoke run, the main thread after building the checkpoint was measured up to
+    # 10x slower than a worker thread).
     for n in args.concurrency:
-        engine.batcher.batch_sizes.clear()
-        counts = [0] * n
-
-        def one(i: int) -> None:  # as the model manager runs it: n workers, their phrases decoded together
-            for _ in range(args.rounds):
-                counts[i] += engine.speech_tokens(phrases[i], voice, cancel).shape[1]
-            sync(torch, args.device)
-
-        wall, latencies = concurrent(one, n)
-        sizes = engine.batcher.batch_sizes
-        rec.add(engine="chatterbox", via="engine, T3 batched across requests", concurrent=n,
-                t3_tokens_per_s=round(sum(counts) / wall, 1), p50_latency_s=round(statistics.median(latencies), 3),
-                model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
-        count = [0]
-
-        def in_turn(_: int) -> None:
-            for _ in range(args.rounds):
-                for i in range(n):
-                    count[0] += engine.speech_tokens(phrases[i], voice, cancel).shape[1]
-            sync(torch, args.device)
-
-        wall, _ = concurrent(in_turn, 1)
-        rec.add(engine="chatterbox", via="engine, one phrase at a time", concurrent=n,
-                t3_tokens_per_s=round(count[0] / wall, 1))
         requests = [engine._phrase_request(phrases[i], voice, cancel) for i in range(n)]
-        count = [0]
-
-        def library(_: int) -> None:  # what the library's generate runs for T3 (capped like the engine's)
-            for _ in range(args.rounds):
-                for request in requests:
-                    count[0] += t3.inference_turbo(voice.t3, request.text_tokens).shape[1]
-            sync(torch, args.device)
-
-        wall, _ = concurrent(library, 1)
-        rec.add(engine="chatterbox", via="library T3.inference_turbo, one at a time", concurrent=n,
-                t3_tokens_per_s=round(count[0] / wall, 1))
+        ways: dict[str, Callable[[], int]] = {
+            # as the model manager runs it: n workers, their phrases decoded together
+            "engine, T3 batched across requests": lambda n=n: _threads_tokens(
+                lambda i: engine.speech_tokens(phrases[i], voice, cancel).shape[1], n),
+            "engine, one phrase at a time": lambda n=n: _threads_tokens(
+                lambda _: sum(engine.speech_tokens(phrases[i], voice, cancel).shape[1] for i in range(n)), 1),
+            # what the library's generate runs for T3 (capped like the engine's)
+            "library T3.inference_turbo, one at a time": lambda requests=requests: _threads_tokens(
+                lambda _: sum(t3.inference_turbo(voice.t3, r.text_tokens).shape[1] for r in requests), 1),
+        }
+        rates: dict[str, list[float]] = {way: [] for way in ways}
+        sizes: dict[str, list[int]] = {way: [] for way in ways}
+        for _ in range(args.rounds):
+            for way, run in ways.items():
+                engine.batcher.batch_sizes.clear()
+                started = time.perf_counter()
+                tokens = run()
+                sync(torch, args.device)
+                rates[way].append(tokens / (time.perf_counter() - started))
+                sizes[way] += engine.batcher.batch_sizes
+        for way, values in rates.items():
+            calls = {"model_calls": len(sizes[way]), "largest_batch": max(sizes[way])} if sizes[way] else {}
+            rec.add(engine="chatterbox", via=way, concurrent=n, rounds=args.rounds, **calls,
+                    t3_tokens_per_s_best=round(max(values), 1),
+                    t3_tokens_per_s_median=round(statistics.median(values), 1), gpu_gib=gpu_memory(torch, args.device))
     engine.close()
 
 
