@@ -2,13 +2,13 @@
 weights, in the layout `ChatterboxTurboTTS.from_local` reads, loaded through the engine's normal local-path loader
 and driven over HTTP (the built-in voice, then a custom voice cloned through the library's `prepare_conditionals`).
 
-The checkpoint comes from tests/support/tiny_chatterbox.py: T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing the
-config the library looks up by name (`GPT2_medium` in `LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name). S3Gen, the voice encoder and the tokenizer's place are the
-real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M parameters, 1 GB on disk). Random
+The checkpoint comes from tests/support/tiny_chatterbox.py: T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing
+the config the library looks up by name (`GPT2_medium` in `LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name).
+S3Gen, the voice encoder and the tokenizer's place are the real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M parameters, 1 GB on disk). Random
 weights never choose the stop token, so every phrase runs to the engine's `max_speech_tokens`, which bounds it.
 The original Chatterbox (`t3_cfg`) runs at the engine, not over HTTP, on its own tiny checkpoint (last test).
 Turbo's T3 decoding across requests (engines/chatterbox_batch.py) is checked against the library's own T3 on the tiny
-GPT-2, at the decoder and through the engine (concurrent requests, their batches, a cancellation).
+GPT-2, at the decoder, through the engine (concurrent requests, their batches, a cancellation) and over HTTP.
 This proves the adapter (loading, conditioning, generation, HTTP shapes), not speech quality. Runs in
 `.venv-chatterbox` (`make test-chatterbox`); other venvs skip it with the reason below. That venv holds NumPy 1 (the
 library's pin); the GPU box has NumPy 2, where cloning used to fail: to run these with NumPy 2, make a venv with
@@ -86,12 +86,17 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint: Path, cloned: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app(checkpoint: Path, cloned: list[str], tmp_path_factory: pytest.TempPathFactory) -> Any:
     settings = Settings(
         cache_dir=tmp_path_factory.mktemp("cache"),
         chatterbox={"device": "cpu", "models": {"chatterbox-tiny": str(checkpoint)}, "max_speech_tokens": MAX_TOKENS},
     )
-    with live_server(create_app(settings)) as url:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    with live_server(app) as url:
         yield url
 
 
@@ -187,6 +192,44 @@ def test_cloning_hands_a_float32_loudness_normalised_reference(checkpoint: Path,
     assert wav.dtype == np.float32, f"numpy {np.__version__}: the reference reached S3Gen as {wav.dtype}"
     assert pyloudnorm.Meter(24_000).integrated_loudness(wav.astype(np.float64)) == pytest.approx(-27.0, abs=0.5)
     engine.close()
+
+
+def test_concurrent_http_requests_share_t3_batches(app: Any, server: str) -> None:
+    """Three speech requests over HTTP (the openai SDK) while the server's engine holds its first T3 call: the two
+    that arrive meanwhile decode together in the next call, and each gets its own bounded audio."""
+    import threading
+
+    from openai import OpenAI
+
+    from tests.support.batch_gate import gate, until
+
+    assert speech(server, input="Warm.", voice="default").status_code == 200  # loaded
+    engine = app.state.services.manager._slots["chatterbox-tiny"].engine
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused", timeout=300)
+    first = threading.Event()
+    calls = gate(engine, "_decode",
+                 {1: lambda: (first.set(), until(lambda: engine.batcher.waiting == 2, "two queued"))})
+    out: dict[int, bytes] = {}
+
+    def speak_text(i: int) -> None:
+        out[i] = client.audio.speech.create(model="chatterbox-tiny", voice="default", input=f"Number {i} speaking.",
+                                            response_format="pcm").content
+
+    engine.batcher.batch_sizes.clear()
+    try:
+        lead = threading.Thread(target=speak_text, args=(0,))
+        lead.start()
+        assert first.wait(120)
+        others = [threading.Thread(target=speak_text, args=(i,)) for i in (1, 2)]
+        for t in others:
+            t.start()
+        for t in [lead, *others]:
+            t.join(300)
+    finally:
+        del engine._decode
+    assert calls == [1, 2] == engine.batcher.batch_sizes
+    for i in range(3):
+        assert 0.2 < len(out[i]) / 2 / 24_000 <= phrase_bound(1), i
 
 
 def test_original_only_controls_are_refused(server: str) -> None:
