@@ -4,8 +4,9 @@ and driven over HTTP (the built-in voice, then a custom voice cloned through the
 
 The checkpoint comes from tests/support/tiny_chatterbox.py: T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing
 the config the library looks up by name (`GPT2_medium` in `LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name).
-S3Gen, the voice encoder and the tokenizer's place are the real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M parameters, 1 GB on disk). Random
-weights never choose the stop token, so every phrase runs to the engine's `max_speech_tokens`, which bounds it.
+S3Gen, the voice encoder and the tokenizer's place are the real architectures and files (S3Gen's sizes are fixed in
+its constructor: 266 M parameters, 1 GB on disk). Random weights never choose the stop token, so every phrase runs to
+the engine's `max_speech_tokens`, which bounds it.
 The original Chatterbox (`t3_cfg`) runs at the engine, not over HTTP, on its own tiny checkpoint (last test).
 Turbo's T3 decoding across requests (engines/chatterbox_batch.py) is checked against the library's own T3 on the tiny
 GPT-2, at the decoder, through the engine (concurrent requests, their batches, a cancellation) and over HTTP.
