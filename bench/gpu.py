@@ -22,13 +22,21 @@ and writes them to --out after each step, so a timeout keeps what was measured.
   chunk), batched across requests (engines/emotion2vec_batch.py): RTFx, p50 latency, model calls, largest batch;
   then FunASR's own `generate` over the same clips (its inference runs them one at a time). `full` is data2vec 2.0
   base's audio layout (768 wide, 8 blocks, 4 prenet blocks, 512-channel feature extractor), run in .venv.
-Not here yet: Chatterbox-Turbo (its T3 decodes one request at a time).
+- chatterbox: `ChatterboxSynthesizer` (Turbo) on a checkpoint from tests/support/tiny_chatterbox.py (`full`: T3 is
+  Turbo's real GPT-2 medium, 24x1024; `tiny`: 2x32; S3Gen is always the real one). Load with warm-up, first audio of
+  a 40-token phrase (T3 then S3Gen), then T3 speech tokens/s at 1/4/16 concurrent requests, their phrases decoded
+  together (engines/chatterbox_batch.py; model calls and the largest batch recorded), against the same phrases one
+  by one through the engine, and the library's own `T3.inference_turbo` (what its `generate` runs) one at a time.
+  Random weights never stop: every phrase decodes --tokens + 1 tokens.
+
+    .venv-chatterbox/bin/python bench/gpu.py chatterbox --device cpu --size tiny --concurrency 1 4 --tokens 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -333,18 +341,107 @@ def bench_emotion2vec(args: argparse.Namespace, rec: Recorder) -> None:
     engine.close()
 
 
+def _threads_tokens(fn: Callable[[int], int], n: int) -> int:
+    """fn(0..n-1) on n threads at once; the tokens they return, summed."""
+    counts = [0] * n
+
+    def go(i: int) -> None:
+        counts[i] = fn(i)
+
+    concurrent(go, n)
+    return sum(counts)
+
+
+# --- Chatterbox-Turbo ------------------------------------------------------------------------------------------------
+
+
+def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
+    import torch
+
+    from engines.base import CancelToken
+    from engines.chatterbox import ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
+    from tests.support import tiny_chatterbox
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the library's decoding loop draws a progress bar
+    directory = Path(tempfile.mkdtemp(prefix="bench-gpu-chatterbox-")) / "turbo"
+    directory.mkdir()
+    max_n = max(args.concurrency)
+    with tiny_chatterbox.t3_config(None if args.size == "full" else tiny_chatterbox.tiny_t3()):
+        tiny_chatterbox.build(directory)
+        started = time.perf_counter()
+        engine = ChatterboxSynthesizer(str(directory), "turbo", ChatterboxSettings(
+            device=args.device, max_speech_tokens=args.tokens, batch_size=max_n, parallel_requests=max_n))
+    sync(torch, args.device)
+    t3, voice, cancel = engine._model.t3, engine._builtin, CancelToken()
+    load = time.perf_counter() - started
+    rec.add(engine="chatterbox", size=args.size, device=args.device, t3_params=sum(p.numel() for p in t3.parameters()),
+            load_and_warmup_s=round(load, 2), gpu_gib=gpu_memory(torch, args.device))
+    first: dict[str, float] = {}
+
+    def first_audio(_: int) -> None:
+        for _ in range(2):  # the second is the one to read
+            started = time.perf_counter()
+            (tokens,) = engine.batcher.run([engine._phrase_request("Hello there.", voice, cancel, max_tokens=39)],
+                                           engine._decode)
+            sync(torch, args.device)
+            first["t3_s"] = time.perf_counter() - started
+            first["audio_s"] = len(engine._vocode(tokens, voice)) / engine.sample_rate
+            sync(torch, args.device)
+            first["first_audio_s"] = time.perf_counter() - started
+
+    concurrent(first_audio, 1)
+    rec.add(engine="chatterbox", text="40 speech tokens", **{k: round(v, 3) for k, v in first.items()})
+    phrases = [SENTENCES[i % len(SENTENCES)] for i in range(max_n)]
+    # Per concurrency level, the three ways back to back, --rounds times each, each round timed on its own: the best
+    # and the median round (load drifts on a shared machine). The sequential ways run on one worker thread, as the
+    # manager runs a request (on the CPU smoke run, the main thread after building the checkpoint was measured up to
+    # 10x slower than a worker thread).
+    for n in args.concurrency:
+        requests = [engine._phrase_request(phrases[i], voice, cancel) for i in range(n)]
+        ways: dict[str, Callable[[], int]] = {
+            # as the model manager runs it: n workers, their phrases decoded together
+            "engine, T3 batched across requests": lambda n=n: _threads_tokens(
+                lambda i: engine.speech_tokens(phrases[i], voice, cancel).shape[1], n),
+            "engine, one phrase at a time": lambda n=n: _threads_tokens(
+                lambda _: sum(engine.speech_tokens(phrases[i], voice, cancel).shape[1] for i in range(n)), 1),
+            # what the library's generate runs for T3 (capped like the engine's)
+            "library T3.inference_turbo, one at a time": lambda requests=requests: _threads_tokens(
+                lambda _: sum(t3.inference_turbo(voice.t3, r.text_tokens).shape[1] for r in requests), 1),
+        }
+        rates: dict[str, list[float]] = {way: [] for way in ways}
+        sizes: dict[str, list[int]] = {way: [] for way in ways}
+        for _ in range(args.rounds):
+            for way, run in ways.items():
+                engine.batcher.batch_sizes.clear()
+                started = time.perf_counter()
+                tokens = run()
+                sync(torch, args.device)
+                rates[way].append(tokens / (time.perf_counter() - started))
+                sizes[way] += engine.batcher.batch_sizes
+        for way, values in rates.items():
+            calls = {"model_calls": len(sizes[way]), "largest_batch": max(sizes[way])} if sizes[way] else {}
+            rec.add(engine="chatterbox", via=way, concurrent=n, rounds=args.rounds, **calls,
+                    t3_tokens_per_s_best=round(max(values), 1),
+                    t3_tokens_per_s_median=round(statistics.median(values), 1), gpu_gib=gpu_memory(torch, args.device))
+    engine.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("engine", choices=["nemo", "kokoro", "emotion2vec"])
+    parser.add_argument("engine", choices=["nemo", "kokoro", "emotion2vec", "chatterbox"])
     parser.add_argument("--device", default="cuda", help="cuda (the GPU box) or cpu (the smoke run)")
     parser.add_argument("--size", choices=["tiny", "full"], default="full")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seconds", type=float, default=30.0, help="NeMo, emotion2vec: length of each clip")
-    parser.add_argument("--rounds", type=int, default=2, help="NeMo, emotion2vec: repetitions per concurrency level")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="NeMo, emotion2vec, Chatterbox: repetitions per concurrency level")
+    parser.add_argument("--tokens", type=int, default=200, help="Chatterbox: speech tokens per phrase (its cap)")
     parser.add_argument("--out", type=Path, help="also write the JSON lines here after each step")
     args = parser.parse_args()
     rec = Recorder(args.out)
-    {"nemo": bench_nemo, "kokoro": bench_kokoro, "emotion2vec": bench_emotion2vec}[args.engine](args, rec)
+    {"nemo": bench_nemo, "kokoro": bench_kokoro, "emotion2vec": bench_emotion2vec,
+     "chatterbox": bench_chatterbox}[args.engine](args, rec)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ and speaks the checkpoint's built-in voice (`conds.pt`) otherwise. Models load f
 (`from_local`), or from a hub id through `huggingface_hub.snapshot_download` when downloads are allowed.
 
 Text is synthesized phrase by phrase (a short first phrase, then sentences) so the first audio leaves early.
+
+Turbo/Nano serve many requests at once: each phrase's speech tokens are decoded by T3 in one autoregressive loop with
+whatever other requests' phrases wait (engines/chatterbox_batch.py, through the cross-request `Batcher` of
+engines/batching.py: no timer, whoever arrives while a batch decodes joins the next), then S3Gen vocodes each
+phrase on its own, as the library's `generate` does. The original Chatterbox (CFG, a Llama T3) serves one request at
+a time through the library's `generate`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +33,17 @@ import numpy as np
 
 from engines.base import (
     AudioChunk,
+    CancelledByClient,
     CancelToken,
+    EngineError,
     EngineUnavailableError,
     SynthesisOptions,
     SynthesizerCapabilities,
     UnsupportedOptionError,
     Voice,
 )
+from engines.batching import Batcher
+from engines.chatterbox_batch import Sampling, T3Request, decode_batch
 from engines.registry import EngineSpec
 from engines.settings import ChatterboxSettings, EngineSettings
 from engines.speech_text import split_phrases
@@ -177,8 +188,12 @@ def keep_reference_float32(model: Any) -> None:
 
 
 class ChatterboxSynthesizer:
-    """One loaded Chatterbox model. One request at a time (`workers=1`): the model holds the voice conditioning
-    of the call in progress (`model.conds`), so concurrent calls would speak in each other's voices."""
+    """One loaded Chatterbox model.
+
+    Turbo/Nano: many workers; their phrases' speech tokens meet in `self.batcher`, which decodes one batch at a time
+    on T3 (`self.batcher.batch_sizes` records them); the voice of each phrase travels with it (its `Conditionals`),
+    never through the model's `conds`. S3Gen, cloning and the original's `generate` run one at a time (`_lock`:
+    the library's `prepare_conditionals` and `generate` go through `model.conds`)."""
 
     def __init__(self, ref: str, variant: Variant, settings: ChatterboxSettings, *, first_words: int = 4):
         self._torch, model_class = import_chatterbox(variant)
@@ -204,9 +219,23 @@ class ChatterboxSynthesizer:
         self._first_words = first_words
         self._builtin = self._model.conds  # from the checkpoint's conds.pt; None when it has none
         self._cloned: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()  # S3Gen, cloning and the original's generate: one at a time
+        self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe to call from two threads
+        self._sampling = Sampling(settings.temperature, settings.top_k, settings.top_p, settings.repetition_penalty)
+        self.batcher: Batcher[T3Request, Any] = Batcher(settings.batch_size)
+        if settings.warmup and variant != "original" and self._builtin is not None:
+            self.warm_up()
 
     def voices(self) -> list[Voice]:
         return list(self.capabilities.voices)
+
+    def warm_up(self) -> None:
+        """Two phrases of different lengths decoded together (so padding is exercised) with the built-in voice, and
+        one vocoded: the first request then finds the kernels loaded. Not counted in `batcher.batch_sizes`."""
+        requests = [self._phrase_request(text, self._builtin, CancelToken(), max_tokens=8)
+                    for text in ("Hello there, how are you today?", "Hi.")]
+        tokens = self._decode(requests)[0]
+        self._vocode(tokens, self._builtin)
 
     def _conditionals(self, options: SynthesisOptions, exaggeration: float) -> Any:
         """The voice to speak in: a custom voice's conditioning (computed once, then cached) or the built-in one."""
@@ -220,34 +249,81 @@ class ChatterboxSynthesizer:
                 )
             return self._builtin
         key = (ref.voice_id, ref.path.stat().st_mtime_ns)
-        if key in self._cloned:
-            self._cloned.move_to_end(key)
-            return self._cloned[key]
-        self._model.prepare_conditionals(str(ref.path), exaggeration=exaggeration)
-        self._cloned[key] = self._model.conds
-        while len(self._cloned) > self._settings.cached_voices:
-            self._cloned.popitem(last=False)
-        return self._model.conds
+        with self._lock:
+            if key in self._cloned:
+                self._cloned.move_to_end(key)
+                return self._cloned[key]
+            self._model.prepare_conditionals(str(ref.path), exaggeration=exaggeration)
+            self._cloned[key] = conds = self._model.conds
+            while len(self._cloned) > self._settings.cached_voices:
+                self._cloned.popitem(last=False)
+            return conds
 
-    def _generate(self, text: str, exaggeration: float, cfg_weight: float) -> np.ndarray:
-        temperature = self._settings.temperature
-        if self.variant == "original":
-            # chatterbox-tts 0.1.7's T3.inference always stacks a conditional and an unconditional row, but generate
-            # doubles the text only when cfg_weight > 0: 0 crashes. CFG_FLOOR gives the same logits (cond + w*diff).
-            cfg_weight = max(cfg_weight, CFG_FLOOR)
-            wav = self._model.generate(text, exaggeration=exaggeration, cfg_weight=cfg_weight, temperature=temperature)
-        else:  # Turbo/Nano warn on every call with a non-zero exaggeration or cfg_weight, which they ignore
-            wav = self._model.generate(text, exaggeration=0.0, cfg_weight=0.0, temperature=temperature)
+    def _generate(self, text: str, conds: Any, exaggeration: float, cfg_weight: float) -> np.ndarray:
+        """The original Chatterbox: the library's `generate`, one phrase at a time."""
+        # chatterbox-tts 0.1.7's T3.inference always stacks a conditional and an unconditional row, but generate
+        # doubles the text only when cfg_weight > 0: 0 crashes. CFG_FLOOR gives the same logits (cond + w*diff).
+        cfg_weight = max(cfg_weight, CFG_FLOOR)
+        with self._lock, self._torch.inference_mode():
+            self._model.conds = conds
+            wav = self._model.generate(text, exaggeration=exaggeration, cfg_weight=cfg_weight,
+                                       temperature=self._settings.temperature)
         return np.asarray(wav.squeeze(0).detach().cpu().numpy(), dtype=np.float32).reshape(-1)
+
+    def _phrase_request(self, text: str, conds: Any, cancel: CancelToken, *, max_tokens: int | None = None
+                        ) -> T3Request:
+        """One phrase for T3, tokenized as Turbo's `generate` does (its punctuation clean-up, no padding), with its
+        own random generator (seeded from the settings' `seed`, else fresh)."""
+        from chatterbox.tts_turbo import punc_norm
+
+        with self._tokenizer_lock:
+            ids = self._model.tokenizer(punc_norm(text), return_tensors="pt", padding=True, truncation=True).input_ids
+        device = self._model.t3.device
+        generator = self._torch.Generator(device=device)
+        if self._settings.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self._settings.seed)
+        return T3Request(ids.to(device), conds.t3, self._sampling,
+                         self._settings.max_speech_tokens if max_tokens is None else max_tokens, generator, cancel)
+
+    def _decode(self, requests: list[T3Request]) -> list[Any]:
+        """The batched call: each phrase's speech tokens (or its cancellation), in order."""
+        try:
+            return decode_batch(self._torch, self._model.t3, requests)
+        except Exception as exc:
+            raise EngineError(f"Chatterbox T3 decoding failed: {exc}") from exc
+
+    def speech_tokens(self, text: str, conds: Any, cancel: CancelToken) -> Any:
+        """One phrase's speech tokens, decoded with whatever other requests' phrases wait (a waiting request that is
+        cancelled leaves the queue; one cancelled while its batch decodes leaves the batch, and the others go on)."""
+        (tokens,) = self.batcher.run([self._phrase_request(text, conds, cancel)], self._decode, cancel=cancel)
+        if isinstance(tokens, CancelledByClient):
+            raise tokens
+        return tokens
+
+    def _vocode(self, tokens: Any, conds: Any) -> np.ndarray:
+        """S3Gen's audio for one phrase's speech tokens, as Turbo's `generate` makes it: tokens outside the speech
+        vocabulary dropped, three silence tokens appended, two meanflow steps, the library's watermark."""
+        from chatterbox.models.s3gen.const import S3GEN_SIL
+
+        torch, model = self._torch, self._model
+        speech = tokens[tokens < model.t3.hp.start_speech_token]  # the library's `< 6561`
+        speech = torch.cat([speech, torch.tensor([S3GEN_SIL] * 3, dtype=torch.long, device=speech.device)])
+        with self._lock, torch.inference_mode():
+            wav, _ = model.s3gen.inference(speech_tokens=speech, ref_dict=conds.gen, n_cfm_timesteps=2)
+            wav = model.watermarker.apply_watermark(wav.squeeze(0).detach().cpu().numpy(), sample_rate=model.sr)
+        return np.asarray(wav, dtype=np.float32).reshape(-1)
 
     def synthesize(self, text: str, options: SynthesisOptions, cancel: CancelToken) -> Iterator[AudioChunk]:
         exaggeration, cfg_weight = expressive_controls(options, self._settings)
         conds = self._conditionals(options, exaggeration)
         for phrase in split_phrases(text, self._first_words):
             cancel.raise_if_cancelled()
-            self._model.conds = conds
-            with self._torch.inference_mode():
-                samples = self._generate(phrase.text, exaggeration, cfg_weight)
+            if self.variant == "original":
+                samples = self._generate(phrase.text, conds, exaggeration, cfg_weight)
+            else:  # Turbo/Nano have no exaggeration or CFG
+                samples = self._vocode(self.speech_tokens(phrase.text, conds, cancel), conds)
             if len(samples):
                 yield AudioChunk(np.clip(samples, -1.0, 1.0), self.sample_rate, text=phrase.text)
             if phrase.pause_after:
@@ -289,6 +365,8 @@ def chatterbox_specs(settings: EngineSettings) -> list[EngineSpec]:
                 + ". Needs voxloop[chatterbox].",
                 capabilities=chatterbox_capabilities(variant),
                 probe=_probe(ref, variant),
+                # Turbo/Nano: concurrent requests share T3's batches (engines/chatterbox_batch.py)
+                workers=1 if variant == "original" else cs.parallel_requests,
             )
         )
     return specs

@@ -287,10 +287,34 @@ class ChatterboxSettings(BaseModel):
     exaggeration: float = Field(0.5, ge=0.0, le=2.0, description="Original Chatterbox: emotion intensity by default.")
     cfg_weight: float = Field(0.5, ge=0.0, le=1.0, description="Original Chatterbox: guidance weight by default.")
     temperature: float = Field(0.8, gt=0.0, le=2.0, description="Sampling temperature of the speech tokens.")
+    top_k: int = Field(
+        1000, ge=0, description="Turbo/Nano: speech tokens sampled among the k likeliest (the library's default; 1 is "
+        "greedy decoding, 0 no limit)."
+    )
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Turbo/Nano: nucleus sampling of the speech tokens.")
+    repetition_penalty: float = Field(1.2, ge=1.0, le=3.0, description="Turbo/Nano: repetition penalty of the speech "
+                                      "tokens (the library's default).")
+    seed: int | None = Field(
+        None, description="Turbo/Nano: seed of every phrase's speech-token sampling (the same text then gives the same "
+        "tokens, alone or batched with other requests). Unset: a fresh random seed per phrase.",
+    )
     cached_voices: int = Field(16, ge=1, description="Cloned voices whose conditioning is kept in memory.")
     max_speech_tokens: int = Field(
         1000, ge=1, le=4000, description="Most speech tokens one phrase may generate (25 a second: 1000 is 40 s, the "
         "library's own fixed cap). Bounds a model that never emits its stop token.",
+    )
+    batch_size: int = Field(
+        8, ge=1, le=64, description="Turbo/Nano: most phrases whose speech tokens are decoded together in one "
+        "autoregressive loop (engines/chatterbox_batch.py): concurrent requests' phrases share the loop (no timer: "
+        "whoever arrives while a batch decodes joins the next). S3Gen then vocodes each phrase on its own.",
+    )
+    parallel_requests: int = Field(
+        8, ge=1, le=64, description="Turbo/Nano requests in progress at once per model (threads sharing its batches; "
+        "the original Chatterbox serves one at a time).",
+    )
+    warmup: bool = Field(
+        True, description="Turbo/Nano with a built-in voice: decode a dummy batch of two phrases and vocode one when "
+        "the model loads, so the first request does not pay for cold kernels.",
     )
 
 class RemoteSettings(BaseModel):

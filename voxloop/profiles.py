@@ -56,7 +56,8 @@ def gpu_defaults(models_dir: Path) -> dict[str, Any]:
             "kokoro_torch_model": path[KOKORO], "kokoro_torch_device": "cuda", "hd_model": KOKORO_TORCH_ID,
             "fast_model": KOKORO_TORCH_ID, "expressive_model": CHATTERBOX,
         },
-        "chatterbox": {"device": "cuda", "models": {CHATTERBOX: path[CHATTERBOX]}},
+        "chatterbox": {"device": "cuda", "models": {CHATTERBOX: path[CHATTERBOX]}, "batch_size": 16,
+                       "parallel_requests": GPU_MAX_CONCURRENT_PER_MODEL},
         "emotion": {"device": "cuda", "emotion2vec": {EMOTION2VEC: path[EMOTION2VEC]}, "default_model": EMOTION2VEC},
     }
 

@@ -2,11 +2,14 @@
 weights, in the layout `ChatterboxTurboTTS.from_local` reads, loaded through the engine's normal local-path loader
 and driven over HTTP (the built-in voice, then a custom voice cloned through the library's `prepare_conditionals`).
 
-T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing the config the library looks up by name (`GPT2_medium` in
-`LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name). S3Gen, the voice encoder and the tokenizer's place are the
-real architectures and files (S3Gen's sizes are fixed in its constructor: 266 M parameters, 1 GB on disk). Random
-weights never choose the stop token, so every phrase runs to the engine's `max_speech_tokens`, which bounds it.
+The checkpoint comes from tests/support/tiny_chatterbox.py: T3 is shrunk to a 2-layer GPT-2 of width 32 by replacing
+the config the library looks up by name (`GPT2_medium` in `LLAMA_CONFIGS`; Turbo's `from_local` hardcodes that name).
+S3Gen, the voice encoder and the tokenizer's place are the real architectures and files (S3Gen's sizes are fixed in
+its constructor: 266 M parameters, 1 GB on disk). Random weights never choose the stop token, so every phrase runs to
+the engine's `max_speech_tokens`, which bounds it.
 The original Chatterbox (`t3_cfg`) runs at the engine, not over HTTP, on its own tiny checkpoint (last test).
+Turbo's T3 decoding across requests (engines/chatterbox_batch.py) is checked against the library's own T3 on the tiny
+GPT-2, at the decoder, through the engine (concurrent requests, their batches, a cancellation) and over HTTP.
 This proves the adapter (loading, conditioning, generation, HTTP shapes), not speech quality. Runs in
 `.venv-chatterbox` (`make test-chatterbox`); other venvs skip it with the reason below. That venv holds NumPy 1 (the
 library's pin); the GPU box has NumPy 2, where cloning used to fail: to run these with NumPy 2, make a venv with
@@ -33,9 +36,11 @@ pytest.importorskip(
 )
 
 from api.settings import Settings  # noqa: E402
+from tests.support import tiny_chatterbox  # noqa: E402
 from tests.support.offline import network_calls  # noqa: E402, F401 (a fixture)
 from tests.support.server import live_server  # noqa: E402
-from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
+from tests.support.speech import PIPER_RATE, encode, speak  # noqa: E402
+from tests.support.tiny_chatterbox import REFERENCE_TEXT, reference_speech  # noqa: E402
 from voxloop.app import create_app  # noqa: E402
 
 pytestmark = pytest.mark.extra_chatterbox
@@ -43,76 +48,18 @@ pytestmark = pytest.mark.extra_chatterbox
 MAX_TOKENS = 30  # speech tokens per phrase (25 a second): random weights always reach it
 TOKEN_SECONDS = 0.04
 CONSENT_TEXT = "I am the owner of this voice and I consent to it being used to create a synthetic voice."
-TAGS = ["[laugh]", "[chuckle]", "[sigh]"]
-REFERENCE_TEXT = [
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "Once upon a time a small boat sailed across the quiet lake at dawn.",
-]
-
-
-def reference_speech() -> np.ndarray:
-    """About eight seconds of real speech (Turbo wants more than five)."""
-    return np.concatenate([speak(REFERENCE_TEXT[0]), silence(0.4), speak(REFERENCE_TEXT[1])])
-
-
-def _tokenizer(out: Path) -> None:
-    """A tiny byte-level BPE (GPT-2's kind) saved where `AutoTokenizer.from_pretrained(ckpt_dir)` finds it."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(REFERENCE_TEXT, trainer)
-    eos = "<|endoftext|>"
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos, unk_token=eos)
-    fast.add_tokens(TAGS)  # Turbo's tokenizer knows its event tags as whole tokens
-    fast.save_pretrained(out)
 
 
 @pytest.fixture(scope="module")
 def tiny_t3_config() -> Iterator[None]:
     """Turbo's T3 config, looked up by name, shrunk for this module (the server runs in this process)."""
-    from chatterbox.models.t3 import llama_configs
-
-    tiny = dict(llama_configs.GPT2_MEDIUM_CONFIG, n_embd=32, hidden_size=32, n_head=2, n_layer=2, n_ctx=1024,
-                n_positions=1024, vocab_size=16)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(llama_configs.LLAMA_CONFIGS, "GPT2_medium", tiny)
+    with tiny_chatterbox.t3_config(tiny_chatterbox.tiny_t3()):
         yield
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny_t3_config: None, tmp_path_factory: pytest.TempPathFactory, network_calls) -> Iterator[Path]:
-    import soundfile as sf
-    import torch
-    from chatterbox.models.s3gen import S3Gen
-    from chatterbox.models.t3 import T3
-    from chatterbox.models.t3.modules.t3_config import T3Config
-    from chatterbox.models.voice_encoder import VoiceEncoder
-    from chatterbox.tts_turbo import ChatterboxTurboTTS
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("chatterbox-turbo-tiny")
-    hp = T3Config(text_tokens_dict_size=50276)  # Turbo's hyperparameters, as its from_local sets them
-    hp.llama_config_name, hp.speech_tokens_dict_size, hp.input_pos_emb = "GPT2_medium", 6563, None
-    hp.speech_cond_prompt_len, hp.use_perceiver_resampler, hp.emotion_adv = 375, False, False
-    for name, module in (("t3_turbo_v1", T3(hp)), ("ve", VoiceEncoder()), ("s3gen_meanflow", S3Gen(meanflow=True))):
-        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, out / f"{name}.safetensors")
-        del module
-    _tokenizer(out)
-    # The built-in voice: the library's own conditioning of a reference recording, saved as conds.pt.
-    reference = out.parent / "builtin-reference.wav"
-    sf.write(reference, reference_speech(), PIPER_RATE)
-    model = ChatterboxTurboTTS.from_local(out, "cpu")
-    # Without the library's loudness normalisation, which breaks on NumPy 2 (the engine's cloning path fixes it).
-    model.prepare_conditionals(str(reference), norm_loudness=False)
-    model.conds.save(out / "conds.pt")
-    del model
+    out = tiny_chatterbox.build(tmp_path_factory.mktemp("chatterbox-turbo-tiny"))
     yield out
     shutil.rmtree(out)  # 1 GB; pytest keeps its last three temp dirs
 
@@ -140,12 +87,17 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint: Path, cloned: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app(checkpoint: Path, cloned: list[str], tmp_path_factory: pytest.TempPathFactory) -> Any:
     settings = Settings(
         cache_dir=tmp_path_factory.mktemp("cache"),
         chatterbox={"device": "cpu", "models": {"chatterbox-tiny": str(checkpoint)}, "max_speech_tokens": MAX_TOKENS},
     )
-    with live_server(create_app(settings)) as url:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    with live_server(app) as url:
         yield url
 
 
@@ -243,6 +195,44 @@ def test_cloning_hands_a_float32_loudness_normalised_reference(checkpoint: Path,
     engine.close()
 
 
+def test_concurrent_http_requests_share_t3_batches(app: Any, server: str) -> None:
+    """Three speech requests over HTTP (the openai SDK) while the server's engine holds its first T3 call: the two
+    that arrive meanwhile decode together in the next call, and each gets its own bounded audio."""
+    import threading
+
+    from openai import OpenAI
+
+    from tests.support.batch_gate import gate, until
+
+    assert speech(server, input="Warm.", voice="default").status_code == 200  # loaded
+    engine = app.state.services.manager._slots["chatterbox-tiny"].engine
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused", timeout=300)
+    first = threading.Event()
+    calls = gate(engine, "_decode",
+                 {1: lambda: (first.set(), until(lambda: engine.batcher.waiting == 2, "two queued"))})
+    out: dict[int, bytes] = {}
+
+    def speak_text(i: int) -> None:
+        out[i] = client.audio.speech.create(model="chatterbox-tiny", voice="default", input=f"Number {i} speaking.",
+                                            response_format="pcm").content
+
+    engine.batcher.batch_sizes.clear()
+    try:
+        lead = threading.Thread(target=speak_text, args=(0,))
+        lead.start()
+        assert first.wait(120)
+        others = [threading.Thread(target=speak_text, args=(i,)) for i in (1, 2)]
+        for t in others:
+            t.start()
+        for t in [lead, *others]:
+            t.join(300)
+    finally:
+        del engine._decode
+    assert calls == [1, 2] == engine.batcher.batch_sizes
+    for i in range(3):
+        assert 0.2 < len(out[i]) / 2 / 24_000 <= phrase_bound(1), i
+
+
 def test_original_only_controls_are_refused(server: str) -> None:
     r = speech(server, input="Hello.", voice="default", exaggeration=0.9)
     assert r.status_code == 400, r.text
@@ -264,6 +254,277 @@ def test_nano_needs_a_library_that_loads_it(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     with pytest.raises(EngineUnavailableError, match="cannot load Chatterbox Nano"):
         ChatterboxSynthesizer(str(tmp_path), "nano", ChatterboxSettings(device="cpu"))
+
+
+# --- Turbo's T3 decoded across requests (engines/chatterbox_batch.py) ----------------------------------------------
+
+
+def _t3_cond(seed: int, prompt_tokens: int) -> Any:
+    """A voice's T3 conditioning: a speaker embedding and `prompt_tokens` reference speech tokens, drawn from `seed`."""
+    import torch
+    from chatterbox.models.t3.modules.cond_enc import T3Cond
+
+    g = torch.Generator().manual_seed(seed)
+    return T3Cond(speaker_emb=torch.randn(1, 256, generator=g),
+                  cond_prompt_speech_tokens=torch.randint(0, 6561, (1, prompt_tokens), generator=g),
+                  emotion_adv=0.5 * torch.ones(1, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def tiny_t3(tiny_t3_config: None) -> Any:
+    """Turbo's T3 (the tiny GPT-2 above) with random weights, and four prompts of different lengths: two voices with
+    375 reference tokens (Turbo's maximum), one with 150, and texts of 3 to 12 tokens."""
+    import torch
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.modules.t3_config import T3Config
+
+    hp = T3Config(text_tokens_dict_size=50276)
+    hp.llama_config_name, hp.speech_tokens_dict_size, hp.input_pos_emb = "GPT2_medium", 6563, None
+    hp.speech_cond_prompt_len, hp.use_perceiver_resampler, hp.emotion_adv = 375, False, False
+    torch.manual_seed(1)
+    t3 = T3(hp).eval()
+    g = torch.Generator().manual_seed(2)
+    texts = [torch.randint(0, 50_000, (1, n), generator=g) for n in (5, 9, 3, 12)]
+    conds = [_t3_cond(1, 375), _t3_cond(2, 375), _t3_cond(3, 150), _t3_cond(1, 375)]
+    return t3, list(zip(texts, conds))
+
+
+def test_t3_alone_gives_the_librarys_tokens_under_the_same_seed(tiny_t3: Any) -> None:
+    """One request in the batched loop is `T3.inference_turbo`: the same tokens for the same seed (sampled with the
+    library's defaults, and greedy)."""
+    import torch
+
+    from engines.chatterbox_batch import Sampling, T3Request, decode_batch
+
+    t3, prompts = tiny_t3
+    for sampling in (Sampling(), Sampling(temperature=0.5, top_k=50, top_p=0.8, repetition_penalty=1.5),
+                     Sampling(top_k=1)):
+        for seed, (text, cond) in enumerate(prompts):
+            torch.manual_seed(seed)
+            library = t3.inference_turbo(cond, text, temperature=sampling.temperature, top_k=sampling.top_k,
+                                         top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
+                                         max_gen_len=MAX_TOKENS)
+            request = T3Request(text, cond, sampling, MAX_TOKENS, torch.Generator().manual_seed(seed))
+            (ours,) = decode_batch(torch, t3, [request])
+            assert library.shape == (1, MAX_TOKENS + 1)  # random weights never stop: the limit ends it
+            assert torch.equal(ours, library), (sampling, seed)
+
+
+def test_t3_batch_gives_each_row_its_own_tokens_and_rows_leave_at_their_stop(tiny_t3: Any) -> None:
+    """Four prompts of different lengths (left-padded, masked) in one loop, each with its own settings and seed:
+    each row's tokens are its tokens alone. Then with a stop token that one row draws early: that row leaves the
+    batch there (the library's stop rule) while the others run to the limit, and still each gets its own tokens."""
+    import torch
+
+    from engines.chatterbox_batch import Sampling, T3Request, decode_batch
+
+    t3, prompts = tiny_t3
+    samplings = [Sampling(top_k=1), Sampling(), Sampling(temperature=0.6, top_p=0.9), Sampling(top_k=1)]
+
+    def requests() -> list[T3Request]:
+        return [T3Request(text, cond, samplings[i], MAX_TOKENS, torch.Generator().manual_seed(10 + i))
+                for i, (text, cond) in enumerate(prompts)]
+
+    def alone() -> list[Any]:
+        return [decode_batch(torch, t3, [request])[0] for request in requests()]
+
+    solo = alone()
+    assert len({tuple(t.view(-1).tolist()) for t in solo}) == len(prompts)  # four different answers
+    batched = decode_batch(torch, t3, requests())
+    for i, (ours, own) in enumerate(zip(batched, solo)):
+        assert torch.equal(ours, own), i
+    # A stop token row 2 draws at its 6th token and none of the others ever does.
+    others = {token for i, t in enumerate(solo) if i != 2 for token in t.view(-1).tolist()}
+    stop = next(token for token in solo[2].view(-1).tolist()[5:] if token not in others)
+    widths: list[int] = []
+    hook = t3.speech_head.register_forward_hook(lambda module, args, out: widths.append(out.shape[0]))
+    original_stop = t3.hp.stop_speech_token
+    t3.hp.stop_speech_token = stop
+    try:
+        solo = alone()
+        widths.clear()
+        batched = decode_batch(torch, t3, requests())
+    finally:
+        t3.hp.stop_speech_token = original_stop
+        hook.remove()
+    assert solo[2].shape[1] < MAX_TOKENS and stop not in solo[2].view(-1).tolist()  # the stop token is removed
+    assert [t.shape[1] for i, t in enumerate(solo) if i != 2] == [MAX_TOKENS + 1] * 3
+    for i, (ours, own) in enumerate(zip(batched, solo)):
+        assert torch.equal(ours, own), i
+    # One batched forward per step: four rows until row 2 stops, then three.
+    assert widths == [4] * (solo[2].shape[1] + 1) + [3] * (MAX_TOKENS - solo[2].shape[1]), widths
+
+
+BATCH_REQUESTS = [("Hello there.", "builtin"), ("Good morning to you.", "clone"), ("Yes.", "builtin"),
+                  ("See you soon.", "clone")]
+
+
+@pytest.fixture(scope="module")
+def batch_engine(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[Any]]]:
+    """A greedy Turbo engine that takes four phrases a batch, and two voices whose prompts differ in length: the
+    built-in one (an 8 s reference) and one cloned from a 6 s reference (fewer reference speech tokens)."""
+    import soundfile as sf
+
+    from engines.base import SynthesisOptions, VoiceReference
+    from engines.chatterbox import ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
+
+    reference = tmp_path_factory.mktemp("clone") / "six-seconds.wav"
+    sf.write(reference, reference_speech()[: 6 * PIPER_RATE], PIPER_RATE)
+    engine = ChatterboxSynthesizer(str(checkpoint), "turbo", ChatterboxSettings(
+        device="cpu", max_speech_tokens=MAX_TOKENS, top_k=1, batch_size=4, parallel_requests=4))
+    clone = SynthesisOptions("voice_six", reference=VoiceReference("voice_six", reference))
+    options = {"builtin": SynthesisOptions("default"), "clone": clone}
+    voices = {name: engine._conditionals(o, 0.0) for name, o in options.items()}
+    lengths = {name: conds.t3.cond_prompt_speech_tokens.shape[1] for name, conds in voices.items()}
+    assert lengths["builtin"] > lengths["clone"], lengths
+    yield engine, [(text, options[voice], voices[voice]) for text, voice in BATCH_REQUESTS]
+    engine.close()
+
+
+def _phrase_tokens(engine: Any) -> dict[tuple[int, ...], Any]:
+    """Spy on the engine's batched call: each phrase's tokens by its text tokens (undone with `del engine._decode`,
+    with the gate)."""
+    seen: dict[tuple[int, ...], Any] = {}
+    decode = engine._decode
+
+    def spy(requests: list[Any]) -> list[Any]:
+        results = decode(requests)
+        for request, result in zip(requests, results):
+            seen[tuple(request.text_tokens.view(-1).tolist())] = result
+        return results
+
+    engine._decode = spy
+    return seen
+
+
+def _alone(engine: Any, text: str, conds: Any) -> Any:
+    from engines.base import CancelToken
+
+    request = engine._phrase_request(text, conds, CancelToken())
+    return tuple(request.text_tokens.view(-1).tolist()), engine._decode([request])[0]
+
+
+def _speak(engine: Any, request: tuple[str, Any, Any], cancel: Any, out: dict, i: int) -> None:
+    from engines.base import CancelledByClient
+
+    text, options, _ = request
+    try:
+        out[i] = [c.samples for c in engine.synthesize(text, options, cancel) if c.text]
+    except CancelledByClient:
+        out[i] = "cancelled"
+
+
+def _concurrently(engine: Any, hooks: dict, cancels: list[Any]) -> tuple[dict, dict, list[int]]:
+    """Request 0 leads; the other three queue behind its call and decode together in the next."""
+    import threading
+
+    from tests.support.batch_gate import gate, until
+
+    _, requests = engine
+    engine = engine[0]
+    out: dict[int, Any] = {}
+    first = threading.Event()
+    seen = _phrase_tokens(engine)
+    calls = gate(engine, "_decode", {1: lambda: (first.set(), until(lambda: engine.batcher.waiting == 3,
+                                                                    "three queued")), **hooks})
+    engine.batcher.batch_sizes.clear()
+    try:
+        lead = threading.Thread(target=_speak, args=(engine, requests[0], cancels[0], out, 0))
+        lead.start()
+        assert first.wait(60)
+        others = [threading.Thread(target=_speak, args=(engine, requests[i], cancels[i], out, i)) for i in (1, 2, 3)]
+        for t in others:
+            t.start()
+        for t in [lead, *others]:
+            t.join(300)
+    finally:
+        del engine._decode
+    return out, seen, calls
+
+
+def test_concurrent_requests_share_t3_batches_and_each_gets_its_own_tokens(batch_engine: tuple[Any, list]) -> None:
+    """Four requests (two voices, four texts: four prompt lengths): request 0 alone, then the three that queued
+    behind it in one batched loop. Each phrase's tokens are what it decodes alone (greedy), and each is vocoded."""
+    import torch
+
+    from engines.base import CancelToken
+
+    engine, requests = batch_engine
+    out, seen, calls = _concurrently(batch_engine, {}, [CancelToken() for _ in requests])
+    assert engine.batcher.batch_sizes == [1, 3] == calls
+    alone = dict(_alone(engine, text, conds) for text, _, conds in requests)
+    assert len(alone) == 4 and len({t.shape[1] for t in alone.values()}) == 1  # all ran to the limit...
+    assert len({tuple(t.view(-1).tolist()) for t in alone.values()}) == 4  # ...each with its own tokens
+    assert seen.keys() == alone.keys()
+    for key, tokens in alone.items():
+        assert torch.equal(seen[key], tokens), key
+    for i in range(4):
+        (samples,) = out[i]
+        assert 0.2 < len(samples) / engine.sample_rate <= phrase_bound(1) and np.isfinite(samples).all()
+
+
+def test_cancelling_one_request_in_a_t3_batch_leaves_the_others_whole(batch_engine: tuple[Any, list]) -> None:
+    """Request 2 is cancelled five steps into the batch it shares with requests 1 and 3: its row leaves the loop
+    (three rows, then two), it gets `CancelledByClient`, and the others finish with their own tokens."""
+    import torch
+
+    from engines.base import CancelToken
+
+    engine, requests = batch_engine
+    cancels = [CancelToken() for _ in requests]
+    widths: list[int] = []
+    hooks: list[Any] = []
+
+    def cancel_five_steps_in(module: Any, args: Any, output: Any) -> None:
+        widths.append(output.shape[0])
+        if len(widths) == 5:
+            cancels[2].cancel()
+
+    def arm() -> None:
+        hooks.append(engine._model.t3.speech_head.register_forward_hook(cancel_five_steps_in))
+
+    try:
+        out, seen, calls = _concurrently(batch_engine, {2: arm}, cancels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == [1, 3] and out[2] == "cancelled"
+    assert widths == [3] * 5 + [2] * (MAX_TOKENS + 1 - 5), widths
+    for i in (0, 1, 3):
+        text, _, conds = requests[i]
+        key, tokens = _alone(engine, text, conds)
+        assert torch.equal(seen[key], tokens) and tokens.shape[1] == MAX_TOKENS + 1, i
+        (samples,) = out[i]
+        assert 0.2 < len(samples) / engine.sample_rate <= phrase_bound(1)
+
+
+def test_turbo_phrase_alone_is_the_librarys_generate_under_the_same_seed(batch_engine: tuple[Any, list]) -> None:
+    """The engine's path for one phrase (its tokenization, a batch of one, its own seeded generator) gives the tokens
+    the library's `generate` gives under that seed, with the library's default sampling."""
+    import dataclasses
+
+    import torch
+
+    from engines.base import CancelToken
+    from engines.chatterbox_batch import Sampling
+
+    engine, requests = batch_engine
+    model = engine._model
+    text, _, conds = requests[1]
+    library: list[Any] = []
+    inference = model.t3.inference_turbo  # the engine's capped method
+    model.t3.inference_turbo = lambda *a, **kw: library.append(inference(*a, **kw)) or library[-1]
+    try:
+        model.conds = conds
+        torch.manual_seed(1234)
+        model.generate(text)
+    finally:
+        model.t3.inference_turbo = inference
+    request = dataclasses.replace(engine._phrase_request(text, conds, CancelToken()), sampling=Sampling(),
+                                  generator=torch.Generator().manual_seed(1234))
+    (ours,) = engine.batcher.run([request], engine._decode)
+    assert library[0].shape == (1, MAX_TOKENS + 1) and torch.equal(ours, library[0])
 
 
 # --- the original Chatterbox (t3_cfg), at the engine: exaggeration and cfg_weight reach the real T3 ----------------

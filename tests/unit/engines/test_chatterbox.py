@@ -188,12 +188,30 @@ class FakeChatterbox:
 
 
 @pytest.fixture
-def fake_library(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_library(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, int]]:
+    """The library stood in for: `FakeChatterbox`, and for Turbo/Nano the three steps that need chatterbox-tts and
+    torch (tokenizing a phrase, T3's batched decoding, S3Gen), which record what they get. Returns the decoded
+    phrases: (text, conditioning, token limit)."""
     fake_torch = type("torch", (), {"inference_mode": staticmethod(contextlib.nullcontext)})
     monkeypatch.setattr(cb, "import_chatterbox", lambda variant: (fake_torch, FakeChatterbox))
+    decoded: list[tuple[str, Any, int]] = []
+
+    def phrase_request(self: Any, text: str, conds: Any, cancel: CancelToken, *, max_tokens: int | None = None) -> Any:
+        return cb.T3Request(text, conds, max_tokens=self._settings.max_speech_tokens if max_tokens is None
+                            else max_tokens, cancel=cancel)
+
+    def decode_batch(torch: Any, t3: Any, requests: list[Any]) -> list[Any]:
+        decoded.extend((r.text_tokens, r.cond, r.max_tokens) for r in requests)
+        return [("tokens", r.text_tokens) for r in requests]
+
+    monkeypatch.setattr(cb.ChatterboxSynthesizer, "_phrase_request", phrase_request)
+    monkeypatch.setattr(cb, "decode_batch", decode_batch)
+    monkeypatch.setattr(cb.ChatterboxSynthesizer, "_vocode", lambda self, tokens, conds: np.full(2400, 0.1, np.float32))
+    return decoded
 
 
-def test_turbo_clones_once_per_voice_and_sends_no_controls(tmp_path: Path, fake_library: None) -> None:
+def test_turbo_clones_once_per_voice_and_decodes_through_the_batcher(
+        tmp_path: Path, fake_library: list[tuple[str, Any, int]]) -> None:
     ckpt = checkpoint(tmp_path, "turbo")
     engine = cb.ChatterboxSynthesizer(str(ckpt), "turbo", ChatterboxSettings(device="cpu"))
     sample = tmp_path / "voice.wav"
@@ -206,9 +224,10 @@ def test_turbo_clones_once_per_voice_and_sends_no_controls(tmp_path: Path, fake_
         assert all(c.sample_rate == 24_000 for c in chunks)
     model = engine._model
     assert model.prepared == [(str(sample), 0.7)]  # conditioning computed once, then cached
-    assert {text for text, _, _ in model.generated} == {"Hello there [chuckle].", "How are you?"}
-    assert all(conds == ("cloned", str(sample)) for _, conds, _ in model.generated)
-    assert all(kw["exaggeration"] == 0.0 and kw["cfg_weight"] == 0.0 for _, _, kw in model.generated)
+    assert model.generated == []  # T3 is driven by the engine's batched decoder, not the library's generate
+    assert [text for text, _, _ in fake_library] == ["Hello there [chuckle].", "How are you?"] * 2
+    assert all(conds == ("cloned", str(sample)) for _, conds, _ in fake_library)
+    assert engine.batcher.batch_sizes == [1, 1, 1, 1]  # one request: each phrase alone, through the batcher
 
 
 def test_original_gets_the_controls_and_the_builtin_voice(tmp_path: Path, fake_library: None) -> None:
@@ -229,9 +248,29 @@ def test_no_builtin_voice_and_no_custom_voice_is_a_clear_400(tmp_path: Path, fak
 
 
 @pytest.mark.parametrize("variant", ["turbo", "original"])
-def test_speech_tokens_are_capped(tmp_path: Path, fake_library: None, variant: cb.Variant) -> None:
+def test_speech_tokens_are_capped(tmp_path: Path, fake_library: list[tuple[str, Any, int]], variant: cb.Variant
+                                  ) -> None:
     ckpt = checkpoint(tmp_path, variant)
     (ckpt / "conds.pt").write_bytes(b"")
-    engine = cb.ChatterboxSynthesizer(str(ckpt), variant, ChatterboxSettings(device="cpu", max_speech_tokens=75))
+    engine = cb.ChatterboxSynthesizer(str(ckpt), variant,
+                                      ChatterboxSettings(device="cpu", max_speech_tokens=75, warmup=False))
     list(engine.synthesize("One. Two.", SynthesisOptions("default"), CancelToken()))
-    assert engine._model.t3.caps == [75, 75]
+    if variant == "original":
+        assert engine._model.t3.caps == [75, 75]  # through the library's generate
+    else:
+        assert [cap for _, _, cap in fake_library] == [75, 75]  # the engine's batched decoder
+
+
+def test_warm_up_decodes_two_phrases_together_and_is_not_counted(
+        tmp_path: Path, fake_library: list[tuple[str, Any, int]]) -> None:
+    ckpt = checkpoint(tmp_path, "turbo")
+    (ckpt / "conds.pt").write_bytes(b"")
+    engine = cb.ChatterboxSynthesizer(str(ckpt), "turbo", ChatterboxSettings(device="cpu"))
+    assert [(conds, cap) for _, conds, cap in fake_library] == [("builtin", 8), ("builtin", 8)]
+    assert len({text for text, _, _ in fake_library}) == 2 and engine.batcher.batch_sizes == []
+
+
+def test_turbo_serves_requests_in_parallel_and_the_original_one_at_a_time(tmp_path: Path) -> None:
+    specs = cb.chatterbox_specs(Settings(cache_dir=tmp_path, chatterbox={"parallel_requests": 6, "models": {
+        "t": str(checkpoint(tmp_path, "turbo")), "o": str(checkpoint(tmp_path, "original"))}}))
+    assert {spec.model_id: spec.workers for spec in specs} == {"t": 6, "o": 1}
