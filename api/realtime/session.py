@@ -50,6 +50,7 @@ MIN_COMMIT_MS = 100  # OpenAI refuses to commit less than 100 ms of audio
 _IDLE_KEEP_MS = 1000  # audio kept before speech, beyond prefix_padding_ms, while waiting for speech
 _VAD_SLICE = 16_000 * 2  # samples run through the VAD between yields to the event loop (~7 ms of CPU)
 SPECULATE_MS = 200  # a pause this long starts the pass that becomes the final transcript if the turn ends here
+_QUIET_MS = 64  # two VAD windows without speech: no live partial starts (it would hold up the pause's pass)
 _CLOSE: dict[str, Any] = {"type": "_close"}  # queued after the last event: the writer ends the session there
 
 
@@ -313,7 +314,9 @@ class RealtimeSession:
             self.voice.speculation.heard(self._turn_item, paused(), detector.last_speech_end,
                                          lambda: self.buffer.samples(start).copy(), self._transcriber)
             if self._transcriber is not None:
-                self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None)
+                gap = self.buffer.end - detector.last_speech_end
+                self._transcriber.update(self.buffer.end - start, fetch, speculate=paused() is not None,
+                                         quiet=gap >= samples_at(_QUIET_MS))
         else:
             keep = samples_at(getattr(self._detector.config, "prefix_padding_ms", 300) + _IDLE_KEEP_MS)
             self.buffer.drop_until(self.buffer.end - keep)

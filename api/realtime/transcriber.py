@@ -96,16 +96,17 @@ class TurnTranscriber:
         self._final: np.ndarray | None = None
         self.task: asyncio.Task[None] | None = None  # set by the session, which cancels it when a turn is cleared
 
-    def update(self, length: int, fetch: Fetch, *, speculate: bool = False) -> None:
+    def update(self, length: int, fetch: Fetch, *, speculate: bool = False, quiet: bool = False) -> None:
         """The turn has grown to `length` samples; `fetch` returns them and the speech end they cover.
 
         `speculate` means the speaker has paused: a pass now probably covers the whole turn, and if no speech
         follows, its text becomes the final transcript without another pass (the turn's end is only confirmed
-        `silence_duration_ms` later, and this saves most of that wait).
+        `silence_duration_ms` later, and this saves most of that wait). `quiet` means a gap has begun that may
+        become that pause: no live partial starts then, so the pause's pass does not queue behind one.
         """
         self._fetch = fetch
         due = length - self._transcribed_samples >= self._interval * RATE and length <= MAX_PARTIAL_SECONDS * RATE
-        if due or speculate:
+        if (due and not quiet) or speculate:
             self._wake.set()
 
     def covering(self, key: int) -> asyncio.Future[str]:

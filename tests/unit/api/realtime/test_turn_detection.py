@@ -63,6 +63,13 @@ def test_semantic_vad_waits_longer_for_an_unfinished_sentence() -> None:
     assert 700 <= unknown - finished <= 1000  # no pass covered the pause yet: halfway (1150 ms)
 
 
+def _trimmed(text: str) -> np.ndarray:
+    """Piper's speech without its own leading and trailing silence (which varies from one synthesis to the next)."""
+    samples = speak(text)
+    onset, offset = speech_bounds_ms(samples)
+    return samples[onset * PIPER_RATE // 1000 : offset * PIPER_RATE // 1000]
+
+
 def test_semantic_vad_reads_only_a_pass_that_covered_the_pause() -> None:
     """A pass over the speech before a short pause ("I went home.") must not end the turn after the speech that
     followed it: only a pass covering the newest pause counts."""
@@ -72,7 +79,7 @@ def test_semantic_vad_reads_only_a_pass_that_covered_the_pause() -> None:
         asked.append(speech_end)
         return "I went home." if speech_end == asked[0] else None  # only the first pause was transcribed
 
-    speech = np.concatenate([speak("I went home"), silence(0.2), speak("and then I slept for a while.")])
+    speech = np.concatenate([_trimmed("I went home"), silence(0.15), _trimmed("and then I slept for a while.")])
     clip = soxr.resample(np.concatenate([silence(0.5), speech, silence(3.0)]), PIPER_RATE, RATE)
     stop = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=covered), clip)
     assert len(set(asked)) > 1  # asked again for the newer speech end
