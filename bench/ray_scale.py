@@ -8,7 +8,9 @@ Two parts, one run (both servers up throughout):
    ingress -> replica hop alone, no HTTP), voxloop's engine called in this process (what a replica runs), the raw
    library in this process (faster-whisper `WhisperModel` with beam 5 and the VAD filter; Piper's `PiperVoice`,
    whose first chunk is a whole sentence where voxloop's Piper speaks the first words first), and an empty
-   deployment's method (`Floor`: a unary call, and a one-item stream) -- Ray's own round-trip floor. Rounds
+   deployment's method (`Floor`: a unary call, a one-item stream, and the same with a 2 s speech chunk as the item:
+   above 100 KiB, Ray's `max_direct_call_object_size`, an object goes through the object store) -- Ray's own
+   round-trip floor. Rounds
    interleave the paths, so a burst of load elsewhere hits each alike. Printed: p50 / p95 of each, the Ray path's
    overhead (Ray p50 - in-process p50, and the median of the paired differences), and how it splits: the engine
    hop (direct handle - engine here), the in-process server's own cost (in-process HTTP - engine here) and the
@@ -51,13 +53,16 @@ MODELS = ["whisper-tiny.en", "piper-joe"]
 
 
 class Floor:
-    """An empty deployment: what a handle call costs with no work and no payload."""
+    """An empty deployment: what a handle call costs with no work, with no payload or one speech chunk's."""
+
+    def __init__(self) -> None:
+        self.chunk = np.zeros(2 * PIPER_RATE, np.float32)  # 2 s of Piper audio: 172 KiB
 
     def ping(self) -> None:
         return None
 
-    def stream(self):
-        yield None
+    def stream(self, payload: bool = False):
+        yield self.chunk if payload else None
 
 
 def ms(seconds: float) -> str:
@@ -168,8 +173,8 @@ class FloorCalls:
     def unary(self) -> None:
         self.handle.ping.remote().result()
 
-    def stream(self) -> None:
-        for _ in self.stream_handle.remote():
+    def stream(self, payload: bool = False) -> None:
+        for _ in self.stream_handle.remote(payload):
             pass
 
 
@@ -196,6 +201,7 @@ def overhead(urls: dict[str, str], wav: bytes, audio16: np.ndarray, cache: str, 
             row["transcription/raw"] = timed(lambda: raw.transcribe(audio16))
             row["floor/unary"] = timed(floor.unary)
             row["floor/stream"] = timed(floor.stream)
+            row["floor/stream_chunk"] = timed(lambda: floor.stream(payload=True))
             if warm >= 3:  # the first rounds load models and make the handles' routers
                 for key, seconds in row.items():
                     add(key, seconds)
@@ -215,6 +221,7 @@ def report_overhead(out: dict[str, list[float]]) -> None:
               f"{p50_p95(out[f'{key}/direct'])} | {p50_p95(out[f'{key}/engine'])} | {p50_p95(out[f'{key}/raw'])} |")
     print(f"| empty deployment, unary call | | | | {p50_p95(out['floor/unary'])} | | |")
     print(f"| empty deployment, one-item stream | | | | {p50_p95(out['floor/stream'])} | | |")
+    print(f"| the same, the item a 2 s float32 chunk (172 KiB) | | | | {p50_p95(out['floor/stream_chunk'])} | | |")
     print("\nWhere the Ray path's p50 goes (medians of paired differences, ms):")
     for key in ("speech_first", "transcription"):
         pair = lambda a, b: statistics.median(x - y for x, y in zip(out[a], out[b], strict=True)) * 1000  # noqa: E731
