@@ -24,7 +24,8 @@ Requests: transcription of a 3.3 s Piper clip (`whisper-1` = Whisper tiny.en), s
 joe, streamed as pcm. On a shared 2-core machine every replica, the proxy and both servers share the cores: the
 replicas beyond the cores add queueing, not speed. `uptime` is printed with every table.
 
-    python bench/ray_scale.py [--rounds 15] [--replicas 1 2 4] [--concurrency 1 4 8]
+    python bench/ray_scale.py [--rounds 15] [--replicas 1 2 4] [--concurrency 1 4 8] [--skip-overhead]
+                              [--skip-throughput]
 """
 
 from __future__ import annotations
@@ -278,6 +279,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     samples = speak(CLIP_TEXT)
     clip_seconds = len(samples) / PIPER_RATE
@@ -298,11 +300,14 @@ def main() -> None:
                 out = overhead({"in-process": url, "ray": ray_url}, wav, audio16, cache, args.rounds)
                 report_overhead(out)
                 print(f"(rounds {args.rounds}; {uptime()})", flush=True)
-            print("\n## Throughput (latency p50 / p95; speech: whole answer, then first byte)")
-            print("| server | request | concurrency | requests/s | audio-s/s | latency | first byte |")
-            print("|---|---|---|---|---|---|---|", flush=True)
-            throughput_rows("in-process", url, wav, clip_seconds, args.concurrency)
-            print(f"| ({uptime()}) |", flush=True)
+            if args.skip_throughput:
+                args.replicas = []
+            else:
+                print("\n## Throughput (latency p50 / p95; speech: whole answer, then first byte)")
+                print("| server | request | concurrency | requests/s | audio-s/s | latency | first byte |")
+                print("|---|---|---|---|---|---|---|", flush=True)
+                throughput_rows("in-process", url, wav, clip_seconds, args.concurrency)
+                print(f"| ({uptime()}) |", flush=True)
             for n in args.replicas:
                 deploy(cache, MODELS, options(n))
                 for _ in range(2):  # each new replica's first requests
