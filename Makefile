@@ -24,7 +24,7 @@ VOXLOOP_HOST ?= 127.0.0.1
 VOXLOOP_PORT ?= 8000
 export VOXLOOP_HOST VOXLOOP_PORT
 
-.PHONY: lock serve serve-ray bench-ray test test-core browser npm-packages test-extras test-nemo test-whisperx test-chatterbox test-kokoro test-clients install bench bench-load bench-soak openapi clean
+.PHONY: lock serve serve-ray bench-ray bench-ray-scale test test-core browser npm-packages test-extras test-nemo test-whisperx test-chatterbox test-kokoro test-clients install bench bench-load bench-soak openapi clean
 
 $(STAMP): pyproject.toml $(CORE_LOCK) $(LOCKS)/core-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ serve-ray: $(STAMP)
 # The Ray path's overhead per request beside in-process, in the same run (bench/ray_serve.py).
 bench-ray: $(STAMP)
 	$(BIN)/python bench/ray_serve.py
+
+# Throughput and latency with 1, 2 and 4 replicas per engine, beside in-process and the raw libraries (bench/ray_scale.py).
+bench-ray-scale: $(STAMP)
+	$(BIN)/python bench/ray_scale.py
 
 # Every test: the core suite in .venv, then each GPU extra's suite and the client suite in their own venvs. The five
 # installs run in parallel first (the other pip installs overlap the llama.cpp compile of .venv).

@@ -48,6 +48,16 @@ def summary(values: list[float]) -> str:
     return f"p50 {statistics.median(values):.3f}s p95 {p95:.3f}s (n={len(values)})"
 
 
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def uptime() -> str:
+    """`uptime`'s line (its load average goes beside every number measured on a shared machine)."""
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def wait_ready(url: str, timeout: float = 300) -> float:
     """Seconds until /ready answers 200 (the warm-up of `voxloop serve` done), as a deployment's probe waits."""
     started = time.monotonic()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import summary, voxloop_server  # noqa: E402
+from bench.common import ROOT, p95, summary, uptime, voxloop_server  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 from tests.support.speech import encode, speak  # noqa: E402
 
@@ -41,24 +40,30 @@ SENTENCE = "The quick brown fox jumps over the lazy dog."
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def speech(url: str) -> tuple[float, float]:
+def speech(url: str, http: httpx.Client | None = None, text: str = SENTENCE) -> tuple[float, float]:
     """(first byte, last byte) of a streamed pcm answer."""
-    body = {"model": "piper-joe", "voice": "alloy", "input": SENTENCE, "response_format": "pcm"}
+    return speech_request(url, http, text)[:2]
+
+
+def speech_request(url: str, http: httpx.Client | None = None, text: str = SENTENCE) -> tuple[float, float, float]:
+    """(first byte, last byte, audio seconds) of a streamed pcm answer (24 kHz s16le)."""
+    body = {"model": "piper-joe", "voice": "alloy", "input": text, "response_format": "pcm"}
     started = time.perf_counter()
-    with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=60) as r:
+    with (http or httpx).stream("POST", f"{url}/v1/audio/speech", json=body, timeout=120) as r:
         r.raise_for_status()
-        first = None
+        first, size = None, 0
         for piece in r.iter_bytes():
             if piece and first is None:
                 first = time.perf_counter() - started
+            size += len(piece)
     assert first is not None, "no audio"
-    return first, time.perf_counter() - started
+    return first, time.perf_counter() - started, size / 2 / 24_000
 
 
-def transcription(url: str, wav: bytes) -> float:
+def transcription(url: str, wav: bytes, http: httpx.Client | None = None) -> float:
     started = time.perf_counter()
-    r = httpx.post(f"{url}/v1/audio/transcriptions", files={"file": ("a.wav", wav, "audio/wav")},
-                   data={"model": "whisper-1"}, timeout=60)
+    r = (http or httpx).post(f"{url}/v1/audio/transcriptions", files={"file": ("a.wav", wav, "audio/wav")},
+                             data={"model": "whisper-1"}, timeout=120)
     r.raise_for_status()
     return time.perf_counter() - started
 
@@ -93,34 +98,39 @@ def measure(urls: dict[str, str], n: int, wav: bytes) -> dict[str, dict[str, lis
     return out
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 @contextmanager
-def ray_server(cache_dir: str) -> Iterator[str]:
+def local_ray(num_cpus: int = 4) -> Iterator[str]:
+    """A one-node Ray started here with Serve's HTTP proxy on a free loopback port: its base URL."""
     import ray
+    from ray import serve
+
+    ray.init(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, include_dashboard=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def deploy(cache_dir: str, models: list[str], options: dict | None = None) -> None:
+    """voxloop's Serve app (voxloop/ray.py) with `models` as engine deployments (`options`: by model id), run
+    (or re-run with other options) on the Ray this process joined; returns once every replica is up."""
     from ray import serve
 
     from api.settings import Settings
     from voxloop.ray import APP_NAME, build_app
 
-    root = str(Path(__file__).resolve().parent.parent)
-    ray.init(num_cpus=4, runtime_env={"env_vars": {"PYTHONPATH": root}}, include_dashboard=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        models = ["whisper-tiny.en", "piper-joe", "smollm2-135m-instruct"]
-        serve.run(build_app(Settings(cache_dir=cache_dir), models=models), name=APP_NAME, route_prefix="/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    serve.run(build_app(Settings(cache_dir=cache_dir), models=models, options=options), name=APP_NAME,
+              route_prefix="/")
+
+
+@contextmanager
+def ray_server(cache_dir: str) -> Iterator[str]:
+    with local_ray() as url:
+        deploy(cache_dir, ["whisper-tiny.en", "piper-joe", "smollm2-135m-instruct"])
+        yield url
 
 
 def main() -> None:

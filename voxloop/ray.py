@@ -38,11 +38,18 @@ class DeploymentOptions:
     autoscaling_config: Mapping[str, Any] | None = None
     max_ongoing_requests: int = 4
     max_queued_requests: int = 64
+    # Threads each replica's engine computes with (OMP_NUM_THREADS, which CTranslate2 and torch read). None: Ray's
+    # default, the replica's `num_cpus` rounded down, at least 1 -- a 0.5-CPU Whisper replica decodes on one
+    # thread where in-process `voxloop serve` uses up to four.
+    threads: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def serve_kwargs(self) -> dict[str, Any]:
+        actor: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.threads is not None:
+            actor["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": str(self.threads)}}
         kwargs: dict[str, Any] = {
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
             **self.extra,
@@ -190,7 +197,8 @@ def build_app(
         deployed[spec.model_id] = name
         opts = options.get(spec.model_id, default_options(spec.capability))
         deployment = serve.deployment(EngineReplica, name=name, **opts.serve_kwargs())
-        bound.append(deployment.bind(partial(build_engine, settings, spec.model_id), spec.model_id))
+        # The replica runs its engine on as many threads as in-process gives it (Whisper's parallel requests).
+        bound.append(deployment.bind(partial(build_engine, settings, spec.model_id), spec.model_id, spec.workers))
 
     lazy = LazyVoxloopApp(settings, deployed, app_name)
 

@@ -81,6 +81,7 @@ class DeploymentClient:
         self.timeout = timeout
         self._get_handle = get_handle
         self._handle: Any = None
+        self._methods: dict[tuple[str, bool], Any] = {}  # (method, stream) -> its handle, made once
         self._lock = threading.Lock()
         self._ongoing = 0
 
@@ -109,10 +110,19 @@ class DeploymentClient:
                 self._handle = self._get_handle(self.deployment, self.app_name)
         return self._handle
 
+    def method(self, name: str, *, stream: bool = False) -> Any:
+        """The handle for one method, made once: `handle.method` and `.options()` each build a new handle object
+        (and log it) on every call; these share the deployment's router."""
+        key = (name, stream)
+        handle = self._methods.get(key)
+        if handle is None:
+            handle = self._methods[key] = self.handle.options(method_name=name, stream=stream)
+        return handle
+
     def call(self, method: str, *args: Any) -> Any:
         with self._counted():
             try:
-                return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout)
+                return self.method(method).remote(*args).result(timeout_s=self.timeout)
             except BaseException as exc:
                 _raise_mapped(exc, self.deployment)
 
@@ -122,7 +132,7 @@ class DeploymentClient:
 
     def _stream(self, method: str, *args: Any, cancel: CancelToken) -> Iterator[Any]:
         try:
-            response = getattr(self.handle.options(stream=True), method).remote(*args)
+            response = self.method(method, stream=True).remote(*args)
         except BaseException as exc:
             _raise_mapped(exc, self.deployment)
         try:

@@ -7,16 +7,25 @@ Protocols; streaming ones are generators, so a handle called with `stream=True` 
 segments/updates and chat tokens as they come, not whole results. Values cross as the engines' own frozen
 dataclasses (pickled by Ray).
 
-A cancel token cannot cross processes: when the caller drops the stream, Ray cancels the generator and the engine
-stops at its next chunk boundary (the generator is closed, which closes the engine's iterator).
+The engine runs on the replica's own threads (`workers`, as many as in-process gives the model), never on the event
+loop Serve runs the replica's methods on: Serve runs a plain `def` method there, one call at a time, so a replica
+would serve one request at a time whatever its `max_ongoing_requests`, and cross-request batching (Whisper's) would
+never see two requests. Each streaming call is one engine iteration on one thread, its items handed to the loop as
+they come (one hop per item).
+
+A cancel token cannot cross processes: when the caller drops the stream, Ray cancels the generator; the replica
+cancels the engine's token and the engine stops at its next chunk boundary (its iterator is closed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from typing import Any, TypeVar
 
 from engines.base import (
     AudioBuffer,
@@ -33,13 +42,61 @@ from engines.base import (
     Voice,
 )
 
+T = TypeVar("T")
+_END = object()
+
 
 class EngineReplica:
     """The deployment class (voxloop/ray.py wraps it with `serve.deployment`, one deployment per model id)."""
 
-    def __init__(self, build: Callable[[], Engine], model_id: str):
+    def __init__(self, build: Callable[[], Engine], model_id: str, workers: int = 1):
         self.model_id = model_id
         self._engine: Any = build()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=model_id)
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def _stream(self, items: Callable[[CancelToken], Iterator[T]]) -> AsyncIterator[T]:
+        """`items(cancel)` iterated on one engine thread; each item is yielded here as soon as it is made."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = CancelToken()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone (the replica is shutting down): nobody is listening
+                cancel.cancel()
+
+        def produce() -> None:
+            try:
+                iterator = items(cancel)
+                try:
+                    for item in iterator:
+                        put(item)
+                        if cancel.cancelled:
+                            break
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+            except BaseException as exc:  # the engine's error, re-raised to the caller
+                put(_Failed(exc))
+            else:
+                put(_END)
+
+        loop.run_in_executor(self._pool, produce)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            cancel.cancel()  # the caller left (or Ray cancelled the call): the engine stops at its next chunk
 
     # --- introspection ------------------------------------------------------------------------------------
 
@@ -62,54 +119,69 @@ class EngineReplica:
 
     # --- transcription ------------------------------------------------------------------------------------
 
-    def transcribe(self, audio: AudioBuffer, options: TranscriptionOptions) -> Iterator[TranscriptionInfo | Segment]:
+    async def transcribe(self, audio: AudioBuffer, options: TranscriptionOptions
+                         ) -> AsyncIterator[TranscriptionInfo | Segment]:
         """The info first, then each segment as the engine yields it."""
-        info, segments = self._engine.transcribe(audio, options, CancelToken())
-        yield info
-        try:
-            yield from segments
-        finally:
-            close = getattr(segments, "close", None)
-            if close is not None:
-                close()
 
-    def stream_transcribe(self, chunks: list[AudioBuffer], options: TranscriptionOptions) -> Iterator[StreamingUpdate]:
+        def items(cancel: CancelToken) -> Iterator[TranscriptionInfo | Segment]:
+            info, segments = self._engine.transcribe(audio, options, cancel)
+            yield info
+            try:
+                yield from segments
+            finally:
+                close = getattr(segments, "close", None)
+                if close is not None:
+                    close()
+
+        async with aclosing(self._stream(items)) as stream:
+            async for item in stream:
+                yield item
+
+    async def stream_transcribe(self, chunks: list[AudioBuffer], options: TranscriptionOptions
+                                ) -> AsyncIterator[StreamingUpdate]:
         """A streaming transcriber's updates for audio already gathered (the proxy sends what it has)."""
-        yield from self._engine.stream_transcribe(iter(chunks), options, CancelToken())
+        async with aclosing(self._stream(lambda c: self._engine.stream_transcribe(iter(chunks), options, c))) as stream:
+            async for update in stream:
+                yield update
 
     # --- speech -------------------------------------------------------------------------------------------
 
     def voices(self) -> list[Voice]:
         return list(self._engine.voices())
 
-    def synthesize(self, text: str, options: SynthesisOptions) -> Iterator[AudioChunk]:
-        chunks = self._engine.synthesize(text, options, CancelToken())
-        try:
-            yield from chunks
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+    async def synthesize(self, text: str, options: SynthesisOptions) -> AsyncIterator[AudioChunk]:
+        async with aclosing(self._stream(lambda cancel: self._engine.synthesize(text, options, cancel))) as stream:
+            async for chunk in stream:
+                yield chunk
 
     # --- chat (the embedded LLM) ---------------------------------------------------------------------------
 
-    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._engine.complete(body, CancelToken())
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(lambda: self._engine.complete(body, CancelToken()))
 
-    def stream_chat(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """`chat.completion.chunk` dicts, one per token as llama.cpp makes them."""
-        chunks = self._engine.stream(body, CancelToken())
-        try:
-            yield from chunks
-        finally:
-            chunks.close()  # a cancelled call stops the model at its next token
+    async def stream_chat(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """`chat.completion.chunk` dicts, one per token as llama.cpp makes them (a cancelled call stops the model
+        at its next token: its iterator is closed)."""
+        async with aclosing(self._stream(lambda cancel: self._engine.stream(body, cancel))) as stream:
+            async for chunk in stream:
+                yield chunk
 
     # --- emotion ------------------------------------------------------------------------------------------
 
-    def recognize(self, audio: AudioBuffer, options: EmotionOptions) -> EmotionScores:
-        return self._engine.recognize(audio, options, CancelToken())
+    async def recognize(self, audio: AudioBuffer, options: EmotionOptions) -> EmotionScores:
+        return await self._call(lambda: self._engine.recognize(audio, options, CancelToken()))
 
     def __del__(self) -> None:
+        pool = self.__dict__.get("_pool")
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         engine = self.__dict__.get("_engine")
         if engine is not None:
             engine.close()
+
+
+class _Failed:
+    """An engine error on its way from the engine thread to the caller."""
+
+    def __init__(self, error: BaseException):
+        self.error = error

@@ -57,8 +57,8 @@ class StandInHandle:
         self.outcome = outcome
         self.responses: list[StandInResponse] = []
 
-    def options(self, **_):
-        return self
+    def options(self, method_name=None, **_):
+        return self if method_name is None else getattr(self, method_name)
 
     def __getattr__(self, method):
         handle = self
