@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 import websockets  # noqa: E402
 
-from bench.common import ROOT, voxloop_server, wait_ready  # noqa: E402
+from bench.common import ROOT, p95, voxloop_server, wait_ready  # noqa: E402
 from tests.support.speech import PIPER_RATE, speak  # noqa: E402
 
 # A conversation's worth of questions: short, medium and long; the ones marked True carry a feeling (the duet's
@@ -189,9 +189,7 @@ async def conversation(url: str, turns: int, turn_detection: dict) -> list[dict]
 def stats(values: list[float]) -> str:
     if not values:
         return "n/a"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return f"p50 {statistics.median(values):.3f}s p95 {p95:.3f}s max {max(values):.3f}s (n={len(values)})"
+    return f"p50 {statistics.median(values):.3f}s p95 {p95(values):.3f}s max {max(values):.3f}s (n={len(values)})"
 
 
 def stages(meta: dict) -> dict[str, float]:
