@@ -22,6 +22,7 @@ from api.realtime import response_events as rev
 from api.realtime import server_events as sev
 from api.realtime.conversation import Conversation
 from api.realtime.events import RealtimeProtocolError, new_id
+from api.realtime.first_sound import FirstSound
 from api.realtime.input_buffer import G711_RATE, encode_g711
 from api.realtime.services import RealtimeServices
 from api.realtime.session_config import wire_voice
@@ -110,6 +111,7 @@ class Responder:
         self._calls: dict[int, _Call] = {}
         self._marks: list[tuple[int, str]] = []  # (audio bytes so far, transcript so far) after each phrase
         self._route: Any = None
+        self._first_sound = FirstSound()  # the LLM waits while the first phrase is synthesised (a held one is)
         self._usage = {"prompt": 0, "completion": 0}
         self.finish_reason: str | None = None
         self.cancel_reason: str | None = None
@@ -166,7 +168,8 @@ class Responder:
     async def _read_llm(self, phrases: asyncio.Queue[str | None]) -> None:
         chunker = ReplyPhrases()
         try:
-            stream = self._held.stream() if self._held is not None else self._chat.stream(self.chat_body())
+            stream = (self._held.stream() if self._held is not None
+                      else self._first_sound.paced(self._chat.stream(self.chat_body())))
             async for chunk in stream:
                 if chunk.get("usage"):
                     self._usage = {"prompt": chunk["usage"].get("prompt_tokens", 0),
@@ -218,7 +221,11 @@ class Responder:
             await self._emit(kind(response_id=self.id, item_id=self._message_id, output_index=self._message_index,
                                   delta=delta))
             if self.audio:
-                await self._synthesize(phrase)
+                self._first_sound.synthesising()
+                try:
+                    await self._synthesize(phrase)
+                finally:
+                    self._first_sound.sounded()
                 self._marks.append((len(self._audio), self._transcript))
 
     def speech_request(self, phrase: str) -> Any:
@@ -245,6 +252,7 @@ class Responder:
                 continue
             if self.timings.first_audio is None:
                 self.timings.first_audio = time.monotonic()
+                self._first_sound.sounded()
             self._audio += pcm  # kept as pcm16 24 kHz whatever the wire format, for truncation
             wire = pcm if self.params.output_format == "pcm16" else _to_g711(pcm, self.params.output_format)
             await self._emit(sev.OutputAudioDelta(response_id=self.id, item_id=self._message_id,

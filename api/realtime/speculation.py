@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
+from api.realtime.first_sound import FirstSound
 from api.realtime.input_buffer import RATE
 from api.realtime.services import RealtimeServices
 from api.realtime.session_config import TranscriptionConfig
@@ -116,6 +117,7 @@ class Speculation:
     plan: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     speech_task: asyncio.Task[Any] | None = None
+    first_sound: FirstSound = field(default_factory=FirstSound)  # the LLM waits while the held phrase is synthesised
     same_audio: bool = False  # committed at its speech end: its transcript is the committed turn's
     _audio_taken: bool = False
 
@@ -301,7 +303,7 @@ class Speculator:
 
     async def _record_llm(self, spec: Speculation) -> None:
         try:
-            async for chunk in self._services.chat.stream(spec.body):
+            async for chunk in spec.first_sound.paced(self._services.chat.stream(spec.body)):
                 spec.chunks.put(chunk)
         except asyncio.CancelledError:
             spec.chunks.close(asyncio.CancelledError())
@@ -334,8 +336,10 @@ class Speculator:
             except Exception:
                 return  # not speakable: the reply skips it as well
             spec.request, spec.plan = request, plan
+            spec.first_sound.synthesising()
             async for pcm in self._services.speech.stream(plan):
                 spec.audio.put(pcm)
+                spec.first_sound.sounded()
         except asyncio.CancelledError:
             spec.audio.close(asyncio.CancelledError())
             raise
@@ -343,4 +347,5 @@ class Speculator:
             spec.audio.close(exc)
             return
         finally:
+            spec.first_sound.sounded()
             spec.audio.close()
