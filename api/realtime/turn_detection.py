@@ -12,17 +12,23 @@ Speech begins on a window whose probability reaches `threshold`; it ends after `
 below `threshold - 0.15` (Silero's own hysteresis), so one dip does not end a turn.
 
 `semantic_vad` has no end-of-turn model here. It is the best logic available without one: Silero VAD for speech,
-and a silence wait that depends on whether the transcript of the turn reads as a finished sentence (ends in . ? !
-and not in a filler, conjunction or article, nor a lone dependent clause such as "When I got home." ; a preposition
-only before a question mark). The transcript is the one
-a pass over *all* the speech up to the pause produced (the session's speculative pass, started 200 ms into a
-pause): an older partial of a sentence still being spoken must not end it. Finished turns end after a short
-silence, unfinished ones wait up to the eagerness ceiling (low 8 s, medium/auto 4 s, high 2 s, OpenAI's documented
-maxima); while no pass has covered the pause, the wait is halfway between.
+and a silence wait that depends on how the transcript of the turn reads (`turn_end`):
+- a question or an exclamation (ends in ? or !) hands the turn over: the short wait (high 300 ms, medium/auto
+  600 ms, low 1200 ms);
+- a finished statement (ends in . and not in a filler, conjunction or article, nor a lone dependent clause such as
+  "When I got home." ; a preposition only before a question mark) waits longer (high 1 s, medium/auto 1.5 s, low
+  2.5 s): Whisper writes the comma pause of "The hotel was nice, [pause] but the food was cold." as "The hotel was
+  nice." and no transcript can tell that clause from a finished turn (measured, bench/turn_ends.py: with the short
+  wait for statements too, 7 of 20 speakers pausing 0.6-0.9 s mid-sentence were cut off);
+- an unfinished one waits up to the eagerness ceiling (low 8 s, medium/auto 4 s, high 2 s, OpenAI's documented
+  maxima).
+The transcript is the one a pass over *all* the speech up to the pause produced (the session's speculative pass,
+started 200 ms into a pause): an older partial of a sentence still being spoken must not end it. While no pass has
+covered the pause, the wait is halfway between the short wait and the ceiling.
 
 `server_vad` waits `silence_duration_ms`, as OpenAI's does. A server may opt in to eager turn ends for it
-(`VOXLOOP_REALTIME__SERVER_VAD_EAGER_MS`): a turn whose covering transcript reads as finished ends after that much
-silence instead; an unfinished one still waits the full `silence_duration_ms`.
+(`VOXLOOP_REALTIME__SERVER_VAD_EAGER_MS`): a turn whose covering transcript is a finished question or exclamation
+ends after that much silence instead; a statement or an unfinished one still waits the full `silence_duration_ms`.
 """
 
 from __future__ import annotations
@@ -39,8 +45,11 @@ from api.realtime.session_config import SemanticVad, ServerVad
 from engines.silero_vad import SileroVad
 
 _HYSTERESIS = 0.15
-# eagerness -> (silence after a finished-looking sentence, ceiling for an unfinished one), in ms
-_SEMANTIC_WAITS = {"high": (300, 2000), "auto": (600, 4000), "medium": (600, 4000), "low": (1200, 8000)}
+# eagerness -> silence (ms) after a finished question or exclamation, after a finished statement, and the ceiling for
+# an unfinished one
+_SEMANTIC_WAITS = {"high": (300, 1000, 2000), "auto": (600, 1500, 4000), "medium": (600, 1500, 4000),
+                   "low": (1200, 2500, 8000)}
+TurnEnd = Literal["handover", "statement", "unfinished"]
 # Words no English utterance ends on (conjunctions, fillers, articles, possessives, auxiliaries), and prepositions,
 # which end a question ("Who did you go with?") but rarely a statement.
 _UNFINISHED = re.compile(
@@ -73,6 +82,14 @@ def reads_finished(text: str) -> bool:
     if _DEPENDENT.search(last.rstrip(".?!… ")):
         return False
     return text.endswith("?") or not _PREPOSITION.search(text)
+
+
+def turn_end(text: str) -> TurnEnd:
+    """How a transcript ends a turn: a finished question or exclamation hands it over; a finished statement may
+    still be a clause the speaker goes on from; anything else is unfinished."""
+    if not reads_finished(text):
+        return "unfinished"
+    return "handover" if text.rstrip("\"'”’ )").endswith(("?", "!")) else "statement"
 
 
 @dataclass(frozen=True)
@@ -112,12 +129,12 @@ class TurnDetector:
             if self._eager_ms is None or self._eager_ms >= full:
                 return samples_at(full)
             text = self._transcript(self._last_speech_end)
-            return samples_at(self._eager_ms if text is not None and reads_finished(text) else full)
-        finished, ceiling = _SEMANTIC_WAITS[self.config.eagerness]
+            return samples_at(self._eager_ms if text is not None and turn_end(text) == "handover" else full)
+        handover, statement, ceiling = _SEMANTIC_WAITS[self.config.eagerness]
         text = self._transcript(self._last_speech_end)
         if text is None:
-            return samples_at((finished + ceiling) // 2)
-        return samples_at(finished if reads_finished(text) else ceiling)
+            return samples_at((handover + ceiling) // 2)
+        return samples_at({"handover": handover, "statement": statement, "unfinished": ceiling}[turn_end(text)])
 
     def feed(self, samples: np.ndarray) -> list[TurnEvent]:
         events: list[TurnEvent] = []

@@ -52,15 +52,18 @@ def _clip(text: str, after: float = 3.0) -> np.ndarray:
     return soxr.resample(np.concatenate([silence(0.5), speak(text), silence(after)]), PIPER_RATE, RATE)
 
 
-def test_semantic_vad_waits_longer_for_an_unfinished_sentence() -> None:
-    clip = _clip("I am done.")
-    finished = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=lambda _: "I am done."),
-                        clip)
-    unfinished = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0,
-                                       transcript=lambda _: "I went to the"), clip)
-    unknown = _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0), clip)
-    assert unfinished - finished >= 1600  # 300 ms vs the 2 s ceiling
-    assert 700 <= unknown - finished <= 1000  # no pass covered the pause yet: halfway (1150 ms)
+def test_semantic_vad_waits_longer_for_a_statement_and_longest_for_an_unfinished_sentence() -> None:
+    clip = _clip("Are you done?")
+
+    def stop(text: str | None) -> float:
+        return _stop_ms(TurnDetector(SemanticVad(eagerness="high"), SileroVad(), 0, transcript=lambda _: text), clip)
+
+    question, exclamation = stop("Are you done?"), stop("We won!")
+    statement, unfinished, unknown = stop("I am done."), stop("I went to the"), stop(None)
+    assert abs(exclamation - question) < 40  # both hand the turn over: 300 ms
+    assert 600 <= statement - question <= 800  # a statement may be a clause the speaker goes on from: 1 s
+    assert unfinished - question >= 1600  # 300 ms vs the 2 s ceiling
+    assert 700 <= unknown - question <= 1000  # no pass covered the pause yet: halfway (1150 ms)
 
 
 def _trimmed(text: str) -> np.ndarray:
@@ -95,8 +98,9 @@ def test_server_vad_ends_finished_turns_early_only_when_opted_in() -> None:
         return _stop_ms(TurnDetector(config, SileroVad(), 0, transcript=lambda _: text, eager_ms=eager_ms), clip)
 
     full = stop(None, "What is the weather in Paris?")
-    assert stop(300, "What is the weather in Paris?") <= full - 500  # opted in, reads finished: 300 ms
+    assert stop(300, "What is the weather in Paris?") <= full - 500  # opted in, a finished question: 300 ms
     assert stop(300, "What is the weather in") == full  # unfinished: the session's full silence
+    assert stop(300, "The weather in Paris is nice.") == full  # a statement may go on: the full silence
     assert stop(300, None) == full  # nothing covered the pause yet
     assert stop(1200, "What is the weather in Paris?") == full  # never later than silence_duration_ms
 
@@ -111,3 +115,14 @@ def test_what_reads_as_finished() -> None:
                   "When I got home.", "It was fine. If it rains tomorrow.", "Let me think.", "Can you tell me?"]
     assert [t for t in finished if not reads_finished(t)] == []
     assert [t for t in unfinished if reads_finished(t)] == []
+
+
+def test_which_finished_turns_hand_the_turn_over() -> None:
+    from api.realtime.turn_detection import turn_end
+
+    assert [turn_end(t) for t in ["Who did you go with?", "Thanks!", "He said \"stop!\"", "Can you help me?"]] == [
+        "handover"] * 4
+    assert [turn_end(t) for t in ["I am done.", "It was great.", "When I got home, I made dinner."]] == [
+        "statement"] * 3
+    assert [turn_end(t) for t in ["I went to the store and", "When I got home.", "Can you tell me?"]] == [
+        "unfinished"] * 3
