@@ -1,7 +1,8 @@
 """Eager turn ends: how often a speaker who pauses mid-sentence is cut off, and how soon finished turns end.
 
 One realtime session per mode on `voxloop serve` (embedded models), fed by a live microphone at real-time pace
-(bench/voice_loop.Microphone): 20 utterances with a pause inserted mid-sentence (0.6-0.9 s, after "and", "but",
+(bench/voice_loop.Microphone): 20 utterances with a pause inserted mid-sentence (0.6-0.9 s, which with Piper's own
+silence at the edges of the two halves is 0.75-1.15 s, the figure printed beside each; after "and", "but",
 "because", a comma, a dependent clause or a verb), then 10 finished ones, 2.5 s of silence between utterances, no
 replies (`create_response: false`). The sentences are not the ones the finished-sentence rules were tuned on
 (tests/unit/api/realtime/test_turn_detection.py). A paused utterance is cut off when a turn ends inside it (a
@@ -74,8 +75,12 @@ def utterances() -> list[tuple[str, np.ndarray, bool]]:
     """(text, 22.05 kHz samples, paused mid-sentence)."""
     out = []
     for i, (head, tail) in enumerate(PAUSED):
-        out.append((f"{head} [{PAUSES[i % len(PAUSES)]} s] {tail}",
-                    np.concatenate([speak(head), silence(PAUSES[i % len(PAUSES)]), speak(tail)]), True))
+        first, second = speak(head), speak(tail)
+        # The silence heard: the inserted pause plus Piper's own silence after the head and before the tail.
+        heard = (PAUSES[i % len(PAUSES)] * 1000 + len(first) * 1000 // PIPER_RATE - speech_bounds_ms(first)[1]
+                 + speech_bounds_ms(second)[0]) / 1000
+        out.append((f"{head} [{heard:.2f} s] {tail}",
+                    np.concatenate([first, silence(PAUSES[i % len(PAUSES)]), second]), True))
     out += [(text, speak(text), False) for text in FINISHED]
     return out
 

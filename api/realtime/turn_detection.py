@@ -16,8 +16,8 @@ and a silence wait that depends on how the transcript of the turn reads (`turn_e
 - a question or an exclamation (ends in ? or !) hands the turn over: the short wait (high 300 ms, medium/auto
   600 ms, low 1200 ms);
 - a finished statement (ends in . and not in a filler, conjunction or article, nor a lone dependent clause such as
-  "When I got home." ; a preposition only before a question mark) waits longer (high 1 s, medium/auto 1.5 s, low
-  2.5 s): Whisper writes the comma pause of "The hotel was nice, [pause] but the food was cold." as "The hotel was
+  "When I got home." ; a preposition only before a question mark) waits longer (high 1.2 s, medium/auto 1.8 s, low
+  3 s): Whisper writes the comma pause of "The hotel was nice, [pause] but the food was cold." as "The hotel was
   nice." and no transcript can tell that clause from a finished turn (measured, bench/turn_ends.py: with the short
   wait for statements too, 7 of 20 speakers pausing 0.6-0.9 s mid-sentence were cut off);
 - an unfinished one waits up to the eagerness ceiling (low 8 s, medium/auto 4 s, high 2 s, OpenAI's documented
@@ -47,8 +47,8 @@ from engines.silero_vad import SileroVad
 _HYSTERESIS = 0.15
 # eagerness -> silence (ms) after a finished question or exclamation, after a finished statement, and the ceiling for
 # an unfinished one
-_SEMANTIC_WAITS = {"high": (300, 1000, 2000), "auto": (600, 1500, 4000), "medium": (600, 1500, 4000),
-                   "low": (1200, 2500, 8000)}
+_SEMANTIC_WAITS = {"high": (300, 1200, 2000), "auto": (600, 1800, 4000), "medium": (600, 1800, 4000),
+                   "low": (1200, 3000, 8000)}
 TurnEnd = Literal["handover", "statement", "unfinished"]
 # Words no English utterance ends on (conjunctions, fillers, articles, possessives, auxiliaries), and prepositions,
 # which end a question ("Who did you go with?") but rarely a statement.
