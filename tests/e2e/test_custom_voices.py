@@ -7,7 +7,6 @@ PyAV path. No embedded engine clones, so speaking a custom voice here must be a 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import wave
 from typing import Any

@@ -125,3 +125,55 @@ async def test_cancel_closes_the_response_as_cancelled() -> None:
     response = events[-1]["response"]
     assert response["status"] == "cancelled"
     assert response["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+
+
+class _CountingChat(FakeChat):
+    """Counts the chunks the responder has pulled from the LLM stream, each arriving after a moment (as tokens do)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply, chunk=5)
+        self.pulled = 0
+
+    async def stream(self, body: dict[str, Any]):  # type: ignore[override]
+        async for chunk in super().stream(body):
+            await asyncio.sleep(0.001)
+            self.pulled += 1
+            yield chunk
+
+
+class _SlowSpeech(FakeSpeech):
+    """Takes a while over each phrase (a CPU engine) and notes how much of the LLM stream was read before the first
+    audio chunk came out."""
+
+    def __init__(self, chat: _CountingChat) -> None:
+        super().__init__()
+        self.chat = chat
+        self.pulled_at_first_audio: int | None = None
+
+    async def stream(self, plan: Any):  # type: ignore[override]
+        await asyncio.sleep(0.05)
+        if self.pulled_at_first_audio is None:
+            self.pulled_at_first_audio = self.chat.pulled
+        async for pcm in super().stream(plan):
+            yield pcm
+
+
+async def test_the_llm_waits_while_the_first_phrase_is_synthesised() -> None:
+    """On a CPU box tokens generated beside the first phrase's synthesis slow the sound heard first: the reader of
+    the LLM stream stops once the first phrase goes to the speech engine and goes on at its first audio chunk."""
+    chat = _CountingChat("Hello there. This is a long reply that goes on for a good many more words after it.")
+    speech = _SlowSpeech(chat)
+    responder, events, _ = _responder(chat, speech)
+    await responder.run()
+    chunks = len(chat.reply) // chat.chunk + 3  # content chunks, the finish chunk and the usage chunk
+    assert chat.pulled == chunks and events[-1]["response"]["status"] == "completed"  # all of it in the end
+    assert speech.spoken[0] == "Hello there."
+    # "Hello there." is cut once a chunk after it arrives ("Hello", " ther", "e. Th"); one more may be read.
+    assert speech.pulled_at_first_audio is not None and speech.pulled_at_first_audio <= 4, speech.pulled_at_first_audio
+
+
+async def test_a_text_reply_never_waits_for_speech() -> None:
+    chat = _CountingChat("Hello there. This is a reply in text only.")
+    responder, events, _ = _responder(chat, FakeSpeech(), modalities=["text"])
+    await asyncio.wait_for(responder.run(), 5)
+    assert events[-1]["response"]["status"] == "completed"
