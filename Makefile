@@ -172,6 +172,7 @@ $(UV):
 lock: $(UV)
 	$(COMPILE) pyproject.toml $(LOCKS)/core.in --extra test --extra funasr -o $(LOCKS)/core.txt
 	$(COMPILE) pyproject.toml $(LOCKS)/core.in --extra otel --extra funasr -o $(LOCKS)/image.txt
+	$(COMPILE) pyproject.toml $(LOCKS)/core.in --extra otel --extra funasr --extra ray -o $(LOCKS)/image-ray.txt
 	$(COMPILE) --no-deps $(LOCKS)/core-nodeps.in -o $(LOCKS)/core-nodeps.txt
 	$(foreach x,nemo whisperx chatterbox,$(COMPILE) pyproject.toml $(LOCKS)/$(x).in \
 		--excludes $(LOCKS)/extras.exclude -o $(LOCKS)/$(x).txt;)
