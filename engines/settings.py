@@ -365,8 +365,10 @@ class EngineSettings(BaseModel):
         "cores, one thread kept 38-42 (idle: 40).",
     )
     embedded_llm_batch_threads: int = Field(
-        2, ge=1, description="CPU threads of the embedded model while it reads a prompt (matrix-matrix work that "
-        "scales with cores: 0.17 s for a 50-token prompt on 2 threads, 0.31 s on one, on 2 idle cores).",
+        1, ge=1, description="CPU threads of the embedded model while it reads a prompt. Two read a 50-token prompt "
+        "in 0.17 s on 2 idle cores (one: 0.31 s) but 1.7-2.1 s when another job holds a core (one: 0.33 s); in "
+        "bench/voice_loop.py (2 cores, 30 turns) one thread cost +0.04 s p50 idle and saved 1.5 s p50 beside one "
+        "busy process. Raise it on a machine whose cores the server has to itself.",
     )
     embedded_llm_chat_format: str | None = Field(
         "chatml-function-calling", description="llama.cpp chat format; None uses the GGUF's own template."
