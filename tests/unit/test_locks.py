@@ -96,14 +96,15 @@ def lock_inputs(name: str) -> list[Requirement]:
                 reqs.append(Requirement(line))
         return reqs
 
-    source = LOCKS / f"{'core' if name == 'image' else name}.in"
+    source = LOCKS / f"{'core' if name in ('image', 'image-ray') else name}.in"
     reqs = read(source)
     if not name.endswith("-nodeps") and name not in STANDALONE_LOCKS:
         project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-        extras = {"core": ("test", "funasr"), "image": ("otel", "funasr")}.get(name, ())
+        extras = {"core": ("test", "funasr"), "image": ("otel", "funasr"),
+                  "image-ray": ("otel", "funasr", "ray")}.get(name, ())
         deps = [Requirement(d) for d in project["dependencies"]]
         deps += [Requirement(d) for extra in extras for d in project["optional-dependencies"][extra]]
-        if name not in ("core", "image"):
+        if name not in ("core", "image", "image-ray"):
             deps = [d for d in deps if d.name != "llama-cpp-python"]  # locks/extras.exclude
         reqs += [d for d in deps if canonicalize_name(d.name) != "voxloop"]
     return reqs
