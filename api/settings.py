@@ -98,7 +98,8 @@ class RealtimeSettings(BaseModel):
         None, ge=100, le=10_000, description="Eager turn ends for `server_vad` (opt-in; semantic_vad always has them): "
         "a turn whose transcript so far is a finished question or exclamation ends after this much silence instead of "
         "the session's `silence_duration_ms`; a statement (which may be a clause the speaker goes on from) or an "
-        "unfinished one (ending on 'and', 'because', a comma...) still waits the full silence. Needs input transcription on. None waits `silence_duration_ms` always, as OpenAI does."
+        "unfinished one (ending on 'and', 'because', a comma...) still waits the full silence. Needs input "
+        "transcription on. None waits `silence_duration_ms` always, as OpenAI does."
     )
     extension_events: bool = Field(
         False, description="Send voxloop.* events (emotion of each user turn) to every session; a session can also "

@@ -75,12 +75,11 @@ def utterances() -> list[tuple[str, np.ndarray, bool]]:
     """(text, 22.05 kHz samples, paused mid-sentence)."""
     out = []
     for i, (head, tail) in enumerate(PAUSED):
-        first, second = speak(head), speak(tail)
+        first, second, pause = speak(head), speak(tail), PAUSES[i % len(PAUSES)]
         # The silence heard: the inserted pause plus Piper's own silence after the head and before the tail.
-        heard = (PAUSES[i % len(PAUSES)] * 1000 + len(first) * 1000 // PIPER_RATE - speech_bounds_ms(first)[1]
-                 + speech_bounds_ms(second)[0]) / 1000
-        out.append((f"{head} [{heard:.2f} s] {tail}",
-                    np.concatenate([first, silence(PAUSES[i % len(PAUSES)]), second]), True))
+        edges_ms = len(first) * 1000 // PIPER_RATE - speech_bounds_ms(first)[1] + speech_bounds_ms(second)[0]
+        heard = pause + edges_ms / 1000
+        out.append((f"{head} [{heard:.2f} s] {tail}", np.concatenate([first, silence(pause), second]), True))
     out += [(text, speak(text), False) for text in FINISHED]
     return out
 

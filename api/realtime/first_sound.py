@@ -25,15 +25,18 @@ class FirstSound:
         self._open.set()
         self._used = False  # only the first phrase closes the gate
 
-    def synthesising(self) -> None:
-        """The first phrase went to the speech engine: the LLM's reader waits (later phrases do nothing)."""
+    async def sounding(self, audio: AsyncIterator[T]) -> AsyncIterator[T]:
+        """A phrase's audio from the speech engine. For the reply's first phrase the LLM's reader waits from here until
+        its first chunk is out, or until the phrase ends without one (skipped or failed); later phrases pass through."""
         if not self._used:
             self._used = True
             self._open.clear()
-
-    def sounded(self) -> None:
-        """The first audio chunk is out, or the first phrase ended (spoken, skipped or failed): the reader goes on."""
-        self._open.set()
+        try:
+            async for chunk in audio:
+                self._open.set()
+                yield chunk
+        finally:
+            self._open.set()
 
     async def paced(self, stream: AsyncIterator[T]) -> AsyncIterator[T]:
         """`stream`'s items, reading the next one only while no first phrase is being synthesised."""

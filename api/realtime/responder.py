@@ -221,11 +221,7 @@ class Responder:
             await self._emit(kind(response_id=self.id, item_id=self._message_id, output_index=self._message_index,
                                   delta=delta))
             if self.audio:
-                self._first_sound.synthesising()
-                try:
-                    await self._synthesize(phrase)
-                finally:
-                    self._first_sound.sounded()
+                await self._synthesize(phrase)
                 self._marks.append((len(self._audio), self._transcript))
 
     def speech_request(self, phrase: str) -> Any:
@@ -247,12 +243,11 @@ class Responder:
                 return
             audio = self._speech.stream(plan)
         self._route = self._route or plan
-        async for pcm in audio:
+        async for pcm in self._first_sound.sounding(audio):
             if not pcm:
                 continue
             if self.timings.first_audio is None:
                 self.timings.first_audio = time.monotonic()
-                self._first_sound.sounded()
             self._audio += pcm  # kept as pcm16 24 kHz whatever the wire format, for truncation
             wire = pcm if self.params.output_format == "pcm16" else _to_g711(pcm, self.params.output_format)
             await self._emit(sev.OutputAudioDelta(response_id=self.id, item_id=self._message_id,

@@ -336,10 +336,8 @@ class Speculator:
             except Exception:
                 return  # not speakable: the reply skips it as well
             spec.request, spec.plan = request, plan
-            spec.first_sound.synthesising()
-            async for pcm in self._services.speech.stream(plan):
+            async for pcm in spec.first_sound.sounding(self._services.speech.stream(plan)):
                 spec.audio.put(pcm)
-                spec.first_sound.sounded()
         except asyncio.CancelledError:
             spec.audio.close(asyncio.CancelledError())
             raise
@@ -347,5 +345,4 @@ class Speculator:
             spec.audio.close(exc)
             return
         finally:
-            spec.first_sound.sounded()
             spec.audio.close()
