@@ -32,6 +32,9 @@ VENVS = {
 # file alone (no pyproject.toml: the server runs from .venv).
 NO_TORCH = {".venv-clients"}
 STANDALONE_LOCKS = {"clients"}
+# The locks compiled from locks/core.in and pyproject.toml with these extras (the Makefile's `lock`); only they keep
+# llama-cpp-python (locks/extras.exclude drops it from the GPU extras' locks).
+CORE_IN_LOCKS = {"core": ("test", "funasr"), "image": ("otel", "funasr"), "image-ray": ("otel", "funasr", "ray")}
 # Installed outside the locks on purpose: voxloop itself (--no-deps -e .), torch (the CPU wheel, pinned in
 # pyproject.toml and the Makefile; left out of the locks so a CUDA image can bring its own build), the venv's tools.
 UNLOCKED = {"voxloop", "torch", "pip", "setuptools", "wheel"}
@@ -96,15 +99,14 @@ def lock_inputs(name: str) -> list[Requirement]:
                 reqs.append(Requirement(line))
         return reqs
 
-    source = LOCKS / f"{'core' if name in ('image', 'image-ray') else name}.in"
+    source = LOCKS / f"{'core' if name in CORE_IN_LOCKS else name}.in"
     reqs = read(source)
     if not name.endswith("-nodeps") and name not in STANDALONE_LOCKS:
         project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-        extras = {"core": ("test", "funasr"), "image": ("otel", "funasr"),
-                  "image-ray": ("otel", "funasr", "ray")}.get(name, ())
+        extras = CORE_IN_LOCKS.get(name, ())
         deps = [Requirement(d) for d in project["dependencies"]]
         deps += [Requirement(d) for extra in extras for d in project["optional-dependencies"][extra]]
-        if name not in ("core", "image", "image-ray"):
+        if name not in CORE_IN_LOCKS:
             deps = [d for d in deps if d.name != "llama-cpp-python"]  # locks/extras.exclude
         reqs += [d for d in deps if canonicalize_name(d.name) != "voxloop"]
     return reqs
