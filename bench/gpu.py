@@ -2,6 +2,7 @@
 from the libraries' own configs (no download).
 
     .venv-nemo/bin/python bench/gpu.py nemo --device cpu --size tiny      # the CPU smoke (seconds)
+    .venv-nemo/bin/python bench/gpu.py nemo-stream --device cpu --size tiny --seconds 10
     python bench/gpu.py nemo --device cuda --size full                   # Parakeet-TDT-0.6B-v2 shape on a GPU
     .venv/bin/python bench/gpu.py kokoro --device cpu --size tiny
     .venv/bin/python bench/gpu.py emotion2vec --device cpu --size tiny --seconds 3
@@ -14,6 +15,11 @@ and writes them to --out after each step, so a timeout keeps what was measured.
   requests of --seconds clips: RTFx (audio seconds per wall second) and p50 latency; then the library's own best,
   `model.transcribe(all clips, batch_size=N)`, on the same clips. Random weights decode a fixed amount of gibberish,
   so both sides do the same work.
+- nemo-stream: `NemoStreamingTranscriber` (`nemo`'s layout made cache-aware like Nemotron streaming) at 1/4/16 concurrent
+  live streams of --seconds each, fed 100 ms at a time as fast as the engine takes them, their encoder steps batched
+  across streams: RTFx, p50 stream latency, steps run, mean and largest batch; then NeMo's own streaming loop with
+  all N streams in lockstep (`CacheAwareStreamingAudioBuffer` + one `conformer_stream_step` of N rows per chunk),
+  the library's best for streams that all start together.
 - kokoro: `KokoroTorchSynthesizer`: load, first call (warm-up), time to first audio for 3 words and 2 sentences, RTF,
   throughput (audio-s/s) and p50 latency at 1/4/16 concurrent requests, their phrases batched across requests
   (engines/kokoro_batch.py; model calls and the largest batch recorded); then the library's own way, `KModel`'s
@@ -133,27 +139,40 @@ def nemo_config(tok_dir: Path, size: str) -> dict:
     }
 
 
-def bench_nemo(args: argparse.Namespace, rec: Recorder) -> None:
+def nemo_checkpoint(size: str, streaming: bool) -> tuple[Path, int]:
+    """A random-weight `.nemo` of the layout `nemo_config` gives (made cache-aware when `streaming`): path, params."""
     import torch
     from nemo.collections.asr.models import EncDecRNNTBPEModel
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
     from omegaconf import OmegaConf
-
-    from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
-    from engines.nemo import NemoTranscriber
-    from engines.settings import NemoSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-gpu-nemo-"))
     text = tmp / "text.txt"
     text.write_text("\n".join(SENTENCES * 4) + "\n")
     create_spt_model(str(text), vocab_size=48, sample_size=-1, do_lower_case=True, tokenizer_type="bpe",
                      output_dir=str(tmp / "tok"))
+    config = nemo_config(tmp / "tok", size)
+    if streaming:  # Nemotron streaming's encoder: causal convolutions, chunked limited attention, no normalisation
+        config["encoder"].update({"att_context_size": [70, 6] if size == "full" else [16, 1],
+                                  "att_context_style": "chunked_limited", "conv_context_size": "causal",
+                                  "causal_downsampling": True, "conv_norm_type": "layer_norm"})
+        config["preprocessor"]["normalize"] = "NA"
     torch.manual_seed(0)
-    model = EncDecRNNTBPEModel(cfg=OmegaConf.create(nemo_config(tmp / "tok", args.size)))
+    model = EncDecRNNTBPEModel(cfg=OmegaConf.create(config))
     params = sum(p.numel() for p in model.parameters())
     path = tmp / "model.nemo"
     model.save_to(str(path))
-    del model
+    return path, params
+
+
+def bench_nemo(args: argparse.Namespace, rec: Recorder) -> None:
+    import torch
+
+    from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
+    from engines.nemo import NemoTranscriber
+    from engines.settings import NemoSettings
+
+    path, params = nemo_checkpoint(args.size, streaming=False)
     started = time.perf_counter()
     max_n = max(args.concurrency)
     engine = NemoTranscriber(str(path), NemoSettings(device=args.device, batch_size=max_n, parallel_requests=max_n))
@@ -188,6 +207,68 @@ def bench_nemo(args: argparse.Namespace, rec: Recorder) -> None:
         wall = time.perf_counter() - started
         rec.add(engine="nemo", via="library transcribe(batch_size=N)", concurrent=n, clip_s=args.seconds,
                 rtfx=round(n * args.seconds * args.rounds / wall, 1), gpu_gib=gpu_memory(torch, args.device))
+    engine.close()
+
+
+def bench_nemo_stream(args: argparse.Namespace, rec: Recorder) -> None:
+    import torch
+    from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
+
+    from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
+    from engines.nemo_streaming import NemoStreamingTranscriber
+    from engines.settings import NemoSettings
+
+    path, params = nemo_checkpoint(args.size, streaming=True)
+    started = time.perf_counter()
+    max_n = max(args.concurrency)
+    engine = NemoStreamingTranscriber(str(path), NemoSettings(device=args.device, batch_size=max_n,
+                                                              parallel_requests=max_n))
+    sync(torch, args.device)
+    rec.add(engine="nemo-stream", size=args.size, device=args.device, params=params, load_and_warmup_s=round(
+        time.perf_counter() - started, 2), gpu_gib=gpu_memory(torch, args.device))
+    rng = np.random.default_rng(0)
+    clips = [(rng.standard_normal(int(16000 * args.seconds)) * 0.1).astype(np.float32) for _ in range(max_n)]
+    options, cancel, piece = TranscriptionOptions(), CancelToken(), 1600  # 100 ms of audio per message
+
+    def one(i: int) -> None:
+        chunks = (AudioBuffer(clips[i][j : j + piece], 16000) for j in range(0, len(clips[i]), piece))
+        for _ in engine.stream_transcribe(chunks, options, cancel):
+            pass
+
+    for n in args.concurrency:
+        engine.batcher.batch_sizes.clear()
+        walls, lat = [], []
+        for _ in range(args.rounds):
+            wall, latencies = concurrent(one, n)
+            walls.append(wall)
+            lat += latencies
+        sizes = engine.batcher.batch_sizes
+        rec.add(engine="nemo-stream", via="engine", concurrent=n, clip_s=args.seconds,
+                rtfx=round(n * args.seconds * args.rounds / sum(walls), 1),
+                p50_latency_s=round(statistics.median(lat), 3), steps=len(sizes), largest_batch=max(sizes),
+                mean_batch=round(statistics.mean(sizes), 2), gpu_gib=gpu_memory(torch, args.device))
+    model = engine._model
+    for n in args.concurrency:  # NeMo's own streaming loop: all n streams in lockstep, one batched step per chunk
+        started = time.perf_counter()
+        for _ in range(args.rounds):
+            buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
+            for clip in clips[:n]:
+                buffer.append_audio(clip)
+            channel, time_cache, length = model.encoder.get_initial_cache_state(batch_size=n)
+            hyps = pred = None
+            for step, (chunk, lengths) in enumerate(iter(buffer)):
+                with torch.inference_mode():
+                    pred, _, channel, time_cache, length, hyps = model.conformer_stream_step(
+                        processed_signal=chunk, processed_signal_length=lengths, cache_last_channel=channel,
+                        cache_last_time=time_cache, cache_last_channel_len=length,
+                        keep_all_outputs=buffer.is_buffer_empty(), previous_hypotheses=hyps, previous_pred_out=pred,
+                        drop_extra_pre_encoded=0 if step == 0 else model.encoder.streaming_cfg.drop_extra_pre_encoded,
+                        return_transcription=True)[:6]
+        sync(torch, args.device)
+        wall = time.perf_counter() - started
+        rec.add(engine="nemo-stream", via="library lockstep conformer_stream_step(batch=N)", concurrent=n,
+                clip_s=args.seconds, rtfx=round(n * args.seconds * args.rounds / wall, 1),
+                gpu_gib=gpu_memory(torch, args.device))
     engine.close()
 
 
@@ -429,7 +510,7 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("engine", choices=["nemo", "kokoro", "emotion2vec", "chatterbox"])
+    parser.add_argument("engine", choices=["nemo", "nemo-stream", "kokoro", "emotion2vec", "chatterbox"])
     parser.add_argument("--device", default="cuda", help="cuda (the GPU box) or cpu (the smoke run)")
     parser.add_argument("--size", choices=["tiny", "full"], default="full")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
@@ -440,7 +521,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the JSON lines here after each step")
     args = parser.parse_args()
     rec = Recorder(args.out)
-    {"nemo": bench_nemo, "kokoro": bench_kokoro, "emotion2vec": bench_emotion2vec,
+    {"nemo": bench_nemo, "nemo-stream": bench_nemo_stream, "kokoro": bench_kokoro, "emotion2vec": bench_emotion2vec,
      "chatterbox": bench_chatterbox}[args.engine](args, rec)
 
 

@@ -31,6 +31,7 @@ from engines.footprint import CudaAllocation, nemo_bytes
 from engines.nemo_models import (
     NEMO_CAPABILITIES,
     STREAMING_CAPABILITIES,
+    hypothesis_text,
     import_nemo,
     is_local,
     load_nemo_model,
@@ -42,9 +43,6 @@ from engines.registry import EngineSpec
 from engines.settings import EngineSettings, NemoSettings
 
 logger = logging.getLogger(__name__)
-
-def _hypothesis_text(hyp: Any) -> str:
-    return hyp if isinstance(hyp, str) else (getattr(hyp, "text", "") or "")
 
 
 class NemoTranscriber:
@@ -116,7 +114,7 @@ def to_segments(hyp: Any, offset: float) -> list[Segment]:
     ]
     raw = [s for s in stamps.get("segment", ()) if "start" in s and "end" in s]
     if not raw:
-        text = _hypothesis_text(hyp).strip()
+        text = hypothesis_text(hyp).strip()
         if not text:
             return []
         start = words[0].start if words else offset
@@ -159,6 +157,7 @@ def nemo_specs(settings: EngineSettings) -> list[EngineSpec]:
                 model_id,
                 "transcription",
                 lambda ref=ref: NemoStreamingTranscriber(ref, ns),
+                workers=ns.parallel_requests,  # concurrent streams share batched encoder steps
                 owned_by="nvidia (weights), local" if is_local(ref) else "nvidia (hub)",
                 description=f"NeMo cache-aware streaming ASR (Nemotron) from {ref}. Needs voxloop[nemo].",
                 capabilities=STREAMING_CAPABILITIES,

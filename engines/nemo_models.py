@@ -108,3 +108,8 @@ def probe_nemo_file(ref: str) -> Any:
 
 def nemo_capabilities(model_id: str) -> TranscriberCapabilities:
     return MULTILINGUAL_CAPABILITIES if model_id.endswith("-v3") else NEMO_CAPABILITIES
+
+
+def hypothesis_text(hyp: Any) -> str:
+    """The text of what a NeMo decoder returned (a `Hypothesis`, or a plain string from CTC decoding)."""
+    return hyp if isinstance(hyp, str) else (getattr(hyp, "text", "") or "")

@@ -9,7 +9,8 @@ computed twice with different padding), and the encoder keeps its attention and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,9 @@ from engines.base import (
     TranscriptionOptions,
     UnsupportedOptionError,
 )
+from engines.batching import Batcher
 from engines.footprint import CudaAllocation
-from engines.nemo_models import STREAMING_CAPABILITIES, import_nemo, load_nemo_model
+from engines.nemo_models import STREAMING_CAPABILITIES, hypothesis_text, import_nemo, load_nemo_model
 from engines.settings import NemoSettings
 
 # Feature frames recomputed before the first unfinished one, so the STFT sees real samples on its left.
@@ -34,6 +36,35 @@ _LEFT_MARGIN_FRAMES = 4
 def _pick(value: Any, first: bool) -> int:
     """streaming_cfg sizes are either one int or [first chunk, later chunks]."""
     return int(value[0 if first else 1]) if isinstance(value, (list, tuple)) else int(value)
+
+
+@dataclass(eq=False)
+class _Step:
+    """One stream's next encoder chunk with its caches and partial hypothesis: one row of a batched stream step."""
+
+    x: Any  # (1, features, frames): the look-back cache frames, then the chunk
+    channel: Any  # attention cache (layers, 1, frames, d_model)
+    time: Any  # convolution cache (layers, 1, d_model, context)
+    length: Any  # (1,): filled frames of the attention cache
+    hyp: Any  # the transducer's partial hypothesis (None before the first chunk)
+    pred: Any  # CTC models' predictions so far (None before the first chunk)
+    first: bool  # the stream's first chunk: no look-back, nothing dropped after the subsampling
+    last: bool  # the input ended and this chunk reaches its end: every output frame is kept
+
+    @property
+    def key(self) -> tuple[int, bool, bool]:
+        """Rows merge into one call only when their shapes and per-call flags agree."""
+        return int(self.x.shape[-1]), self.first, self.last
+
+
+@dataclass(eq=False)
+class _StepResult:
+    text: str
+    channel: Any
+    time: Any
+    length: Any
+    hyp: Any
+    pred: Any
 
 
 class _Session:
@@ -55,9 +86,8 @@ class _Session:
         self.step = 0
         caches = model.encoder.get_initial_cache_state(batch_size=1)
         self.cache_channel, self.cache_time, self.cache_len = caches
-        self.hyps: Any = None
+        self.hyp: Any = None
         self.pred: Any = None
-        self.text = ""
 
     def add_audio(self, samples: np.ndarray, final: bool) -> None:
         self.audio = np.concatenate([self.audio, samples.astype(np.float32)])
@@ -80,46 +110,36 @@ class _Session:
         self.audio = self.audio[(keep_from - self.audio_base) * self.hop :]
         self.audio_base = keep_from
 
-    def decode(self, final: bool) -> Iterator[str]:
-        """Run every encoder chunk the stable frames allow; yield the transcript after each."""
+    def next_step(self, final: bool) -> _Step | None:
+        """The next encoder chunk the stable frames allow, or None until more audio comes (or at the end)."""
         cfg = self.cfg
         sampling = getattr(self.model.encoder.pre_encode, "get_sampling_frames", lambda: 1)()
-        while True:
-            first = self.step == 0
-            chunk, shift = _pick(cfg.chunk_size, first), _pick(cfg.shift_size, first)
-            pre_size = _pick(cfg.pre_encode_cache_size, first)
-            end = self.done_frames
-            if self.idx >= end or (not final and self.idx + chunk > end):
-                break
-            rel = self.idx - self.feat_base
-            piece = self.feats[:, :, rel : rel + chunk]
-            if piece.shape[-1] < _pick(sampling, first):
-                break
-            cache = self.feats[:, :, max(0, rel - pre_size) : rel] if not first else piece[:, :, :0]
-            pad = pre_size - cache.shape[-1]
-            if pad > 0:
-                cache = self.torch.cat([self.torch.zeros_like(piece[:, :, :1]).expand(-1, -1, pad), cache], dim=-1)
-            x = self.torch.cat([cache, piece], dim=-1)
-            last = final and self.idx + shift >= end
-            with self.torch.inference_mode():
-                out = self.model.conformer_stream_step(
-                    processed_signal=x,
-                    processed_signal_length=self.torch.tensor([x.shape[-1]], device=self.device),
-                    cache_last_channel=self.cache_channel,
-                    cache_last_time=self.cache_time,
-                    cache_last_channel_len=self.cache_len,
-                    keep_all_outputs=last,
-                    previous_hypotheses=self.hyps,
-                    previous_pred_out=self.pred,
-                    drop_extra_pre_encoded=0 if first else cfg.drop_extra_pre_encoded,
-                    return_transcription=True,
-                )
-            self.pred, texts, self.cache_channel, self.cache_time, self.cache_len, self.hyps = out[:6]
-            self.idx += shift
-            self.step += 1
-            self._trim()
-            hyp = texts[0]
-            yield hyp if isinstance(hyp, str) else (getattr(hyp, "text", "") or "")
+        first = self.step == 0
+        chunk, shift = _pick(cfg.chunk_size, first), _pick(cfg.shift_size, first)
+        pre_size = _pick(cfg.pre_encode_cache_size, first)
+        end = self.done_frames
+        if self.idx >= end or (not final and self.idx + chunk > end):
+            return None
+        rel = self.idx - self.feat_base
+        piece = self.feats[:, :, rel : rel + chunk]
+        if piece.shape[-1] < _pick(sampling, first):
+            return None
+        cache = self.feats[:, :, max(0, rel - pre_size) : rel] if not first else piece[:, :, :0]
+        pad = pre_size - cache.shape[-1]
+        if pad > 0:
+            cache = self.torch.cat([self.torch.zeros_like(piece[:, :, :1]).expand(-1, -1, pad), cache], dim=-1)
+        x = self.torch.cat([cache, piece], dim=-1)
+        last = final and self.idx + shift >= end
+        return _Step(x, self.cache_channel, self.cache_time, self.cache_len, self.hyp, self.pred, first, last)
+
+    def advance(self, result: _StepResult) -> str:
+        """Take a step's new caches and hypothesis; the transcript so far."""
+        self.cache_channel, self.cache_time, self.cache_len = result.channel, result.time, result.length
+        self.hyp, self.pred = result.hyp, result.pred
+        self.idx += _pick(self.cfg.shift_size, self.step == 0)
+        self.step += 1
+        self._trim()
+        return result.text
 
     def _trim(self) -> None:
         # Later chunks look back `pre_encode_cache_size` frames; older frames are never read again.
@@ -130,7 +150,10 @@ class _Session:
 
 
 class NemoStreamingTranscriber:
-    """One loaded cache-aware streaming model. Streams are independent; each call gets its own caches."""
+    """One loaded cache-aware streaming model. Each stream has its own caches and hypothesis; the encoder steps of
+    concurrent streams run as one batched `conformer_stream_step` (rows stacked along the batch dimension, each
+    with its own cache length) through the cross-request `Batcher`: whichever stream has a chunk ready while a step
+    runs joins the next one (`self.batcher.batch_sizes` records them)."""
 
     def __init__(self, ref: str, settings: NemoSettings):
         self._torch, _ = import_nemo()
@@ -148,25 +171,85 @@ class NemoStreamingTranscriber:
         self._preprocessor = CacheAwareStreamingAudioBuffer(self._model, online_normalization=False).preprocessor
         self._rate = int(self._model.cfg.get("sample_rate", 16000))
         self.capabilities = STREAMING_CAPABILITIES
+        self.batcher: Batcher[_Step, _StepResult] = Batcher(settings.batch_size)
+        if settings.warmup:
+            self.warm_up()
 
     def memory_bytes(self) -> int | None:
         return self._memory
 
+    def warm_up(self) -> None:
+        """Two dummy streams of different lengths, stepped together straight through the model (first chunks,
+        later chunks and last chunks, batched), so the first user's stream finds the kernels loaded. Not counted in
+        `batcher.batch_sizes`."""
+        rng = np.random.default_rng(0)
+        sessions = [self._session() for _ in range(2)]
+        for session, seconds in zip(sessions, (1.0, 1.5)):
+            session.add_audio((rng.standard_normal(int(self._rate * seconds)) * 0.01).astype(np.float32), True)
+        while steps := [(s, step) for s in sessions if (step := s.next_step(final=True)) is not None]:
+            groups: dict[tuple[int, bool, bool], list[tuple[_Session, _Step]]] = {}
+            for session, step in steps:
+                groups.setdefault(step.key, []).append((session, step))
+            for group in groups.values():
+                for (session, _), result in zip(group, self._run_steps([step for _, step in group])):
+                    session.advance(result)
+
+    def _session(self) -> _Session:
+        return _Session(self._model, self._preprocessor, self._torch)
+
+    def _run_steps(self, steps: Sequence[_Step]) -> list[_StepResult]:
+        """The library's stream step over every row at once (all rows share `_Step.key`); each row's own result."""
+        torch, first, last = self._torch, steps[0].first, steps[0].last
+        x = torch.cat([s.x for s in steps])
+        hyps = [s.hyp for s in steps]
+        preds = [s.pred for s in steps]
+        with torch.inference_mode():
+            out = self._model.conformer_stream_step(
+                processed_signal=x,
+                processed_signal_length=torch.full((len(steps),), x.shape[-1], device=x.device),
+                cache_last_channel=torch.cat([s.channel for s in steps], dim=1),
+                cache_last_time=torch.cat([s.time for s in steps], dim=1),
+                cache_last_channel_len=torch.cat([s.length for s in steps]),
+                keep_all_outputs=last,
+                previous_hypotheses=None if all(h is None for h in hyps) else hyps,
+                previous_pred_out=None if all(p is None for p in preds) else preds,
+                drop_extra_pre_encoded=0 if first else self._model.encoder.streaming_cfg.drop_extra_pre_encoded,
+                return_transcription=True,
+            )
+        pred, texts, channel, time, length, best = out[:6]
+        return [
+            _StepResult(
+                text=hypothesis_text(texts[i]),
+                channel=channel[:, i : i + 1],
+                time=time[:, i : i + 1],
+                length=length[i : i + 1],
+                hyp=best[i] if best is not None else None,
+                pred=pred[i],
+            )
+            for i in range(len(steps))
+        ]
+
+    def _decode(self, session: _Session, final: bool, cancel: CancelToken) -> Iterator[str]:
+        """Every chunk the session's stable frames allow, each through the batcher; the transcript after each."""
+        while (step := session.next_step(final)) is not None:
+            (result,) = self.batcher.run([step], self._run_steps, key=step.key, cancel=cancel)
+            yield session.advance(result)
+
     def stream_transcribe(
         self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken
     ) -> Iterator[StreamingUpdate]:
-        session = _Session(self._model, self._preprocessor, self._torch)
+        session = self._session()
         text = ""
         for chunk in chunks:
             cancel.raise_if_cancelled()
             if chunk.sample_rate != self._rate:
                 raise UnsupportedOptionError(f"Streaming model expects {self._rate} Hz audio, got {chunk.sample_rate}.")
             session.add_audio(chunk.samples, final=False)
-            for new_text in session.decode(final=False):
+            for new_text in self._decode(session, False, cancel):
                 yield _update(text, new_text, final=False)
                 text = new_text
         session.add_audio(np.zeros(0, np.float32), final=True)
-        for new_text in session.decode(final=True):
+        for new_text in self._decode(session, True, cancel):
             yield _update(text, new_text, final=False)
             text = new_text
         yield StreamingUpdate(text=text.strip(), delta="", final=True)

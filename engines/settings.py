@@ -214,12 +214,12 @@ class NemoSettings(BaseModel):
         16,
         ge=1,
         le=128,
-        description="Most utterances in one model call. Concurrent requests (up to `parallel_requests`) waiting for "
-        "the model are decoded together in one call of up to this many (no timer: whoever arrives while a call runs "
-        "joins the next).",
+        description="Most utterances in one model call (for a streaming model: most streams in one encoder step). "
+        "Concurrent requests (up to `parallel_requests`) waiting for the model are decoded together in one call of up "
+        "to this many (no timer: whoever arrives while a call runs joins the next).",
     )
     parallel_requests: int = Field(
-        16, ge=1, le=128, description="Requests in progress at once per offline model (threads sharing its batches)."
+        16, ge=1, le=128, description="Requests in progress at once per model (threads sharing its batches)."
     )
     warmup: bool = Field(
         True,

@@ -189,7 +189,7 @@ def _speech_16k() -> np.ndarray:
 
 
 def test_stream_transcribe_is_incremental_and_chunking_invariant(models: dict[str, Path]) -> None:
-    """The engine method the realtime session uses: updates arrive while audio is fed, and the result does not
+    """The engine's live streaming method: updates arrive while audio is fed, and the result does not
     depend on how the audio was cut (features and encoder caches are carried across chunks exactly)."""
     from engines.base import StreamingTranscriber
     from engines.nemo_streaming import NemoStreamingTranscriber
@@ -446,5 +446,135 @@ def test_spec_runs_parallel_requests() -> None:
     from engines.nemo import nemo_specs
     from engines.settings import EngineSettings
 
-    settings = EngineSettings(nemo={"models": {"p": "/m/p.nemo"}, "parallel_requests": 12})
-    assert nemo_specs(settings)[0].workers == 12
+    settings = EngineSettings(nemo={"models": {"p": "/m/p.nemo"}, "streaming_models": {"s": "/m/s.nemo"},
+                                    "parallel_requests": 12})
+    assert [spec.workers for spec in nemo_specs(settings)] == [12, 12]
+
+
+# --- the streaming model: concurrent streams share batched encoder steps -------------------------------------------
+
+
+def _stream_engine(models: dict[str, Path], **settings):
+    from engines.nemo_streaming import NemoStreamingTranscriber
+
+    return NemoStreamingTranscriber(str(models["stream"]), NemoSettings(device="cpu", batch_size=8, **settings))
+
+
+def _drive(engine, clips: list[np.ndarray], lag: int) -> tuple[list[list[str]], list, int]:
+    """Streams over `clips` (all audio in, input ended), stream i starting `lag * i` rounds after the first. Each
+    round runs every ready stream's next step, rows of equal key in one batched call. Returns each stream's text
+    after each of its steps, its final caches, and how many calls merged streams at different points (different
+    attention-cache fill)."""
+    import torch
+
+    sessions = [engine._session() for _ in clips]
+    for session, clip in zip(sessions, clips):
+        session.add_audio(clip, final=True)
+    texts: list[list[str]] = [[] for _ in clips]
+    done = [False] * len(clips)
+    mixed, rounds = 0, 0
+    while not all(done):
+        ready = []
+        for i, session in enumerate(sessions):
+            if not done[i] and rounds >= lag * i:
+                step = session.next_step(final=True)
+                if step is None:
+                    done[i] = True
+                else:
+                    ready.append((i, step))
+        groups: dict = {}
+        for i, step in ready:
+            groups.setdefault(step.key, []).append((i, step))
+        for group in groups.values():
+            results = engine._run_steps([step for _, step in group])
+            if len({int(step.length.item()) for _, step in group}) > 1:
+                mixed += 1
+            for (i, _), result in zip(group, results):
+                texts[i].append(sessions[i].advance(result))
+        rounds += 1
+    caches = [torch.cat([s.cache_channel.flatten(), s.cache_time.flatten()]) for s in sessions]
+    return texts, caches, mixed
+
+
+def test_streams_at_different_points_batch_to_their_solo_results(models: dict[str, Path]) -> None:
+    """Rows of one batched stream step may be at different points of their streams (first chunk excepted: its
+    shape differs): each row keeps its own cache fill and hypothesis, and gives what it gives alone, step by step."""
+    import torch
+
+    engine = _stream_engine(models, warmup=False)
+    clips = [c.samples for c in _clips()[1:]]
+    alone = [_drive(engine, [clip], lag=0) for clip in clips]
+    texts, caches, mixed = _drive(engine, clips, lag=2)
+    assert mixed > 0, "no call merged streams at different points"
+    assert texts == [t[0][0] for t in alone]
+    assert any(steps[-1] for steps in texts), "random weights still emit tokens"
+    for together, (_, solo, _) in zip(caches, alone):
+        torch.testing.assert_close(together, solo[0], atol=1e-4, rtol=1e-4)
+    engine.close()
+
+
+def _stream(engine, clip: np.ndarray, cancel: CancelToken | None = None, piece: int = 1600) -> str:
+    chunks = (AudioBuffer(clip[i : i + piece], 16000) for i in range(0, len(clip), piece))
+    *_, last = engine.stream_transcribe(chunks, TranscriptionOptions(), cancel or CancelToken())
+    return last.text
+
+
+def test_concurrent_streams_share_steps_and_equal_sequential(models: dict[str, Path]) -> None:
+    """Three live streams at once (the realtime sessions' case): the steps that wait while one runs are merged into
+    the next call, and each stream's transcript is the one it gets alone."""
+    from tests.support.batch_gate import gate, until
+
+    engine = _stream_engine(models, warmup=False)
+    clips = [c.samples for c in _clips()[1:]]
+    sequential = [_stream(engine, clip) for clip in clips]
+    engine.batcher.batch_sizes.clear()
+    # The first step is held until the other two streams' first steps wait: they form the second call together.
+    calls = gate(engine, "_run_steps", {1: lambda: until(lambda: engine.batcher.waiting >= 2, "two waiting streams")})
+    results = _in_threads([lambda c=c: _stream(engine, c) for c in clips], first_running=lambda: bool(calls))
+    del engine._run_steps
+    assert results == sequential
+    assert calls[:2] == [1, 2] and max(engine.batcher.batch_sizes) >= 2
+    engine.close()
+
+
+def test_cancelling_a_waiting_stream_spares_the_others(models: dict[str, Path]) -> None:
+    from engines.base import CancelledByClient
+    from tests.support.batch_gate import gate, until
+
+    engine = _stream_engine(models, warmup=False)
+    clips = [c.samples for c in _clips()[1:]]
+    expected = [_stream(engine, clip) for clip in clips]
+    token = CancelToken()
+
+    def cancel_once_queued() -> None:  # call 1 runs stream 0; streams 1 and 2 wait; stream 2 leaves the queue
+        until(lambda: engine.batcher.waiting >= 2, "two waiting streams")
+        token.cancel()
+        until(lambda: engine.batcher.waiting == 1, "the cancelled stream to leave")
+
+    calls = gate(engine, "_run_steps", {1: cancel_once_queued})
+    results = _in_threads([lambda: _stream(engine, clips[0]), lambda: _stream(engine, clips[1]),
+                           lambda: _stream(engine, clips[2], token)], first_running=lambda: bool(calls))
+    del engine._run_steps
+    assert isinstance(results[2], CancelledByClient)
+    assert results[:2] == expected[:2]
+    engine.close()
+
+
+def test_streaming_warm_up_steps_two_streams_uncounted(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from nemo.collections.asr.models import EncDecRNNTBPEModel
+
+    rows: list[int] = []
+    original = EncDecRNNTBPEModel.conformer_stream_step
+
+    def spy(self, *args, **kwargs):
+        rows.append(int(kwargs["processed_signal"].shape[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EncDecRNNTBPEModel, "conformer_stream_step", spy)
+    engine = _stream_engine(models)
+    assert rows and max(rows) == 2 and engine.batcher.batch_sizes == []  # batched dummy steps, not counted
+    count = len(rows)
+    cold = _stream_engine(models, warmup=False)
+    assert len(rows) == count
+    engine.close()
+    cold.close()

@@ -1,7 +1,9 @@
 """Test clips made here: speech from the embedded Piper voice (real neural TTS), encoded with PyAV.
 
 Piper is a test tool here (GPL-3.0 piper-tts + the CC0 en_US-joe voice from PyPI); the clips are synthesized once
-per session and cached in memory.
+per session and cached in memory. Piper's VITS samples noise for pitch and durations on each call, so a clip differed
+from run to run and a rare draw was misheard ("capital of friends"); the test clips turn that noise off, so every run
+and every machine hears the same audio.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ def _voice():
 
 @functools.lru_cache(maxsize=64)
 def speak(text: str, length_scale: float = 1.0) -> np.ndarray:
-    """Mono float32 speech at 22.05 kHz."""
+    """Mono float32 speech at 22.05 kHz, the same samples on every call."""
     from piper import SynthesisConfig
 
-    chunks = _voice().synthesize(text, syn_config=SynthesisConfig(length_scale=length_scale))
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
+    chunks = _voice().synthesize(text, syn_config=config)
     return np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
 
 
