@@ -180,6 +180,7 @@ class StreamingUpdate:
     text: str  # the whole transcript so far
     delta: str  # text appended since the previous update ('' when nothing new was recognised)
     final: bool = False  # the input ended and every frame is decoded
+    decoded_seconds: float | None = None  # the input audio the text accounts for (None: not told)
 
 
 @dataclass(frozen=True)

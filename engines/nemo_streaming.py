@@ -141,6 +141,12 @@ class _Session:
         self._trim()
         return result.text
 
+    def decoded_seconds(self, rate: int) -> float:
+        """The audio the transcript accounts for: every feature frame before the next chunk's first (at the end of
+        the input, all of it)."""
+        frames = min(self.done_frames, self.idx)
+        return round(frames * self.hop / rate, 3)
+
     def _trim(self) -> None:
         # Later chunks look back `pre_encode_cache_size` frames; older frames are never read again.
         drop = (self.idx - _pick(self.cfg.pre_encode_cache_size, False)) - self.feat_base
@@ -246,13 +252,14 @@ class NemoStreamingTranscriber:
                 raise UnsupportedOptionError(f"Streaming model expects {self._rate} Hz audio, got {chunk.sample_rate}.")
             session.add_audio(chunk.samples, final=False)
             for new_text in self._decode(session, False, cancel):
-                yield _update(text, new_text, final=False)
+                yield _update(text, new_text, session.decoded_seconds(self._rate))
                 text = new_text
         session.add_audio(np.zeros(0, np.float32), final=True)
         for new_text in self._decode(session, True, cancel):
-            yield _update(text, new_text, final=False)
+            yield _update(text, new_text, session.decoded_seconds(self._rate))
             text = new_text
-        yield StreamingUpdate(text=text.strip(), delta="", final=True)
+        decoded = session.decoded_seconds(self._rate)
+        yield StreamingUpdate(text=text.strip(), delta="", final=True, decoded_seconds=decoded)
 
     def transcribe(
         self, audio: AudioBuffer, options: TranscriptionOptions, cancel: CancelToken
@@ -275,7 +282,7 @@ class NemoStreamingTranscriber:
         del self._model
 
 
-def _update(previous: str, text: str, final: bool) -> StreamingUpdate:
+def _update(previous: str, text: str, decoded_seconds: float) -> StreamingUpdate:
     # Transducer hypotheses only grow, so the delta is the new tail; a rewrite (never seen) sends the whole text.
     delta = text[len(previous) :] if text.startswith(previous) else text
-    return StreamingUpdate(text=text.strip(), delta=delta, final=final)
+    return StreamingUpdate(text=text.strip(), delta=delta, decoded_seconds=decoded_seconds)

@@ -39,6 +39,7 @@ from api.realtime.session_config import (
 )
 from api.realtime.sessions import CLOSE_MARGIN_S, GOING_AWAY, shutting_down_error
 from api.realtime.state import NO_ACTIVE_RESPONSE, SessionStateMachine, State, Trigger
+from api.realtime.stream_transcriber import StreamTurnTranscriber
 from api.realtime.transcriber import TurnTranscriber, resolve_transcription
 from api.realtime.turn_detection import TurnDetector, TurnEvent
 from api.realtime.voice_loop import VoiceLoop
@@ -345,9 +346,9 @@ class RealtimeSession:
         if self.config.transcription is None or self._group is None:
             return None
         spec, options = resolve_transcription(self._services.transcription, self.config.transcription)
-        transcriber = TurnTranscriber(self._services.transcription, spec, options, item_id, self.emit,
-                                      partial_interval=self._settings.partial_interval_seconds,
-                                      finished=self._transcript_finished)
+        kind = StreamTurnTranscriber if getattr(spec.capabilities, "streaming", False) else TurnTranscriber
+        transcriber = kind(self._services.transcription, spec, options, item_id, self.emit,
+                           partial_interval=self._settings.partial_interval_seconds, finished=self._transcript_finished)
         transcriber.task = self._group.create_task(self._transcribe(transcriber))
         return transcriber
 

@@ -151,10 +151,7 @@ class TurnTranscriber:
                 continue
             self._transcribed_samples = len(samples)
             if key is not None:
-                self._covering[key] = text
-                waiter = self._covering_waiters.pop(key, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(text)
+                self._resolve(key, text)
             # Back off under load: a pass that took longer than the interval sets the pace of the next one.
             self._interval = max(self._interval, 2 * (time.perf_counter() - started))
             await self._partial(text)
@@ -181,12 +178,7 @@ class TurnTranscriber:
             text = covered if covered is not None else await transcribe_samples(
                 self._transcription, self._spec, samples, self._options)
         except EngineError as exc:
-            self.fail()
-            await self._emit(TranscriptionFailed(
-                item_id=self.item_id,
-                error={"type": "transcription_error", "code": "transcription_failed", "message": str(exc),
-                       "param": None},
-            ))
+            await self._failed(exc)
             return
         waiter = self._covering_waiters.pop(self._final_key, None) if self._final_key is not None else None
         if waiter is not None and not waiter.done():
@@ -200,6 +192,20 @@ class TurnTranscriber:
             item_id=self.item_id, transcript=final,
             usage={"type": "duration", "seconds": round(len(samples) / RATE, 3)},
         ))
+
+    async def _failed(self, exc: EngineError) -> None:
+        self.fail()
+        await self._emit(TranscriptionFailed(
+            item_id=self.item_id,
+            error={"type": "transcription_error", "code": "transcription_failed", "message": str(exc), "param": None},
+        ))
+
+    def _resolve(self, key: int, text: str) -> None:
+        """A pass (or the stream) has covered all the speech up to `key`: its text, and whoever waits for it."""
+        self._covering[key] = text
+        waiter = self._covering_waiters.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(text)
 
     def fail(self) -> None:
         """The turn gets no transcript: whoever waits for it stops waiting."""

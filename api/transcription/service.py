@@ -10,7 +10,7 @@ import asyncio
 import base64
 import binascii
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal
@@ -24,6 +24,7 @@ from engines.base import (
     CancelToken,
     EngineError,
     Segment,
+    StreamingUpdate,
     TranscriberCapabilities,
     TranscriptionInfo,
     TranscriptionOptions,
@@ -149,6 +150,23 @@ class TranscriptionService:
                 return (await lease.call(work)).strip()
             finally:
                 cancel.cancel()  # if we were cancelled mid-call, the thread stops at the next segment
+
+    async def stream_text(
+        self, spec: EngineSpec, chunks: Callable[[CancelToken], Iterable[AudioBuffer]], options: TranscriptionOptions
+    ) -> AsyncIterator[StreamingUpdate]:
+        """A streaming model's updates while live audio is decoded, in-process. `chunks(cancel)` is read on the
+        engine's thread and must stop waiting for audio once `cancel` is set.
+
+        The model lease is held until the input ends and the last update is out; closing early cancels the work."""
+        cancel = CancelToken()
+        async with self._manager.lease(spec) as lease:
+
+            def work() -> Iterator[StreamingUpdate]:
+                return lease.engine.stream_transcribe(chunks(cancel), options, cancel)
+
+            async with aclosing(lease.iterate(work, cancel)) as updates:
+                async for update in updates:
+                    yield update
 
     async def transcribe(
         self, spec: EngineSpec, options: TranscriptionOptions, file: BinaryIO

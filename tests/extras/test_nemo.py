@@ -560,7 +560,9 @@ def test_cancelling_a_waiting_stream_spares_the_others(models: dict[str, Path]) 
     engine.close()
 
 
-def test_streaming_warm_up_steps_two_streams_uncounted(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streaming_warm_up_steps_two_streams_uncounted(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nemo.collections.asr.models import EncDecRNNTBPEModel
 
     rows: list[int] = []
@@ -578,3 +580,105 @@ def test_streaming_warm_up_steps_two_streams_uncounted(models: dict[str, Path], 
     assert len(rows) == count
     engine.close()
     cold.close()
+
+
+# --- realtime sessions on the streaming model: one live stream per turn --------------------------------------------
+
+
+def test_turn_transcriber_streams_the_turn_and_covers_a_pause(models: dict[str, Path], tmp_path: Path) -> None:
+    """The realtime turn transcriber on a streaming model, driven as a session drives it (audio appended in 100 ms
+    pieces, a pause, the commit): deltas while audio comes, the pause covered before the commit, and `.completed`
+    is the model's own stream over the same audio, with no second pass."""
+    import asyncio
+
+    from api.realtime.session_config import TranscriptionConfig
+    from api.realtime.stream_transcriber import StreamTurnTranscriber
+    from api.realtime.transcriber import resolve_transcription
+    from voxloop.app import build_services
+
+    settings = Settings(cache_dir=tmp_path, nemo={"device": "cpu", "streaming_models": {"nemotron-tiny": str(
+        models["stream"])}})
+    services = build_services(settings)
+    samples = _speech_16k().astype(np.float32)  # the sentence, then 0.3 s of silence
+    speech_end = len(samples) - 4800
+    expected = _stream(_stream_engine(models, warmup=False), samples)
+
+    async def drive() -> tuple[list, int, str, list, object]:
+        services.manager.start()
+        spec, options = resolve_transcription(services.transcription, TranscriptionConfig(model="nemotron-tiny"))
+        events, finished = [], []
+
+        async def emit(event) -> None:
+            events.append(event)
+
+        turn = StreamTurnTranscriber(services.transcription, spec, options, "item_1", emit, partial_interval=1.0,
+                                     finished=lambda item, text: finished.append(text))
+        task = asyncio.create_task(turn.run())
+        for end in range(1600, len(samples) + 1600, 1600):
+            end = min(end, len(samples))
+            paused = speech_end if end >= speech_end + 3200 else None
+            turn.update(end, lambda end=end, paused=paused: (samples[:end].copy(), paused),
+                        speculate=paused is not None)
+            await asyncio.sleep(0.05)
+        covered = await asyncio.wait_for(turn.covering(speech_end), 60)
+        before = len(events)
+        turn.finish(samples.copy(), speech_end)
+        await asyncio.wait_for(task, 60)
+        engine = services.manager._slots["nemotron-tiny"].engine
+        await services.manager.close()
+        return events, before, covered, finished, engine
+
+    events, before, covered, finished, engine = asyncio.run(drive())
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-1] == "TranscriptionCompleted" and set(kinds[:-1]) == {"TranscriptionDelta"}, kinds
+    completed = events[-1].transcript
+    assert completed == expected and completed, "differs from the engine's own stream over the same audio"
+    assert "".join(e.delta for e in events[:-1]) == completed and finished == [completed]
+    assert before >= 1, "no delta while the audio came"
+    assert covered == completed  # nothing was said after the pause: the speculative text is the final one
+    assert sum(engine.batcher.batch_sizes) > 0
+
+
+def test_realtime_session_on_the_streaming_model(models: dict[str, Path], tmp_path: Path) -> None:
+    """Over the socket with the openai SDK: a transcription session whose model is the streaming one gets deltas
+    before `speech_stopped`, deltas that add up to `.completed`, and its turn decoded by stream steps (the offline
+    `transcribe` is never called)."""
+    import asyncio
+
+    import openai
+
+    from tests.support.realtime import Events, stream_audio, to_pcm16_24k
+
+    app = create_app(Settings(cache_dir=tmp_path, nemo={"device": "cpu", "streaming_models": {
+        "nemotron-tiny": str(models["stream"])}}))
+    clip = np.concatenate([silence(0.3), speak("Hello world, this is a short test."), silence(1.2)])
+    with live_server(app) as url:
+        # Load the model with one HTTP request, then make its offline path fail loudly.
+        assert _post(url, encode(clip, "wav"), model="nemotron-tiny").status_code == 200
+        engine = app.state.services.manager._slots["nemotron-tiny"].engine
+        offline: list[int] = []
+        engine.transcribe = lambda *a, **k: offline.append(1) or (_ for _ in ()).throw(AssertionError("offline"))
+        steps_before = len(engine.batcher.batch_sizes)
+
+        async def session() -> Events:
+            client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-local", max_retries=0)
+            async with client.realtime.connect(model="gpt-realtime") as conn:
+                events = Events(conn)
+                await events.until("session.created")
+                await conn.session.update(session={"type": "realtime", "audio": {"input": {
+                    "transcription": {"model": "nemotron-tiny"},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "create_response": False},
+                }}})
+                await events.until("session.updated")
+                await stream_audio(conn, to_pcm16_24k(clip), realtime=True)
+                await events.until("conversation.item.input_audio_transcription.completed")
+            return events
+
+        events = asyncio.run(session())
+    stopped = events.of("input_audio_buffer.speech_stopped")
+    completed = events.of("conversation.item.input_audio_transcription.completed")
+    assert len(stopped) == 1 and len(completed) == 1 and completed[0]["transcript"]
+    deltas = events.of("conversation.item.input_audio_transcription.delta")
+    assert "".join(d["delta"] for d in deltas) == completed[0]["transcript"]
+    assert events.seen.index(deltas[0]) < events.seen.index(stopped[0]), "no delta while the user spoke"
+    assert offline == [] and len(engine.batcher.batch_sizes) > steps_before
