@@ -190,11 +190,34 @@ class RayTranscriber:
     def stream_transcribe(
         self, chunks: Iterable[AudioBuffer], options: TranscriptionOptions, cancel: CancelToken
     ) -> Iterator[StreamingUpdate]:
-        # The input is gathered first (a handle takes its arguments whole); updates still stream back.
-        yield from self._client.stream("stream_transcribe", list(chunks), options, cancel=cancel)
+        """Live audio in, updates out. A handle takes its arguments whole, so the audio goes through a Ray queue (a
+        small actor owned by this process) that a feeder thread fills as `chunks` yields; the replica reads it
+        while its updates stream back here."""
+        from ray.util.queue import Queue
+
+        audio = Queue(actor_options={"num_cpus": 0})
+        feeder = threading.Thread(target=_feed, args=(chunks, audio, cancel), daemon=True,
+                                  name="ray-stream-audio")
+        feeder.start()
+        try:
+            yield from self._client.stream("stream_transcribe", audio, options, cancel=cancel)
+        finally:
+            audio.shutdown(force=True)  # a feeder still running finds the queue gone and stops
 
     def close(self) -> None:
         pass
+
+
+def _feed(chunks: Iterable[AudioBuffer], audio: Any, cancel: CancelToken) -> None:
+    """Put each chunk on the queue as it comes, then None (the end); a queue gone (the call ended) stops it."""
+    try:
+        for chunk in chunks:
+            if cancel.cancelled:
+                return
+            audio.put(chunk)
+        audio.put(None)
+    except Exception:  # the queue's actor is gone: the call ended and nobody reads any more
+        return
 
 
 class RaySynthesizer:

@@ -44,6 +44,7 @@ from engines.base import (
 
 T = TypeVar("T")
 _END = object()
+_AUDIO_POLL_SECONDS = 0.1  # how often an engine thread waiting for live audio looks whether its call was dropped
 
 
 class EngineReplica:
@@ -137,10 +138,27 @@ class EngineReplica:
             async for item in stream:
                 yield item
 
-    async def stream_transcribe(self, chunks: list[AudioBuffer], options: TranscriptionOptions
-                                ) -> AsyncIterator[StreamingUpdate]:
-        """A streaming transcriber's updates for audio already gathered (the proxy sends what it has)."""
-        async with aclosing(self._stream(lambda c: self._engine.stream_transcribe(iter(chunks), options, c))) as stream:
+    async def stream_transcribe(self, audio: Any, options: TranscriptionOptions) -> AsyncIterator[StreamingUpdate]:
+        """A streaming transcriber's updates while live audio comes: `audio` is a `ray.util.queue.Queue` the caller
+        fills with `AudioBuffer`s as it gets them, then None (engines/ray/proxy.py). The engine's thread takes them
+        from the queue as the engine asks for them."""
+
+        def chunks(cancel: CancelToken) -> Iterator[AudioBuffer]:
+            from ray.util.queue import Empty
+
+            while True:
+                try:
+                    chunk = audio.get(timeout=_AUDIO_POLL_SECONDS)
+                except Empty:
+                    if cancel.cancelled:
+                        return
+                    continue
+                if chunk is None:
+                    return
+                yield chunk
+
+        updates = self._stream(lambda cancel: self._engine.stream_transcribe(chunks(cancel), options, cancel))
+        async with aclosing(updates) as stream:
             async for update in stream:
                 yield update
 

@@ -22,6 +22,7 @@ pytest.importorskip(
 from api.settings import Settings  # noqa: E402
 from engines.base import AudioBuffer, CancelToken, TranscriptionOptions  # noqa: E402
 from engines.settings import NemoSettings  # noqa: E402
+from tests.support.realtime import Events, stream_audio, to_pcm16_24k  # noqa: E402
 from tests.support.server import live_server  # noqa: E402
 from tests.support.speech import PIPER_RATE, encode, silence, speak  # noqa: E402
 from voxloop.app import create_app  # noqa: E402
@@ -639,19 +640,47 @@ def test_turn_transcriber_streams_the_turn_and_covers_a_pause(models: dict[str, 
     assert sum(engine.batcher.batch_sizes) > 0
 
 
+async def _turn_over_socket(url: str, clip: np.ndarray) -> Events:
+    """One spoken turn in an openai-SDK realtime session whose input transcription is the streaming model."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-local", max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        events = Events(conn)
+        await events.until("session.created")
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "nemotron-tiny"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "create_response": False},
+        }}})
+        await events.until("session.updated")
+        await stream_audio(conn, to_pcm16_24k(clip), realtime=True)
+        await events.until("conversation.item.input_audio_transcription.completed", timeout=120)
+    return events
+
+
+def _assert_live_turn(events: Events) -> None:
+    """Deltas while the user spoke (before `speech_stopped`) that add up to `.completed`."""
+    stopped = events.of("input_audio_buffer.speech_stopped")
+    completed = events.of("conversation.item.input_audio_transcription.completed")
+    assert len(stopped) == 1 and len(completed) == 1 and completed[0]["transcript"]
+    deltas = events.of("conversation.item.input_audio_transcription.delta")
+    assert "".join(d["delta"] for d in deltas) == completed[0]["transcript"]
+    assert events.seen.index(deltas[0]) < events.seen.index(stopped[0]), "no delta while the user spoke"
+
+
+def _turn_clip() -> np.ndarray:
+    return np.concatenate([silence(0.3), speak("Hello world, this is a short test."), silence(1.2)])
+
+
 def test_realtime_session_on_the_streaming_model(models: dict[str, Path], tmp_path: Path) -> None:
-    """Over the socket with the openai SDK: a transcription session whose model is the streaming one gets deltas
+    """Over the socket with the openai SDK: a session whose transcription model is the streaming one gets deltas
     before `speech_stopped`, deltas that add up to `.completed`, and its turn decoded by stream steps (the offline
     `transcribe` is never called)."""
     import asyncio
 
-    import openai
-
-    from tests.support.realtime import Events, stream_audio, to_pcm16_24k
-
     app = create_app(Settings(cache_dir=tmp_path, nemo={"device": "cpu", "streaming_models": {
         "nemotron-tiny": str(models["stream"])}}))
-    clip = np.concatenate([silence(0.3), speak("Hello world, this is a short test."), silence(1.2)])
+    clip = _turn_clip()
     with live_server(app) as url:
         # Load the model with one HTTP request, then make its offline path fail loudly.
         assert _post(url, encode(clip, "wav"), model="nemotron-tiny").status_code == 200
@@ -659,26 +688,33 @@ def test_realtime_session_on_the_streaming_model(models: dict[str, Path], tmp_pa
         offline: list[int] = []
         engine.transcribe = lambda *a, **k: offline.append(1) or (_ for _ in ()).throw(AssertionError("offline"))
         steps_before = len(engine.batcher.batch_sizes)
-
-        async def session() -> Events:
-            client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-local", max_retries=0)
-            async with client.realtime.connect(model="gpt-realtime") as conn:
-                events = Events(conn)
-                await events.until("session.created")
-                await conn.session.update(session={"type": "realtime", "audio": {"input": {
-                    "transcription": {"model": "nemotron-tiny"},
-                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "create_response": False},
-                }}})
-                await events.until("session.updated")
-                await stream_audio(conn, to_pcm16_24k(clip), realtime=True)
-                await events.until("conversation.item.input_audio_transcription.completed")
-            return events
-
-        events = asyncio.run(session())
-    stopped = events.of("input_audio_buffer.speech_stopped")
-    completed = events.of("conversation.item.input_audio_transcription.completed")
-    assert len(stopped) == 1 and len(completed) == 1 and completed[0]["transcript"]
-    deltas = events.of("conversation.item.input_audio_transcription.delta")
-    assert "".join(d["delta"] for d in deltas) == completed[0]["transcript"]
-    assert events.seen.index(deltas[0]) < events.seen.index(stopped[0]), "no delta while the user spoke"
+        events = asyncio.run(_turn_over_socket(url, clip))
+    _assert_live_turn(events)
     assert offline == [] and len(engine.batcher.batch_sizes) > steps_before
+
+
+def test_realtime_session_streams_live_through_ray_serve(models: dict[str, Path], tmp_path: Path) -> None:
+    """voxloop on Ray Serve with the streaming model in its own deployment: the turn's audio reaches the replica
+    while the user speaks (a Ray queue beside the handle call), so deltas still come before `speech_stopped`."""
+    import asyncio
+
+    ray = pytest.importorskip("ray", reason="Ray Serve is not installed in this venv")
+    from ray import serve
+
+    from tests.support.server import free_port
+    from voxloop.ray import APP_NAME, DeploymentOptions, build_app
+
+    settings = Settings(cache_dir=tmp_path, nemo={"device": "cpu", "streaming_models": {
+        "nemotron-tiny": str(models["stream"])}})
+    ray.init(num_cpus=3, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}})
+    port = free_port()
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(settings, models=["nemotron-tiny"],
+                            options={"nemotron-tiny": DeploymentOptions(num_cpus=1)}), name=APP_NAME, route_prefix="/")
+        events = asyncio.run(_turn_over_socket(f"http://127.0.0.1:{port}", _turn_clip()))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    _assert_live_turn(events)
