@@ -116,15 +116,21 @@ class InputAudioBuffer:
         return out
 
     def samples(self, start: int | None = None, end: int | None = None) -> np.ndarray:
-        """Buffered samples between two timeline positions (clamped to what is buffered)."""
-        joined = np.concatenate(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
-        if len(self._chunks) > 1:
-            self._chunks = [joined]
-        if not self._chunks:
-            joined = np.zeros(0, np.float32)
+        """Buffered samples between two timeline positions (clamped to what is buffered). Only the chunks from
+        `start` on are joined, so reading the newest audio of a long turn does not copy the whole turn."""
         lo = max(0, (start if start is not None else self.start) - self.start)
         hi = max(lo, (end if end is not None else self.end) - self.start)
-        return joined[lo:hi]
+        first, offset = len(self._chunks), self._length  # the chunks from `first` on start at `offset`
+        while first > 0 and offset > lo:
+            first -= 1
+            offset -= len(self._chunks[first])
+        tail = self._chunks[first:]
+        if not tail:
+            return np.zeros(0, np.float32)
+        joined = np.concatenate(tail) if len(tail) > 1 else tail[0]
+        if len(tail) > 1:
+            self._chunks[first:] = [joined]
+        return joined[lo - offset : hi - offset]
 
     def drop_until(self, position: int) -> None:
         """Forget audio before a timeline position (after a commit, or old silence while waiting for speech)."""

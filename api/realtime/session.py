@@ -309,8 +309,8 @@ class RealtimeSession:
                 pause = self.buffer.end - detector.last_speech_end
                 return detector.last_speech_end if pause >= samples_at(SPECULATE_MS) else None
 
-            def fetch() -> tuple[np.ndarray, int | None]:
-                return self.buffer.samples(start).copy(), paused()
+            def fetch(since: int) -> tuple[np.ndarray, int | None]:
+                return self.buffer.samples(start + since).copy(), paused()
 
             self.voice.speculation.heard(self._turn_item, paused(), detector.last_speech_end,
                                          lambda: self.buffer.samples(start).copy(), self._transcriber)

@@ -61,20 +61,19 @@ class StreamTurnTranscriber(TurnTranscriber):
         self._pauses: list[int] = []  # speech ends of pauses the stream has not yet decoded past
 
     def update(self, length: int, fetch: Fetch, *, speculate: bool = False, quiet: bool = False) -> None:
-        samples, key = fetch()
-        self._feed(samples[:length])
+        new, key = fetch(self._fed)  # only the audio not yet handed over
+        if length > self._fed:
+            self._audio.put(new[: length - self._fed])
+            self._fed = length
         if key is not None and key not in self._covering and key not in self._pauses:
             self._pauses.append(key)
 
     def finish(self, samples: np.ndarray, speech_end: int | None = None) -> None:
         self._final, self._final_key = samples, speech_end
-        self._feed(samples)
-        self._audio.end()
-
-    def _feed(self, samples: np.ndarray) -> None:
         if len(samples) > self._fed:
             self._audio.put(samples[self._fed :])
             self._fed = len(samples)
+        self._audio.end()
 
     async def run(self) -> None:
         text = ""

@@ -41,8 +41,9 @@ _WORDS = re.compile(r"\s*\S+")
 _PARAM = "session.audio.input.transcription"
 Emit = Callable[[ServerEvent], Awaitable[None]]
 Finished = Callable[[str, "str | None"], None]  # (item id, final transcript or None when the pass failed)
-# The turn so far, and the speech end it covers when the speaker has paused (None while speaking).
-Fetch = Callable[[], tuple[np.ndarray, int | None]]
+# The turn so far from a number of samples into it (0: all of it), and the speech end it covers when the speaker
+# has paused (None while speaking).
+Fetch = Callable[[int], tuple[np.ndarray, int | None]]
 
 
 def resolve_transcription(
@@ -97,7 +98,7 @@ class TurnTranscriber:
         self.task: asyncio.Task[None] | None = None  # set by the session, which cancels it when a turn is cleared
 
     def update(self, length: int, fetch: Fetch, *, speculate: bool = False, quiet: bool = False) -> None:
-        """The turn has grown to `length` samples; `fetch` returns them and the speech end they cover.
+        """The turn has grown to `length` samples; `fetch(0)` returns them and the speech end they cover.
 
         `speculate` means the speaker has paused: a pass now probably covers the whole turn, and if no speech
         follows, its text becomes the final transcript without another pass (the turn's end is only confirmed
@@ -135,7 +136,7 @@ class TurnTranscriber:
             self._wake.clear()
             if self._final is not None or self._fetch is None:
                 continue
-            samples, key = self._fetch()
+            samples, key = self._fetch(0)
             if key is not None and key in self._covering:
                 continue  # this pause was already transcribed
             # Live passes only use an idle model (a speculative one may queue behind one other call): final

@@ -618,7 +618,7 @@ def test_turn_transcriber_streams_the_turn_and_covers_a_pause(models: dict[str, 
         for end in range(1600, len(samples) + 1600, 1600):
             end = min(end, len(samples))
             paused = speech_end if end >= speech_end + 3200 else None
-            turn.update(end, lambda end=end, paused=paused: (samples[:end].copy(), paused),
+            turn.update(end, lambda since, end=end, paused=paused: (samples[since:end].copy(), paused),
                         speculate=paused is not None)
             await asyncio.sleep(0.05)
         covered = await asyncio.wait_for(turn.covering(speech_end), 60)

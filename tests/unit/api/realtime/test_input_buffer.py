@@ -53,3 +53,35 @@ def test_buffer_limit() -> None:
     with pytest.raises(RealtimeProtocolError) as info:
         buffer.append(np.zeros(2000, np.float32))
     assert info.value.code == "input_audio_buffer_full"
+
+
+def test_reads_equal_a_plain_array_and_a_tail_read_joins_only_the_tail() -> None:
+    """Random appends, drops and reads against one numpy array holding the same audio. Reading the newest audio
+    (what a streaming transcriber asks for on every append) joins only the chunks it covers."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        buffer, reference = InputAudioBuffer("pcm16", 600), np.zeros(0, np.float32)
+        for step in range(int(rng.integers(2, 30))):
+            action = int(rng.integers(0, 3)) if step >= 2 else 0
+            if action == 0:
+                new = buffer.append(rng.standard_normal(int(rng.integers(0, 3000))).astype(np.float32) * 0.1)
+                reference = np.concatenate([reference, new])
+            elif action == 1:
+                position = buffer.start + int(rng.integers(0, len(buffer) + 5))
+                reference = reference[min(max(0, position - buffer.start), len(buffer)) :]
+                buffer.drop_until(position)
+            else:
+                start = buffer.start + int(rng.integers(-5, len(buffer) + 5))
+                end = None if rng.random() < 0.5 else buffer.start + int(rng.integers(-5, len(buffer) + 5))
+                lo = max(0, start - buffer.start)
+                hi = max(lo, (end if end is not None else buffer.end) - buffer.start)
+                np.testing.assert_array_equal(buffer.samples(start, end), reference[lo:hi])
+            assert len(buffer) == len(reference)
+        np.testing.assert_array_equal(buffer.samples(), reference)
+
+    buffer = InputAudioBuffer("pcm16", 600)
+    for _ in range(50):
+        buffer.append(np.full(2400, 0.1, np.float32))  # 100 ms each at 24 kHz
+    old = list(buffer._chunks[:-3])
+    assert len(buffer.samples(buffer.end - 3 * 1600)) == 3 * 1600
+    assert all(a is b for a, b in zip(buffer._chunks, old)) and len(buffer._chunks) == len(old) + 1
