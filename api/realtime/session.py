@@ -331,7 +331,7 @@ class RealtimeSession:
             await self.emit(sev.SpeechStarted(audio_start_ms=ms(self._turn_start), item_id=self._turn_item))
             if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
                 await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
-            self._transcriber = self._start_transcriber(self._turn_item)
+            self._transcriber = self._start_transcriber(self._turn_item, self._turn_start)
         elif turn.kind == "speech_stopped" and self._turn_item is not None:
             item_id = self._turn_item
             await self.emit(sev.SpeechStopped(audio_end_ms=ms(turn.end), item_id=item_id))
@@ -342,13 +342,17 @@ class RealtimeSession:
                                                  item_id=item_id))
             await self._commit_audio(item_id, max(turn.start, self.buffer.start), turn.end)
 
-    def _start_transcriber(self, item_id: str) -> TurnTranscriber | None:
+    def _start_transcriber(self, item_id: str, start: int) -> TurnTranscriber | None:
+        """The turn's transcriber (None when transcription is off); `start` is the turn's first sample."""
         if self.config.transcription is None or self._group is None:
             return None
         spec, options = resolve_transcription(self._services.transcription, self.config.transcription)
-        kind = StreamTurnTranscriber if getattr(spec.capabilities, "streaming", False) else TurnTranscriber
-        transcriber = kind(self._services.transcription, spec, options, item_id, self.emit,
-                           partial_interval=self._settings.partial_interval_seconds, finished=self._transcript_finished)
+        args = (self._services.transcription, spec, options, item_id, self.emit)
+        kwargs = {"partial_interval": self._settings.partial_interval_seconds, "finished": self._transcript_finished}
+        if getattr(spec.capabilities, "streaming", False):  # one live stream per turn
+            transcriber: TurnTranscriber = StreamTurnTranscriber(*args, start=start, **kwargs)
+        else:
+            transcriber = TurnTranscriber(*args, **kwargs)
         transcriber.task = self._group.create_task(self._transcribe(transcriber))
         return transcriber
 
@@ -391,7 +395,7 @@ class RealtimeSession:
         await self.emit(sev.ConversationItemAdded(previous_item_id=previous, item=dict(item)))
         await self.emit(sev.ConversationItemDone(previous_item_id=previous, item=dict(item)))
         if transcriber is None:
-            transcriber = self._start_transcriber(item_id)
+            transcriber = self._start_transcriber(item_id, start)
         if transcriber is not None:
             transcriber.finish(samples, speech_end)
         self.voice.turn_committed(item_id, samples, RATE, transcribing=transcriber is not None, speech_end=speech_end)

@@ -54,8 +54,10 @@ class LiveAudio:
 class StreamTurnTranscriber(TurnTranscriber):
     """One user turn's transcription on a streaming model: deltas as the model decodes, then `.completed`."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, start: int, **kwargs):
+        """`start`: the timeline position of the turn's first sample (pause keys are timeline positions)."""
         super().__init__(*args, **kwargs)
+        self._start = start
         self._audio = LiveAudio(RATE)
         self._fed = 0  # samples of the turn handed to the model
         self._pauses: list[int] = []  # speech ends of pauses the stream has not yet decoded past
@@ -83,7 +85,7 @@ class StreamTurnTranscriber(TurnTranscriber):
                 if text.startswith(self._sent) and len(text) > len(self._sent):
                     await self._delta(text[len(self._sent) :])
                 if update.decoded_seconds is not None:
-                    decoded = int(update.decoded_seconds * RATE)
+                    decoded = self._start + int(update.decoded_seconds * RATE)
                     for key in [k for k in self._pauses if k <= decoded]:
                         self._pauses.remove(key)
                         self._resolve(key, text)

@@ -601,7 +601,8 @@ def test_turn_transcriber_streams_the_turn_and_covers_a_pause(models: dict[str, 
         models["stream"])}})
     services = build_services(settings)
     samples = _speech_16k().astype(np.float32)  # the sentence, then 0.3 s of silence
-    speech_end = len(samples) - 4800
+    origin = 5 * 16000  # the turn starts 5 s into the session: pause keys are positions on the session's timeline
+    speech_end = origin + len(samples) - 4800
     expected = _stream(_stream_engine(models, warmup=False), samples)
 
     async def drive() -> tuple[list, int, str, list, object]:
@@ -613,15 +614,15 @@ def test_turn_transcriber_streams_the_turn_and_covers_a_pause(models: dict[str, 
             events.append(event)
 
         turn = StreamTurnTranscriber(services.transcription, spec, options, "item_1", emit, partial_interval=1.0,
-                                     finished=lambda item, text: finished.append(text))
+                                     finished=lambda item, text: finished.append(text), start=origin)
         task = asyncio.create_task(turn.run())
         for end in range(1600, len(samples) + 1600, 1600):
             end = min(end, len(samples))
-            paused = speech_end if end >= speech_end + 3200 else None
+            paused = speech_end if origin + end >= speech_end + 3200 else None
             turn.update(end, lambda since, end=end, paused=paused: (samples[since:end].copy(), paused),
                         speculate=paused is not None)
             await asyncio.sleep(0.05)
-        covered = await asyncio.wait_for(turn.covering(speech_end), 60)
+        covered = await asyncio.wait_for(turn.covering(speech_end), 30)  # before the commit: from the stream
         before = len(events)
         turn.finish(samples.copy(), speech_end)
         await asyncio.wait_for(task, 60)
