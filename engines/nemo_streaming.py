@@ -82,6 +82,7 @@ class _Session:
         self.feats = torch.zeros((1, model.encoder._feat_in, 0), device=self.device)
         self.feat_base = 0  # absolute index of feats[..., 0]
         self.done_frames = 0  # absolute count of stable frames appended to `feats`
+        self.stable = 0  # frames whose STFT window the audio received so far completes
         self.idx = 0  # absolute index of the next chunk's first frame
         self.step = 0
         caches = model.encoder.get_initial_cache_state(batch_size=1)
@@ -90,10 +91,16 @@ class _Session:
         self.pred: Any = None
 
     def add_audio(self, samples: np.ndarray, final: bool) -> None:
+        """Keep the audio; its features are computed when a chunk needs them (`next_step`), so a stream fed in
+        small pieces runs the preprocessor once per encoder chunk, not once per piece."""
         self.audio = np.concatenate([self.audio, samples.astype(np.float32)])
         total = self.audio_base * self.hop + len(self.audio)
         # Frames whose window lies fully inside the audio received so far; all of them once the input ended.
-        stable = total // self.hop + 1 if final else max(0, (total - self.half_window) // self.hop + 1)
+        self.stable = total // self.hop + 1 if final else max(0, (total - self.half_window) // self.hop + 1)
+
+    def _compute_features(self) -> None:
+        """Features of every stable frame not computed yet (their STFT windows are complete)."""
+        stable = self.stable
         if stable <= self.done_frames:
             return
         start_frame = max(self.audio_base, self.done_frames - _LEFT_MARGIN_FRAMES)
@@ -117,9 +124,10 @@ class _Session:
         first = self.step == 0
         chunk, shift = _pick(cfg.chunk_size, first), _pick(cfg.shift_size, first)
         pre_size = _pick(cfg.pre_encode_cache_size, first)
-        end = self.done_frames
+        end = self.stable
         if self.idx >= end or (not final and self.idx + chunk > end):
             return None
+        self._compute_features()
         rel = self.idx - self.feat_base
         piece = self.feats[:, :, rel : rel + chunk]
         if piece.shape[-1] < _pick(sampling, first):
