@@ -17,8 +17,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from api.realtime.input_buffer import RATE
-from api.realtime.transcriber import Fetch, TurnTranscriber
-from engines.base import AudioBuffer, CancelToken, EngineError
+from api.realtime.transcriber import Emit, Fetch, Finished, TurnTranscriber
+from api.transcription.service import TranscriptionService
+from engines.base import AudioBuffer, CancelToken, EngineError, TranscriptionOptions
+from engines.registry import EngineSpec
 
 _POLL_SECONDS = 0.1  # how often the engine's thread, waiting for audio, looks whether the turn was dropped
 
@@ -54,9 +56,11 @@ class LiveAudio:
 class StreamTurnTranscriber(TurnTranscriber):
     """One user turn's transcription on a streaming model: deltas as the model decodes, then `.completed`."""
 
-    def __init__(self, *args, start: int, **kwargs):
+    def __init__(self, transcription: TranscriptionService, spec: EngineSpec, options: TranscriptionOptions,
+                 item_id: str, emit: Emit, *, start: int, partial_interval: float, finished: Finished | None = None):
         """`start`: the timeline position of the turn's first sample (pause keys are timeline positions)."""
-        super().__init__(*args, **kwargs)
+        super().__init__(transcription, spec, options, item_id, emit, partial_interval=partial_interval,
+                         finished=finished)
         self._start = start
         self._audio = LiveAudio(RATE)
         self._fed = 0  # samples of the turn handed to the model
