@@ -97,8 +97,10 @@ export class Player {
     return cut;
   }
 
+  // Whole milliseconds heard, rounded down: the server counts the item's audio in whole milliseconds rounded down
+  // too, and refuses a truncate past its end (a played-out 3362.6 ms item rounded up to 3363 was refused).
   currentItemPlayedMs() {
     const heard = (this.context.currentTime - this.itemStart) * 1000;
-    return Math.round(Math.max(0, Math.min(heard, this.itemQueuedMs)));
+    return Math.floor(Math.max(0, Math.min(heard, this.itemQueuedMs)));
   }
 }

@@ -157,7 +157,8 @@ def test_talk_barge_in_by_speaking_stops_the_reply(clips, server_url: str, trans
             return t && t.classList.contains('interrupted')"""), timeout=30)
         wait_for(browser, "the truncate to be confirmed", lambda d: js(d, """
             return window.voxloopTalk.events['conversation.item.truncated'] >= 1"""), timeout=30)
-        assert js(browser, "return document.getElementById('error').hidden"), "the page shows an error"
+        error = js(browser, "const e = document.getElementById('error'); return e.hidden ? null : e.textContent")
+        assert error is None, f"the page shows an error: {error}"
         second = wait_for(browser, "the second user turn", lambda d: js(d, """
             const t = document.querySelectorAll('.turn.user .text:not(.pending)');
             return t.length >= 2 && t[1].textContent.trim()"""), timeout=60)
