@@ -329,8 +329,11 @@ class RealtimeSession:
             # speech_started before the cancelled reply's response.done, as OpenAI orders them: clients (the Agents
             # SDK) truncate what was played when they see speech start, before the cancellation arrives.
             await self.emit(sev.SpeechStarted(audio_start_ms=ms(self._turn_start), item_id=self._turn_item))
-            if self.voice.active is not None and getattr(self.config.turn_detection, "interrupt_response", False):
-                await self.voice.cancel("turn_detected")  # barge-in: the user talks over the reply
+            if getattr(self.config.turn_detection, "interrupt_response", False):
+                # Barge-in: the user talks over the reply; a reply still waiting for its turn's transcript (nothing
+                # of it sent yet) is dropped too, else the new turn's reply was refused as a second response.
+                if not await self.voice.cancel("turn_detected"):
+                    await self.voice.drop_pending()
             self._transcriber = self._start_transcriber(self._turn_item, self._turn_start)
         elif turn.kind == "speech_stopped" and self._turn_item is not None:
             item_id = self._turn_item
@@ -401,7 +404,7 @@ class RealtimeSession:
         self.voice.turn_committed(item_id, samples, RATE, transcribing=transcriber is not None, speech_end=speech_end)
         td = self.config.turn_detection
         auto = speech_end is not None and td is not None and td.create_response and self.config.kind == "realtime"
-        if auto and self.voice.active is None and not self.closing:
+        if auto and not self.voice.responding and not self.closing:
             await self._respond(None, None)
 
     def _end_turn(self, keep_transcriber: bool = False, committed: bool = False) -> None:

@@ -158,6 +158,16 @@ class VoiceLoop:
         await asyncio.wait([task])
         return True
 
+    async def drop_pending(self) -> bool:
+        """Drop a reply that has not started speaking (it waits for its turn's transcript or emotion): nothing of it
+        has been sent, so it ends unseen. False if there is none."""
+        task = self._task
+        if task is None or task.done() or self.active is not None:
+            return False
+        task.cancel()
+        await asyncio.wait([task])
+        return True
+
     def check_voice(self, voice: Any, param: str, event_id: str | None) -> None:
         """A custom voice must exist and the reply's speech model must clone: an `error` event now, not silence later
         (phrases that fail to plan are skipped without a word)."""
