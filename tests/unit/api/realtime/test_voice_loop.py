@@ -116,3 +116,30 @@ async def test_response_overrides_are_checked() -> None:
         with pytest.raises(RealtimeProtocolError) as bad:
             await loop.create({"conversation": "elsewhere"}, "evt_3")
     assert (bad.value.param, bad.value.event_id) == ("response.conversation", "evt_3")
+
+
+async def test_a_reply_waiting_for_its_transcript_is_dropped_unseen_and_the_next_one_starts() -> None:
+    """Barge-in before the reply speaks: the user talks again while the reply still waits for the turn's transcript.
+    `cancel` finds no responder; `drop_pending` ends the waiting reply with nothing on the wire, and the next turn's
+    reply is not refused as a second response."""
+    chat = FakeChat("Sure.")
+    services = fake_realtime_services(chat=chat, emotion=FakeEmotion("neutral"))
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(services, session, extension_events=False)  # type: ignore[arg-type]
+        _turn(session, loop, "item_3", transcribing=True)
+        await loop.create(None, None)
+        await asyncio.sleep(0.05)
+        assert loop.responding and loop.active is None  # waiting for the transcript
+        assert not await loop.cancel("turn_detected")
+        assert await loop.drop_pending()
+        assert not loop.responding and session.responses_ended == 1
+        assert not await loop.drop_pending()  # nothing waits any more
+        _turn(session, loop, "item_4", transcribing=True)
+        task = await loop.create(None, None)
+        session.conversation.set_transcript("item_4", "book a table")
+        loop.transcript_ready("item_4", "book a table")
+        await task
+    assert len(session.of("response.created")) == 1  # only the second reply
+    assert session.of("response.done")[0]["response"]["status"] == "completed"
+    assert len(chat.bodies) == 1 and {"role": "user", "content": "book a table"} in chat.bodies[0]["messages"]
