@@ -59,6 +59,7 @@ class VoiceLoop:
         self._last_turn: _Turn | None = None
         self.active: Responder | None = None
         self._task: asyncio.Task[None] | None = None
+        self._entered: asyncio.Task[Any] | None = None  # the response task that has started running
         self.speculation = Speculator(services, self)  # replies prepared during a turn's first pause
 
     @property
@@ -143,6 +144,7 @@ class VoiceLoop:
         return self._task
 
     async def _run_response(self, params: ResponseParams) -> None:
+        self._entered = asyncio.current_task()
         try:
             await self._respond(params)
         finally:
@@ -166,6 +168,8 @@ class VoiceLoop:
             return False
         task.cancel()
         await asyncio.wait([task])
+        if self._entered is not task:  # cancelled before it first ran: its `finally` never told the session
+            self._session.response_ended()
         return True
 
     def check_voice(self, voice: Any, param: str, event_id: str | None) -> None:

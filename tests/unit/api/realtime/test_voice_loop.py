@@ -143,3 +143,17 @@ async def test_a_reply_waiting_for_its_transcript_is_dropped_unseen_and_the_next
     assert len(session.of("response.created")) == 1  # only the second reply
     assert session.of("response.done")[0]["response"]["status"] == "completed"
     assert len(chat.bodies) == 1 and {"role": "user", "content": "book a table"} in chat.bodies[0]["messages"]
+
+
+async def test_a_reply_dropped_before_it_first_ran_still_ends_once() -> None:
+    """The next turn starts in the same append that committed the last one: the reply's task is dropped before it
+    ever ran, and the session still hears that it ended (once), so its state machine leaves `responding`."""
+    services = fake_realtime_services(chat=FakeChat("Sure."), emotion=FakeEmotion("neutral"))
+    session = FakeSession()
+    async with asyncio.TaskGroup() as session.task_group:
+        loop = VoiceLoop(services, session, extension_events=False)  # type: ignore[arg-type]
+        _turn(session, loop, "item_5", transcribing=True)
+        await loop.create(None, None)
+        assert await loop.drop_pending()  # no await in between: the task never ran
+        assert session.responses_ended == 1 and not loop.responding
+    assert session.responses_ended == 1 and not session.of("response.created")
