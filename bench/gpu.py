@@ -213,11 +213,11 @@ def bench_nemo(args: argparse.Namespace, rec: Recorder) -> None:
 
 def bench_nemo_stream(args: argparse.Namespace, rec: Recorder) -> None:
     import torch
-    from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
 
     from engines.base import AudioBuffer, CancelToken, TranscriptionOptions
     from engines.nemo_streaming import NemoStreamingTranscriber
     from engines.settings import NemoSettings
+    from tests.support.nemo_lockstep import lockstep
 
     path, params = nemo_checkpoint(args.size, streaming=True)
     started = time.perf_counter()
@@ -275,25 +275,10 @@ def bench_nemo_stream(args: argparse.Namespace, rec: Recorder) -> None:
             mean_batch=round(statistics.mean(sizes), 2), gpu_gib=gpu_memory(torch, args.device))
     model = engine._model
 
-    def lockstep(n: int) -> None:  # NeMo's own streaming loop: all n streams in step, one batched step per chunk
-        buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
-        for clip in clips[:n]:
-            buffer.append_audio(clip)
-        channel, time_cache, length = model.encoder.get_initial_cache_state(batch_size=n)
-        hyps = pred = None
-        for step, (chunk, lengths) in enumerate(iter(buffer)):
-            with torch.inference_mode():
-                pred, _, channel, time_cache, length, hyps = model.conformer_stream_step(
-                    processed_signal=chunk, processed_signal_length=lengths, cache_last_channel=channel,
-                    cache_last_time=time_cache, cache_last_channel_len=length,
-                    keep_all_outputs=buffer.is_buffer_empty(), previous_hypotheses=hyps, previous_pred_out=pred,
-                    drop_extra_pre_encoded=0 if step == 0 else model.encoder.streaming_cfg.drop_extra_pre_encoded,
-                    return_transcription=True)[:6]
-
     for n in args.concurrency:
         # On a worker thread, as the engine's requests run (on CPU, torch on a fresh thread ran 2-3x slower than
         # on the main thread here: comparing the two would mostly measure that).
-        wall = sum(concurrent(lambda _, n=n: lockstep(n), 1)[0] for _ in range(args.rounds))
+        wall = sum(concurrent(lambda _, n=n: lockstep(model, clips[:n]), 1)[0] for _ in range(args.rounds))
         sync(torch, args.device)
         rec.add(engine="nemo-stream", via="library lockstep conformer_stream_step(batch=N)", concurrent=n,
                 clip_s=args.seconds, rtfx=round(n * args.seconds * args.rounds / wall, 1),

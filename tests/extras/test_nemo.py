@@ -225,23 +225,9 @@ def test_stream_transcribe_is_incremental_and_chunking_invariant(models: dict[st
 def _reference_stream(model, samples: np.ndarray) -> str:
     """NeMo's reference cache-aware loop (as in its speech_to_text_cache_aware_streaming_infer example) over the
     whole file at once: features computed offline, then chunked by CacheAwareStreamingAudioBuffer."""
-    import torch
-    from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
+    from tests.support.nemo_lockstep import lockstep
 
-    buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
-    buffer.append_audio(samples)
-    cache_channel, cache_time, cache_len = model.encoder.get_initial_cache_state(batch_size=1)
-    hyps = pred = texts = None
-    for step, (chunk, lengths) in enumerate(iter(buffer)):
-        with torch.inference_mode():
-            pred, texts, cache_channel, cache_time, cache_len, hyps = model.conformer_stream_step(
-                processed_signal=chunk, processed_signal_length=lengths, cache_last_channel=cache_channel,
-                cache_last_time=cache_time, cache_last_channel_len=cache_len,
-                keep_all_outputs=buffer.is_buffer_empty(), previous_hypotheses=hyps, previous_pred_out=pred,
-                drop_extra_pre_encoded=0 if step == 0 else model.encoder.streaming_cfg.drop_extra_pre_encoded,
-                return_transcription=True,
-            )[:6]
-    return texts[0].text.strip()
+    return lockstep(model, [samples])[0]
 
 
 def _with_pickled_numpy(src: Path, dst: Path) -> Path:
