@@ -43,7 +43,8 @@ from engines.base import (
     Voice,
 )
 from engines.batching import Batcher
-from engines.chatterbox_batch import Sampling, T3Request, decode_batch
+from engines.chatterbox_batch import Sampling, T3Request, decode_batch, prompt_width
+from engines.chatterbox_static import StaticT3Pool
 from engines.registry import EngineSpec
 from engines.settings import ChatterboxSettings, EngineSettings
 from engines.speech_text import split_phrases
@@ -202,6 +203,12 @@ class ChatterboxSynthesizer:
                 "This chatterbox-tts cannot load Chatterbox Nano (its ChatterboxTurboTTS.from_local takes no `nano`; "
                 "0.1.7, the newest release, has none): install a newer chatterbox-tts, or serve Turbo."
             )
+        if settings.t3_step == "cuda_graph" and not (settings.device.startswith("cuda")
+                                                      and self._torch.cuda.is_available()):
+            raise EngineUnavailableError(
+                f"Chatterbox t3_step 'cuda_graph' needs a CUDA device (device is '{settings.device}', CUDA "
+                f"{'available' if self._torch.cuda.is_available() else 'not available'}): use 'static' or 'dynamic'."
+            )
         checkpoint = resolve_checkpoint(ref, settings)
         try:
             if variant == "nano":
@@ -223,17 +230,33 @@ class ChatterboxSynthesizer:
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe to call from two threads
         self._sampling = Sampling(settings.temperature, settings.top_k, settings.top_p, settings.repetition_penalty)
         self.batcher: Batcher[T3Request, Any] = Batcher(settings.batch_size)
+        self._static = self._static_pool(settings)
         if settings.warmup and variant != "original" and self._builtin is not None:
             self.warm_up()
+
+    def _static_pool(self, settings: ChatterboxSettings) -> StaticT3Pool | None:
+        """T3's fixed-shape buckets when `t3_step` asks for them."""
+        if settings.t3_step == "dynamic" or self.variant == "original":
+            return None
+        return StaticT3Pool(self._torch, self._model.t3, settings.batch_size, graph=settings.t3_step == "cuda_graph")
 
     def voices(self) -> list[Voice]:
         return list(self.capabilities.voices)
 
     def warm_up(self) -> None:
         """Two phrases of different lengths decoded together (so padding is exercised) with the built-in voice, and
-        one vocoded: the first request then finds the kernels loaded. Not counted in `batcher.batch_sizes`."""
+        one vocoded: the first request then finds the kernels loaded. With `t3_step` static or cuda_graph, every
+        rows bucket is created (and captured) first at a phrase's full token limit. Not counted in
+        `batcher.batch_sizes`."""
         requests = [self._phrase_request(text, self._builtin, CancelToken(), max_tokens=8)
                     for text in ("Hello there, how are you today?", "Hi.")]
+        if self._static is not None:  # every rows bucket at a phrase's full token limit, captured now
+            width = prompt_width(self._torch, self._model.t3, requests[0])
+            try:
+                self._static.prepare(width + self._settings.max_speech_tokens + 1)
+            except Exception as exc:
+                raise EngineUnavailableError(f"Chatterbox T3's {self._settings.t3_step} buckets could not be "
+                                             f"prepared ({exc}): set t3_step to 'dynamic'.") from exc
         tokens = self._decode(requests)[0]
         self._vocode(tokens, self._builtin)
 
@@ -290,7 +313,7 @@ class ChatterboxSynthesizer:
     def _decode(self, requests: list[T3Request]) -> list[Any]:
         """The batched call: each phrase's speech tokens (or its cancellation), in order."""
         try:
-            return decode_batch(self._torch, self._model.t3, requests)
+            return decode_batch(self._torch, self._model.t3, requests, self._static)
         except Exception as exc:
             raise EngineError(f"Chatterbox T3 decoding failed: {exc}") from exc
 

@@ -77,24 +77,65 @@ class T3Request:
 
 
 class _Rows:
-    """The rows still decoding: which request each is, and the batched state to keep in step with them."""
+    """The rows still decoding: which request each is (row order is the backbone's order of its live rows)."""
 
     def __init__(self, torch: Any, requests: Sequence[T3Request]):
         self.t = torch
         self.index = list(range(len(requests)))  # request index of each row
-        self.mask: Any = None  # [rows, seen] 1 on real tokens (None: no row was padded)
-        self.positions: Any = None  # [rows] the next token's position id (with a mask)
 
-    def keep(self, rows: list[int], cache: Any, *tensors: Any) -> list[Any]:
-        """Keep only `rows` (row numbers, ascending) in the cache, the mask, the positions and `tensors`."""
+    def keep(self, rows: list[int], backbone: Any, *tensors: Any) -> list[Any]:
+        """Keep only `rows` (row numbers, ascending) in the backbone and in `tensors`."""
         if len(rows) == len(self.index):
             return list(tensors)
         select = self.t.tensor(rows, device=tensors[0].device if tensors else None)
-        cache.batch_select_indices(select)
+        backbone.keep(rows, select)
         self.index = [self.index[r] for r in rows]
+        return [x[select] for x in tensors]
+
+
+class DynamicBackbone:
+    """T3's GPT-2 on the library's growing KV cache (`DynamicCache`), as `inference_turbo` runs it: a row that ends
+    leaves the cache, so each step computes only the live rows."""
+
+    def __init__(self, torch: Any, t3: Any):
+        self.t, self.t3 = torch, t3
+        self.cache: Any = None
+        self.mask: Any = None  # [rows, seen] 1 on real tokens (None: no row was padded)
+        self.positions: Any = None  # [rows] the next token's position id (with a mask)
+
+    def prefill(self, x: Any, lengths: list[int]) -> Any:
+        """The left-padded prompts [rows, width, dim] (`lengths`: each row's real tokens): each row's last logits."""
+        torch, t3 = self.t, self.t3
+        width = x.shape[1]
+        if min(lengths) == width:
+            out = t3.tfmr(inputs_embeds=x, use_cache=True)
+        else:
+            mask = torch.zeros(len(lengths), width, dtype=torch.long, device=x.device)
+            for i, n in enumerate(lengths):
+                mask[i, width - n:] = 1
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = t3.tfmr(inputs_embeds=x, attention_mask=mask, position_ids=position_ids, use_cache=True)
+            self.mask, self.positions = mask, torch.tensor(lengths, device=x.device)
+        self.cache = out.past_key_values
+        return t3.speech_head(out[0][:, -1:])[:, -1, :]
+
+    def step(self, embeds: Any) -> Any:
+        """One token per live row ([rows, 1, dim]): each row's next logits."""
+        t3 = self.t3
+        if self.mask is None:
+            out = t3.tfmr(inputs_embeds=embeds, past_key_values=self.cache, use_cache=True)
+        else:
+            self.mask = self.t.cat([self.mask, self.mask.new_ones(embeds.shape[0], 1)], dim=1)
+            out = t3.tfmr(inputs_embeds=embeds, past_key_values=self.cache, attention_mask=self.mask,
+                          position_ids=self.positions[:, None], use_cache=True)
+            self.positions = self.positions + 1
+        self.cache = out.past_key_values
+        return t3.speech_head(out[0])[:, -1, :]
+
+    def keep(self, rows: list[int], select: Any) -> None:
+        self.cache.batch_select_indices(select)
         if self.mask is not None:
             self.mask, self.positions = self.mask[select], self.positions[select]
-        return [x[select] for x in tensors]
 
 
 def _process(torch: Any, requests: Sequence[T3Request], rows: _Rows, history: Any, logits: Any,
@@ -113,26 +154,37 @@ def _process(torch: Any, requests: Sequence[T3Request], rows: _Rows, history: An
     return scores
 
 
-def decode_batch(torch: Any, t3: Any, requests: Sequence[T3Request]) -> list[Any]:
-    """Each request's speech tokens ([1, n] long, as `T3.inference_turbo` returns them), or the `CancelledByClient`
-    of a request cancelled on the way, in order. `t3`: a loaded Turbo/Nano `T3` (GPT-2 backbone)."""
+def _prompt(torch: Any, t3: Any, request: T3Request) -> Any:
+    """A request's prompt embeddings [width, dim], as `inference_turbo` builds it: conditioning, text,
+    start-of-speech."""
+    start = t3.hp.start_speech_token * torch.ones_like(request.text_tokens[:, :1])
+    embeds, _ = t3.prepare_input_embeds(t3_cond=request.cond, text_tokens=request.text_tokens, speech_tokens=start,
+                                        cfg_weight=0.0)
+    return embeds[0]
+
+
+def prompt_width(torch: Any, t3: Any, request: T3Request) -> int:
+    """How many positions a request's prompt takes."""
     with torch.inference_mode():
-        return _decode(torch, t3, requests)
+        return int(_prompt(torch, t3, request).shape[0])
 
 
-def _decode(torch: Any, t3: Any, requests: Sequence[T3Request]) -> list[Any]:
+def decode_batch(torch: Any, t3: Any, requests: Sequence[T3Request], static: Any = None) -> list[Any]:
+    """Each request's speech tokens ([1, n] long, as `T3.inference_turbo` returns them), or the `CancelledByClient`
+    of a request cancelled on the way, in order. `t3`: a loaded Turbo/Nano `T3` (GPT-2 backbone). `static`: a
+    `StaticT3Pool` (engines/chatterbox_static.py) to decode on a static KV cache (and a CUDA graph) instead of the
+    library's growing cache."""
+    with torch.inference_mode():
+        return _decode(torch, t3, requests, static)
+
+
+def _decode(torch: Any, t3: Any, requests: Sequence[T3Request], static: Any) -> list[Any]:
     hp = t3.hp
     results: list[Any] = [None] * len(requests)
     tokens: list[list[int]] = [[] for _ in requests]
     processors = {r.sampling: r.sampling.processors() for r in requests}
 
-    # The prompt of each request, as `inference_turbo` builds it: conditioning, text, start-of-speech.
-    prompts = []
-    for request in requests:
-        start = hp.start_speech_token * torch.ones_like(request.text_tokens[:, :1])
-        embeds, _ = t3.prepare_input_embeds(t3_cond=request.cond, text_tokens=request.text_tokens,
-                                            speech_tokens=start, cfg_weight=0.0)
-        prompts.append(embeds[0])
+    prompts = [_prompt(torch, t3, request) for request in requests]
     lengths = [p.shape[0] for p in prompts]
     width = max(lengths)
     device = prompts[0].device
@@ -140,17 +192,11 @@ def _decode(torch: Any, t3: Any, requests: Sequence[T3Request]) -> list[Any]:
     for i, prompt in enumerate(prompts):
         x[i, width - lengths[i]:] = prompt  # left-padded: every row's last token is its start-of-speech
     rows = _Rows(torch, requests)
-    if min(lengths) == width:
-        out = t3.tfmr(inputs_embeds=x, use_cache=True)
-    else:
-        mask = torch.zeros(len(prompts), width, dtype=torch.long, device=device)
-        for i, n in enumerate(lengths):
-            mask[i, width - n:] = 1
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = t3.tfmr(inputs_embeds=x, attention_mask=mask, position_ids=position_ids, use_cache=True)
-        rows.mask, rows.positions = mask, torch.tensor(lengths, device=device)
-    cache = out.past_key_values
-    logits = t3.speech_head(out[0][:, -1:])[:, -1, :]
+    if static is None:
+        backbone: Any = DynamicBackbone(torch, t3)
+    else:  # a row feeds at most max_tokens tokens after its prompt
+        backbone = static.take(len(requests), width + max(r.max_tokens for r in requests) + 1)
+    logits = backbone.prefill(x, lengths)
     # The repetition penalty's history: the start token for the first draw, then the row's own tokens.
     history = hp.start_speech_token * torch.ones(len(requests), 1, dtype=torch.long, device=device)
     step = 0
@@ -181,18 +227,9 @@ def _decode(torch: Any, t3: Any, requests: Sequence[T3Request]) -> list[Any]:
                 keep.append(row)
         if not keep:
             break
-        history, next_tokens = rows.keep(keep, cache, torch.cat([history, next_tokens], dim=1) if step > 0
+        history, next_tokens = rows.keep(keep, backbone, torch.cat([history, next_tokens], dim=1) if step > 0
                                          else next_tokens, next_tokens)
-        embeds = t3.speech_emb(next_tokens)
-        if rows.mask is None:
-            out = t3.tfmr(inputs_embeds=embeds, past_key_values=cache, use_cache=True)
-        else:
-            rows.mask = torch.cat([rows.mask, rows.mask.new_ones(len(keep), 1)], dim=1)
-            out = t3.tfmr(inputs_embeds=embeds, past_key_values=cache, attention_mask=rows.mask,
-                          position_ids=rows.positions[:, None], use_cache=True)
-            rows.positions = rows.positions + 1
-        cache = out.past_key_values
-        logits = t3.speech_head(out[0])[:, -1, :]
+        logits = backbone.step(t3.speech_emb(next_tokens))
         step += 1
     for i, result in enumerate(results):
         if isinstance(result, list):

@@ -316,6 +316,14 @@ class ChatterboxSettings(BaseModel):
         True, description="Turbo/Nano with a built-in voice: decode a dummy batch of two phrases and vocode one when "
         "the model loads, so the first request does not pay for cold kernels.",
     )
+    t3_step: Literal["dynamic", "static", "cuda_graph"] = Field(
+        "dynamic", description="Turbo/Nano: how T3 decodes a batch's tokens (engines/chatterbox_static.py). `dynamic`: "
+        "the library's growing KV cache. `static`: a fixed-shape KV cache per bucket of rows (a power of two up to "
+        "`batch_size`) and length (a multiple of 256 positions), each step over the whole bucket. `cuda_graph`: the "
+        "static step captured once per bucket as a CUDA graph (CUDA only; warm-up captures every rows bucket at "
+        "`max_speech_tokens`) and replayed, one launch a token. Measure before switching: "
+        "`bench/gpu.py chatterbox --t3-step dynamic static cuda_graph`.",
+    )
 
 class RemoteSettings(BaseModel):
     """Engines that are other servers, per capability. Model ids must be unique over all capabilities."""

@@ -289,14 +289,25 @@ def tiny_t3(tiny_t3_config: None) -> Any:
     return t3, list(zip(texts, conds))
 
 
-def test_t3_alone_gives_the_librarys_tokens_under_the_same_seed(tiny_t3: Any) -> None:
+def _static_pool(t3: Any, t3_step: str) -> Any:
+    """None for the library's growing cache; a pool of static buckets (eager: no CUDA here) for `static`."""
+    import torch
+
+    from engines.chatterbox_static import StaticT3Pool
+
+    return None if t3_step == "dynamic" else StaticT3Pool(torch, t3, 4, graph=False)
+
+
+@pytest.mark.parametrize("t3_step", ["dynamic", "static"])
+def test_t3_alone_gives_the_librarys_tokens_under_the_same_seed(tiny_t3: Any, t3_step: str) -> None:
     """One request in the batched loop is `T3.inference_turbo`: the same tokens for the same seed (sampled with the
-    library's defaults, and greedy)."""
+    library's defaults, and greedy), on the growing cache and on a static one (engines/chatterbox_static.py)."""
     import torch
 
     from engines.chatterbox_batch import Sampling, T3Request, decode_batch
 
     t3, prompts = tiny_t3
+    static = _static_pool(t3, t3_step)
     for sampling in (Sampling(), Sampling(temperature=0.5, top_k=50, top_p=0.8, repetition_penalty=1.5),
                      Sampling(top_k=1)):
         for seed, (text, cond) in enumerate(prompts):
@@ -305,20 +316,24 @@ def test_t3_alone_gives_the_librarys_tokens_under_the_same_seed(tiny_t3: Any) ->
                                          top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
                                          max_gen_len=MAX_TOKENS)
             request = T3Request(text, cond, sampling, MAX_TOKENS, torch.Generator().manual_seed(seed))
-            (ours,) = decode_batch(torch, t3, [request])
+            (ours,) = decode_batch(torch, t3, [request], static)
             assert library.shape == (1, MAX_TOKENS + 1)  # random weights never stop: the limit ends it
             assert torch.equal(ours, library), (sampling, seed)
 
 
-def test_t3_batch_gives_each_row_its_own_tokens_and_rows_leave_at_their_stop(tiny_t3: Any) -> None:
+@pytest.mark.parametrize("t3_step", ["dynamic", "static"])
+def test_t3_batch_gives_each_row_its_own_tokens_and_rows_leave_at_their_stop(tiny_t3: Any, t3_step: str) -> None:
     """Four prompts of different lengths (left-padded, masked) in one loop, each with its own settings and seed:
-    each row's tokens are its tokens alone. Then with a stop token that one row draws early: that row leaves the
-    batch there (the library's stop rule) while the others run to the limit, and still each gets its own tokens."""
+    each row's tokens are its tokens alone (on the library's cache). Then with a stop token that one row draws
+    early: that row leaves the batch there (the library's stop rule) while the others run to the limit, and still
+    each gets its own tokens. On a static cache the batch decodes in its bucket (its rows all computed every step,
+    the ended one unread) and gives the same tokens, also after the bucket was used by a smaller batch."""
     import torch
 
     from engines.chatterbox_batch import Sampling, T3Request, decode_batch
 
     t3, prompts = tiny_t3
+    static = _static_pool(t3, t3_step)
     samplings = [Sampling(top_k=1), Sampling(), Sampling(temperature=0.6, top_p=0.9), Sampling(top_k=1)]
 
     def requests() -> list[T3Request]:
@@ -330,7 +345,9 @@ def test_t3_batch_gives_each_row_its_own_tokens_and_rows_leave_at_their_stop(tin
 
     solo = alone()
     assert len({tuple(t.view(-1).tolist()) for t in solo}) == len(prompts)  # four different answers
-    batched = decode_batch(torch, t3, requests())
+    if static is not None:  # a smaller batch first leaves the 4-row bucket's buffers dirty
+        decode_batch(torch, t3, requests()[1:], static)
+    batched = decode_batch(torch, t3, requests(), static)
     for i, (ours, own) in enumerate(zip(batched, solo)):
         assert torch.equal(ours, own), i
     # A stop token row 2 draws at its 6th token and none of the others ever does.
@@ -343,7 +360,7 @@ def test_t3_batch_gives_each_row_its_own_tokens_and_rows_leave_at_their_stop(tin
     try:
         solo = alone()
         widths.clear()
-        batched = decode_batch(torch, t3, requests())
+        batched = decode_batch(torch, t3, requests(), static)
     finally:
         t3.hp.stop_speech_token = original_stop
         hook.remove()
@@ -351,8 +368,11 @@ def test_t3_batch_gives_each_row_its_own_tokens_and_rows_leave_at_their_stop(tin
     assert [t.shape[1] for i, t in enumerate(solo) if i != 2] == [MAX_TOKENS + 1] * 3
     for i, (ours, own) in enumerate(zip(batched, solo)):
         assert torch.equal(ours, own), i
-    # One batched forward per step: four rows until row 2 stops, then three.
-    assert widths == [4] * (solo[2].shape[1] + 1) + [3] * (MAX_TOKENS - solo[2].shape[1]), widths
+    if static is None:  # one batched forward per step: four rows until row 2 stops, then three
+        assert widths == [4] * (solo[2].shape[1] + 1) + [3] * (MAX_TOKENS - solo[2].shape[1]), widths
+    else:  # the prefill, then one step of the whole bucket per token
+        assert widths == [4] * (MAX_TOKENS + 1), widths
+        assert list(static.buckets) == [(4, 512)], list(static.buckets)
 
 
 BATCH_REQUESTS = [("Hello there.", "builtin"), ("Good morning to you.", "clone"), ("Yes.", "builtin"),
@@ -525,6 +545,50 @@ def test_turbo_phrase_alone_is_the_librarys_generate_under_the_same_seed(batch_e
                                   generator=torch.Generator().manual_seed(1234))
     (ours,) = engine.batcher.run([request], engine._decode)
     assert library[0].shape == (1, MAX_TOKENS + 1) and torch.equal(ours, library[0])
+
+
+def test_static_t3_engine_shares_batches_and_gives_the_growing_caches_tokens(
+        checkpoint: Path, batch_engine: tuple[Any, list]) -> None:
+    """`t3_step: static`: warm-up creates every rows bucket at the phrase limit; four concurrent requests (two
+    voices, four prompt lengths) share batches as on the growing cache, and each phrase gets the tokens the
+    growing-cache engine gives it alone (greedy)."""
+    import torch
+
+    from engines.base import CancelToken
+    from engines.chatterbox import ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
+
+    dynamic, requests = batch_engine
+    engine = ChatterboxSynthesizer(str(checkpoint), "turbo", ChatterboxSettings(
+        device="cpu", max_speech_tokens=MAX_TOKENS, top_k=1, batch_size=4, parallel_requests=4, t3_step="static"))
+    try:
+        prepared = sorted(engine._static.buckets)
+        assert [rows for rows, _ in prepared] == [1, 2, 4] and len({n for _, n in prepared}) == 1, prepared
+        widths: set[int] = set()
+        hook = engine._model.t3.speech_head.register_forward_hook(lambda m, a, out: widths.add(out.shape[0]))
+        try:
+            out, seen, calls = _concurrently((engine, requests), {}, [CancelToken() for _ in requests])
+        finally:
+            hook.remove()
+        assert calls == [1, 3] and engine.batcher.batch_sizes == [1, 3]
+        assert widths == {1, 4}, widths  # the batch of three ran in the 4-row bucket
+        for text, _, conds in requests:
+            key, tokens = _alone(dynamic, text, conds)
+            assert torch.equal(seen[key], tokens) and tokens.shape[1] == MAX_TOKENS + 1, text
+        for i in range(4):
+            (samples,) = out[i]
+            assert 0.2 < len(samples) / engine.sample_rate <= phrase_bound(1) and np.isfinite(samples).all()
+    finally:
+        engine.close()
+
+
+def test_cuda_graph_t3_without_cuda_is_refused_at_load(checkpoint: Path) -> None:
+    from engines.base import EngineUnavailableError
+    from engines.chatterbox import ChatterboxSynthesizer
+    from engines.settings import ChatterboxSettings
+
+    with pytest.raises(EngineUnavailableError, match="t3_step 'cuda_graph' needs a CUDA device"):
+        ChatterboxSynthesizer(str(checkpoint), "turbo", ChatterboxSettings(device="cpu", t3_step="cuda_graph"))
 
 
 # --- the original Chatterbox (t3_cfg), at the engine: exaggeration and cfg_weight reach the real T3 ----------------
