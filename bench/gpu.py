@@ -34,9 +34,12 @@ and writes them to --out after each step, so a timeout keeps what was measured.
   a 40-token phrase (T3 then S3Gen), then T3 speech tokens/s at 1/4/16 concurrent requests, their phrases decoded
   together (engines/chatterbox_batch.py; model calls and the largest batch recorded), against the same phrases one
   by one through the engine, and the library's own `T3.inference_turbo` (what its `generate` runs) one at a time.
-  Random weights never stop: every phrase decodes --tokens + 1 tokens.
+  Random weights never stop: every phrase decodes --tokens + 1 tokens. `--t3-step dynamic static cuda_graph` runs
+  the engine's ways once per T3 decode step (engines/chatterbox_static.py: the library's growing KV cache, a static
+  one, the static step as a CUDA graph), each with its bucket preparation time and first audio.
 
     .venv-chatterbox/bin/python bench/gpu.py chatterbox --device cpu --size tiny --concurrency 1 4 --tokens 100
+    python bench/gpu.py chatterbox --device cuda --size full --concurrency 1 4 16 --t3-step dynamic cuda_graph
 """
 
 from __future__ import annotations
@@ -455,6 +458,8 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
 
     from engines.base import CancelToken
     from engines.chatterbox import ChatterboxSynthesizer
+    from engines.chatterbox_batch import prompt_width
+    from engines.chatterbox_static import StaticT3Pool
     from engines.settings import ChatterboxSettings
     from tests.support import tiny_chatterbox
 
@@ -472,6 +477,26 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
     load = time.perf_counter() - started
     rec.add(engine="chatterbox", size=args.size, device=args.device, t3_params=sum(p.numel() for p in t3.parameters()),
             load_and_warmup_s=round(load, 2), gpu_gib=gpu_memory(torch, args.device))
+    # T3's decode step per --t3-step (engines/chatterbox_static.py): the engine's pool swapped in, every rows bucket
+    # prepared (and for cuda_graph captured) at the phrase limit first, as the engine's warm-up does.
+    pools: dict[str, Any] = {"dynamic": None}
+    width = prompt_width(torch, t3, engine._phrase_request(SENTENCES[1], voice, cancel))
+    for step in args.t3_step:
+        if step != "dynamic":
+            started = time.perf_counter()
+            pools[step] = StaticT3Pool(torch, t3, max_n, graph=step == "cuda_graph")
+            buckets = pools[step].prepare(width + args.tokens + 1)
+            sync(torch, args.device)
+            rec.add(engine="chatterbox", t3_step=step, buckets=buckets,
+                    prepare_s=round(time.perf_counter() - started, 2), gpu_gib=gpu_memory(torch, args.device))
+
+    def using(step: str, fn: Callable[[], Any]) -> Any:
+        engine._static = pools[step]
+        try:
+            return fn()
+        finally:
+            engine._static = None
+
     first: dict[str, float] = {}
 
     def first_audio(_: int) -> None:
@@ -485,25 +510,27 @@ def bench_chatterbox(args: argparse.Namespace, rec: Recorder) -> None:
             sync(torch, args.device)
             first["first_audio_s"] = time.perf_counter() - started
 
-    concurrent(first_audio, 1)
-    rec.add(engine="chatterbox", text="40 speech tokens", **{k: round(v, 3) for k, v in first.items()})
+    for step in args.t3_step:
+        using(step, lambda: concurrent(first_audio, 1))
+        rec.add(engine="chatterbox", text="40 speech tokens", t3_step=step, **{k: round(v, 3) for k, v in first.items()})
     phrases = [SENTENCES[i % len(SENTENCES)] for i in range(max_n)]
-    # Per concurrency level, the three ways back to back, --rounds times each, each round timed on its own: the best
+    # Per concurrency level, the ways back to back, --rounds times each, each round timed on its own: the best
     # and the median round (load drifts on a shared machine). The sequential ways run on one worker thread, as the
     # manager runs a request (on the CPU smoke run, the main thread after building the checkpoint was measured up to
     # 10x slower than a worker thread).
     for n in args.concurrency:
         requests = [engine._phrase_request(phrases[i], voice, cancel) for i in range(n)]
-        ways: dict[str, Callable[[], int]] = {
+        ways: dict[str, Callable[[], int]] = {}
+        for step in args.t3_step:
             # as the model manager runs it: n workers, their phrases decoded together
-            "engine, T3 batched across requests": lambda n=n: _threads_tokens(
-                lambda i: engine.speech_tokens(phrases[i], voice, cancel).shape[1], n),
-            "engine, one phrase at a time": lambda n=n: _threads_tokens(
-                lambda _: sum(engine.speech_tokens(phrases[i], voice, cancel).shape[1] for i in range(n)), 1),
-            # what the library's generate runs for T3 (capped like the engine's)
-            "library T3.inference_turbo, one at a time": lambda requests=requests: _threads_tokens(
-                lambda _: sum(t3.inference_turbo(voice.t3, r.text_tokens).shape[1] for r in requests), 1),
-        }
+            ways[f"engine, T3 batched across requests, t3_step={step}"] = lambda n=n, step=step: using(
+                step, lambda: _threads_tokens(lambda i: engine.speech_tokens(phrases[i], voice, cancel).shape[1], n))
+            ways[f"engine, one phrase at a time, t3_step={step}"] = lambda n=n, step=step: using(
+                step, lambda: _threads_tokens(
+                    lambda _: sum(engine.speech_tokens(phrases[i], voice, cancel).shape[1] for i in range(n)), 1))
+        # what the library's generate runs for T3 (capped like the engine's)
+        ways["library T3.inference_turbo, one at a time"] = lambda requests=requests: _threads_tokens(
+            lambda _: sum(t3.inference_turbo(voice.t3, r.text_tokens).shape[1] for r in requests), 1)
         rates: dict[str, list[float]] = {way: [] for way in ways}
         sizes: dict[str, list[int]] = {way: [] for way in ways}
         for _ in range(args.rounds):
@@ -532,6 +559,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="NeMo, emotion2vec, Chatterbox: repetitions per concurrency level")
     parser.add_argument("--tokens", type=int, default=200, help="Chatterbox: speech tokens per phrase (its cap)")
+    parser.add_argument("--t3-step", nargs="+", default=["dynamic"], choices=["dynamic", "static", "cuda_graph"],
+                        help="Chatterbox: T3's decode steps to compare in the same run (cuda_graph: CUDA only)")
     parser.add_argument("--out", type=Path, help="also write the JSON lines here after each step")
     args = parser.parse_args()
     rec = Recorder(args.out)
