@@ -116,6 +116,10 @@ def profile_problems(settings: Settings) -> list[str]:
         devices.append(device)
         if importlib.util.find_spec(module) is None:
             problems.append(f"the {extra} extra is not installed: pip install 'voxloop[{extra}]'")
+    chatterbox = settings.chatterbox
+    if chatterbox.models and chatterbox.t3_step == "cuda_graph" and not chatterbox.device.startswith("cuda"):
+        problems.append(f"chatterbox t3_step 'cuda_graph' needs a CUDA device; chatterbox device is "
+                        f"'{chatterbox.device}'")
     if any(d.startswith("cuda") for d in devices):
         cuda = _cuda_problem()
         if cuda is not None:

@@ -84,6 +84,16 @@ def test_a_cpu_override_of_every_engine_needs_no_cuda(monkeypatch: pytest.Monkey
     assert not any("CUDA" in p for p in profile_problems(resolve_settings()))
 
 
+def test_cuda_graph_t3_on_a_cpu_chatterbox_is_refused_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VOXLOOP_PROFILE", "gpu")
+    monkeypatch.setenv("VOXLOOP_PROFILE_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("VOXLOOP_CHATTERBOX__DEVICE", "cpu")
+    assert not any("t3_step" in p for p in profile_problems(resolve_settings()))
+    monkeypatch.setenv("VOXLOOP_CHATTERBOX__T3_STEP", "cuda_graph")
+    problems = profile_problems(resolve_settings())
+    assert "chatterbox t3_step 'cuda_graph' needs a CUDA device; chatterbox device is 'cpu'" in problems, problems
+
+
 def test_serve_exits_2_and_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                     capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("VOXLOOP_PROFILE", "gpu")
