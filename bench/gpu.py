@@ -24,7 +24,8 @@ and writes them to --out after each step, so a timeout keeps what was measured.
 - kokoro: `KokoroTorchSynthesizer`: load, first call (warm-up), time to first audio for 3 words and 2 sentences, RTF,
   throughput (audio-s/s) and p50 latency at 1/4/16 concurrent requests, their phrases batched across requests
   (engines/kokoro_batch.py; model calls and the largest batch recorded); then the library's own way, `KModel`'s
-  forward one phrase at a time, for the same phrases (kokoro has no batched call of its own).
+  forward one phrase at a time, for the same phrases (kokoro has no batched call of its own). `--cuda-graphs`
+  repeats the engine's measurements with PL-BERT in captured fixed-shape buckets (engines/kokoro_graphs.py).
 - emotion2vec: `Emotion2vecRecognizer` at 1/4/16 concurrent requests of --seconds clips (at most 30 s, the engine's
   chunk), batched across requests (engines/emotion2vec_batch.py): RTFx, p50 latency, model calls, largest batch;
   then FunASR's own `generate` over the same clips (its inference runs them one at a time). `full` is data2vec 2.0
@@ -311,6 +312,7 @@ def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
     import torch
 
     from engines.base import CancelToken, SynthesisOptions
+    from engines.kokoro_graphs import AlbertGraphs
     from engines.kokoro_torch import KokoroTorchSynthesizer
     from engines.settings import TTSSettings
     from engines.speech_text import split_phrases
@@ -336,28 +338,43 @@ def bench_kokoro(args: argparse.Namespace, rec: Recorder) -> None:
     sync(torch, args.device)
     rec.add(engine="kokoro", size=args.size, device=args.device, load_s=round(load, 2),
             first_call_s=round(time.perf_counter() - started, 3), gpu_gib=gpu_memory(torch, args.device))
-    for label, text in (("3 words", "Hello there friend."),
-                        ("2 sentences", "Hello there, this is a test. It has two sentences.")):
-        started = time.perf_counter()
-        stream = engine.synthesize(text, options, cancel)
-        first = next(stream)
-        ttfa = time.perf_counter() - started
-        total = first.duration + sum(c.duration for c in stream)
-        wall = time.perf_counter() - started
-        rec.add(engine="kokoro", text=label, first_audio_s=round(ttfa, 3), rtf=round(wall / max(total, 1e-9), 3))
     text = "The quick brown fox jumps over the lazy dog. Then it runs far away."
-    for n in args.concurrency:
-        audio = [0.0] * n
-        engine.batcher.batch_sizes.clear()
+    # --cuda-graphs: the same measurements again with ALBERT in captured buckets (engines/kokoro_graphs.py; on a CPU
+    # the buckets run eagerly), all prepared first as the engine's warm-up does.
+    for graphs in [False, True] if args.cuda_graphs else [False]:
+        if graphs:
+            started = time.perf_counter()
+            engine.albert = AlbertGraphs(torch, engine._model, max(args.concurrency),
+                                         graph=args.device.startswith("cuda"))
+            buckets = engine.albert.prepare()
+            sync(torch, args.device)
+            rec.add(engine="kokoro", albert="cuda graphs" if engine.albert.graph else "buckets, eager",
+                    buckets=buckets, prepare_s=round(time.perf_counter() - started, 2),
+                    gpu_gib=gpu_memory(torch, args.device))
+        mode = {"albert": "cuda graphs" if graphs and engine.albert.graph else "buckets, eager"} if graphs else {}
+        for label, phrase in (("3 words", "Hello there friend."),
+                              ("2 sentences", "Hello there, this is a test. It has two sentences.")):
+            started = time.perf_counter()
+            stream = engine.synthesize(phrase, options, cancel)
+            first = next(stream)
+            ttfa = time.perf_counter() - started
+            total = first.duration + sum(c.duration for c in stream)
+            wall = time.perf_counter() - started
+            rec.add(engine="kokoro", text=label, **mode, first_audio_s=round(ttfa, 3),
+                    rtf=round(wall / max(total, 1e-9), 3))
+        for n in args.concurrency:
+            audio = [0.0] * n
+            engine.batcher.batch_sizes.clear()
 
-        def one(i: int) -> None:  # as the model manager runs it: n workers, their phrases batched together
-            audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
+            def one(i: int, audio: list[float] = audio) -> None:  # as the manager runs it: n workers, batched
+                audio[i] = sum(c.duration for c in engine.synthesize(text, options, cancel))
 
-        wall, latencies = concurrent(one, n)
-        sizes = engine.batcher.batch_sizes
-        rec.add(engine="kokoro", via="engine (batched across requests)", concurrent=n,
-                audio_s_per_s=round(sum(audio) / wall, 1), p50_latency_s=round(statistics.median(latencies), 3),
-                model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
+            wall, latencies = concurrent(one, n)
+            sizes = engine.batcher.batch_sizes
+            rec.add(engine="kokoro", via="engine (batched across requests)", **mode, concurrent=n,
+                    audio_s_per_s=round(sum(audio) / wall, 1), p50_latency_s=round(statistics.median(latencies), 3),
+                    model_calls=len(sizes), largest_batch=max(sizes), gpu_gib=gpu_memory(torch, args.device))
+    engine.albert = None
     # The library's way (what the engine did before batching): KModel's forward, one phrase at a time.
     phonemes = [p for phrase in split_phrases(text, engine._first_words) for p in engine.phonemes(phrase.text, "en-us")]
     pack = engine.pack(options.voice)
@@ -559,6 +576,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="NeMo, emotion2vec, Chatterbox: repetitions per concurrency level")
     parser.add_argument("--tokens", type=int, default=200, help="Chatterbox: speech tokens per phrase (its cap)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="Kokoro: measure again with ALBERT in CUDA-graph buckets (on a CPU: the buckets, eager)")
     parser.add_argument("--t3-step", nargs="+", default=["dynamic"], choices=["dynamic", "static", "cuda_graph"],
                         help="Chatterbox: T3's decode steps to compare in the same run (cuda_graph: CUDA only)")
     parser.add_argument("--out", type=Path, help="also write the JSON lines here after each step")

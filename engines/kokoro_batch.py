@@ -70,9 +70,10 @@ def _conv_t_len(conv: Any, lengths: Any) -> Any:
 class _Pass:
     """One batched forward: the model, the device and the padded-batch helpers."""
 
-    def __init__(self, torch: Any, model: Any):
+    def __init__(self, torch: Any, model: Any, albert: Any = None):
         self.t, self.m, self.F = torch, model, torch.nn.functional
         self.device = model.device
+        self.albert = albert  # an `AlbertGraphs` (engines/kokoro_graphs.py), or None: ALBERT at the batch's shape
 
     # --- masking helpers --------------------------------------------------------------------------------------
 
@@ -143,8 +144,10 @@ class _Pass:
         text_mask = tokens.mask(width, t.bool).squeeze(1).logical_not()  # True past the end (KModel's convention)
 
         # Durations: ALBERT, the duration encoder (packed LSTMs, masked), then the duration LSTM per phrase.
-        bert = m.bert(ids, attention_mask=(~text_mask).int())
-        d_en = m.bert_encoder(bert).transpose(-1, -2)
+        if self.albert is None:
+            d_en = m.bert_encoder(m.bert(ids, attention_mask=(~text_mask).int())).transpose(-1, -2)
+        else:
+            d_en = self.albert.run(ids, ~text_mask).transpose(-1, -2)
         s = ref_s[:, 128:]
         d = m.predictor.text_encoder(d_en, s, tokens.cpu, text_mask)
         x = self.lstm(m.predictor.lstm, d, tokens)
@@ -281,7 +284,8 @@ class _Pass:
         return audio
 
 
-def forward_batch(torch: Any, model: Any, phrases: Sequence[KokoroPhrase]) -> list[np.ndarray]:
-    """Each phrase's 24 kHz audio, from one padded pass of `model` (a loaded `KModel`) over all of them."""
+def forward_batch(torch: Any, model: Any, phrases: Sequence[KokoroPhrase], albert: Any = None) -> list[np.ndarray]:
+    """Each phrase's 24 kHz audio, from one padded pass of `model` (a loaded `KModel`) over all of them. `albert`:
+    an `AlbertGraphs` to run ALBERT in fixed-shape buckets (CUDA graphs) instead of at the batch's shape."""
     with torch.inference_mode():
-        return _Pass(torch, model).forward(phrases)
+        return _Pass(torch, model, albert).forward(phrases)

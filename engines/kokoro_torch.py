@@ -41,6 +41,7 @@ from engines.base import (
 )
 from engines.batching import Batcher
 from engines.kokoro_batch import KokoroPhrase, forward_batch, token_ids
+from engines.kokoro_graphs import AlbertGraphs
 from engines.kokoro_torch_files import (
     HUB_REPO,
     cached_dir,
@@ -104,6 +105,10 @@ class KokoroTorchSynthesizer:
 
         self._torch = torch
         self.device = pick_device(torch, tts.kokoro_torch_device)
+        if tts.kokoro_torch_cuda_graphs and not self.device.startswith("cuda"):
+            raise EngineUnavailableError(
+                f"kokoro_torch_cuda_graphs needs a CUDA device; the torch Kokoro's device is '{self.device}'"
+            )
         missing = missing_files(directory)
         if missing:
             raise EngineUnavailableError(f"Kokoro directory {directory} lacks {', '.join(missing)}")
@@ -122,6 +127,8 @@ class KokoroTorchSynthesizer:
         self._vocab: dict[str, int] = config["vocab"]
         self._g2p_lock = threading.Lock()  # espeak-ng keeps global state: one phonemization at a time
         self.batcher: Batcher[KokoroPhrase, np.ndarray] = Batcher(tts.kokoro_torch_batch_size)
+        self.albert = (AlbertGraphs(torch, self._model, tts.kokoro_torch_batch_size, graph=True)
+                       if tts.kokoro_torch_cuda_graphs else None)
         self._first_words = tts.first_phrase_words
         self.capabilities = capabilities(tuple(kokoro_voice(name) for name in self._packs))
         self.sample_rate = KOKORO_RATE
@@ -134,8 +141,14 @@ class KokoroTorchSynthesizer:
 
     def warm_up(self) -> None:
         """A dummy batch of two phrases of different lengths (so padding is exercised) with the first voice: the first
-        request then finds the kernels loaded (on CUDA the first call after load is ~40x slower than the next). Not
-        counted in `batcher.batch_sizes`."""
+        request then finds the kernels loaded (on CUDA the first call after load is ~40x slower than the next). With
+        `kokoro_torch_cuda_graphs`, every ALBERT bucket is captured first. Not counted in `batcher.batch_sizes`."""
+        if self.albert is not None:
+            try:
+                self.albert.prepare()
+            except Exception as exc:
+                raise EngineUnavailableError(f"Kokoro's CUDA graphs could not be captured ({exc}): set "
+                                             "kokoro_torch_cuda_graphs to false.") from exc
         pack = next(iter(self._packs.values()))
         phonemes = self.phonemes("Hello there.", "en-us") + self.phonemes("Hi.", "en-us")
         self._forward([self._phrase(p, pack, 1.0) for p in phonemes])
@@ -174,7 +187,7 @@ class KokoroTorchSynthesizer:
     def _forward(self, phrases: list[KokoroPhrase]) -> list[np.ndarray]:
         """The batched call: every phrase's audio, in order."""
         try:
-            return forward_batch(self._torch, self._model, phrases)
+            return forward_batch(self._torch, self._model, phrases, self.albert)
         except Exception as exc:
             raise EngineError(f"Kokoro inference failed: {exc}") from exc
 

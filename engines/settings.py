@@ -120,6 +120,14 @@ class TTSSettings(BaseModel):
         "`kokoro_torch_parallel_requests` requests) are padded to the longest and synthesized together (no timer: "
         "whoever arrives while a call runs joins the next).",
     )
+    kokoro_torch_cuda_graphs: bool = Field(
+        False,
+        description="Run the torch Kokoro's fixed-shape part (PL-BERT and its projection) as CUDA graphs, one per "
+        "bucket of rows (a power of two up to `kokoro_torch_batch_size`) and tokens (a multiple of 32 up to 512), "
+        "all captured at warm-up (engines/kokoro_graphs.py). CUDA only (refused at load elsewhere). The rest of "
+        "the model (packed LSTMs, durations, the vocoder) runs as before. Never run on a GPU yet: measure with "
+        "`bench/gpu.py kokoro --cuda-graphs` before turning it on.",
+    )
     kokoro_torch_parallel_requests: int = Field(
         16, ge=1, le=128, description="Torch Kokoro requests in progress at once (threads sharing its batches)."
     )

@@ -120,6 +120,10 @@ def profile_problems(settings: Settings) -> list[str]:
     if chatterbox.models and chatterbox.t3_step == "cuda_graph" and not chatterbox.device.startswith("cuda"):
         problems.append(f"chatterbox t3_step 'cuda_graph' needs a CUDA device; chatterbox device is "
                         f"'{chatterbox.device}'")
+    tts = settings.tts
+    if tts.kokoro_torch_model is not None and tts.kokoro_torch_cuda_graphs and tts.kokoro_torch_device in ("cpu", "mps"):
+        problems.append(f"kokoro_torch_cuda_graphs needs a CUDA device; the torch Kokoro's device is "
+                        f"'{tts.kokoro_torch_device}'")
     if any(d.startswith("cuda") for d in devices):
         cuda = _cuda_problem()
         if cuda is not None:

@@ -164,9 +164,9 @@ def test_warm_up_on_load_runs_one_padded_dummy_batch(model_dir: Path, monkeypatc
     calls: list[list[int]] = []
     forward = kt.forward_batch
 
-    def spy(torch, model, phrases):
+    def spy(torch, model, phrases, albert=None):
         calls.append([len(p.input_ids) for p in phrases])
-        return forward(torch, model, phrases)
+        return forward(torch, model, phrases, albert)
 
     monkeypatch.setattr(kt, "forward_batch", spy)
     engine = kt.KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu"))
@@ -225,6 +225,61 @@ def test_one_phrase_alone_is_what_kokoros_own_forward_gives_under_its_seed(engin
     (ours,) = forward_batch(torch, engine._model, [phrase])
     assert ours.shape == own.reshape(-1).shape and float(np.abs(own.numpy()).max()) > 0.1
     np.testing.assert_allclose(ours, own.numpy().reshape(-1), atol=1e-4, rtol=1e-4)
+
+
+def test_albert_in_fixed_shape_buckets_gives_the_batch_shapes_audio(engine) -> None:
+    """`kokoro_torch_cuda_graphs`' path (engines/kokoro_graphs.py), run eagerly here: ALBERT in a bucket of rows and
+    tokens (padded past the batch, masked) gives each phrase the audio of the batch-shaped pass, also when the
+    bucket's buffers hold a wider earlier batch."""
+    import torch
+
+    from engines.kokoro_batch import forward_batch
+    from engines.kokoro_graphs import AlbertGraphs
+
+    texts = [("The quick brown fox.", "af_test", 1.0), ("Hi.", "bm_test", 1.2), ("Good morning to you.", "af_test", 0.9)]
+    phrases = [engine._phrase(engine.phonemes(text, "en-us")[0], engine.pack(voice), speed)
+               for text, voice, speed in texts]
+    widths = [len(p.input_ids) for p in phrases]
+    assert max(widths) <= 32 and len(set(widths)) == 3, widths
+    albert = AlbertGraphs(torch, engine._model, 4, graph=False)
+    calls: list[tuple[int, ...]] = []
+    hook = engine._model.bert.register_forward_hook(lambda module, args, out: calls.append(tuple(args[0].shape)))
+    try:
+        for batch in (phrases, phrases[::-1][:2], [phrases[1]]):  # the second reuses the first's dirty 4-row bucket
+            plain = forward_batch(torch, engine._model, batch)
+            bucketed = forward_batch(torch, engine._model, batch, albert)
+            for a, b in zip(bucketed, plain):
+                assert a.shape == b.shape and float(np.abs(b).max()) > 0.1
+                np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
+    finally:
+        hook.remove()
+    # The features themselves, on each phrase's real tokens: the bucket's equal the library's call at the batch shape,
+    # also for a narrower batch after a wider one in the same bucket.
+    for batch in (phrases, [phrases[1]] * 3):
+        lengths = [len(p.input_ids) for p in batch]
+        ids = torch.zeros(3, max(lengths), dtype=torch.long)
+        for i, p in enumerate(batch):
+            ids[i, : len(p.input_ids)] = torch.tensor(p.input_ids)
+        real = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+        with torch.inference_mode():
+            ours = albert.run(ids, real)
+            library = engine._model.bert_encoder(engine._model.bert(ids, attention_mask=real.int()))
+        assert float(library.abs().max()) > 0.1
+        for i, n in enumerate(lengths):
+            torch.testing.assert_close(ours[i, :n], library[i, :n], atol=1e-5, rtol=1e-4)
+    width = max(widths)
+    # ALBERT ran at each batch's own width, then in its bucket: 3 phrases in 4 rows, 2 in 2, 1 in 1, 32 tokens.
+    assert calls[:6] == [(3, width), (4, 32), (2, max(widths[::-1][:2])), (2, 32), (1, widths[1]), (1, 32)], calls
+    assert sorted(albert.buckets) == [(1, 32), (2, 32), (4, 32)]
+    assert AlbertGraphs(torch, engine._model, 16, graph=False).prepare() == 5 * 16  # rows 1-16, 32-512 tokens
+
+
+def test_kokoro_cuda_graphs_without_cuda_are_refused_at_load(model_dir: Path) -> None:
+    from engines.base import EngineUnavailableError
+    from engines.kokoro_torch import KokoroTorchSynthesizer
+
+    with pytest.raises(EngineUnavailableError, match="kokoro_torch_cuda_graphs needs a CUDA device"):
+        KokoroTorchSynthesizer(model_dir, TTSSettings(kokoro_torch_device="cpu", kokoro_torch_cuda_graphs=True))
 
 
 def _run(engine, i: int, cancel: CancelToken, out: dict) -> None:

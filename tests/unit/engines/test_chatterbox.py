@@ -200,7 +200,7 @@ def fake_library(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, int]]:
         return cb.T3Request(text, conds, max_tokens=self._settings.max_speech_tokens if max_tokens is None
                             else max_tokens, cancel=cancel)
 
-    def decode_batch(torch: Any, t3: Any, requests: list[Any]) -> list[Any]:
+    def decode_batch(torch: Any, t3: Any, requests: list[Any], static: Any = None) -> list[Any]:
         decoded.extend((r.text_tokens, r.cond, r.max_tokens) for r in requests)
         return [("tokens", r.text_tokens) for r in requests]
 

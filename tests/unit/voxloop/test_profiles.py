@@ -94,6 +94,16 @@ def test_cuda_graph_t3_on_a_cpu_chatterbox_is_refused_at_start(monkeypatch: pyte
     assert "chatterbox t3_step 'cuda_graph' needs a CUDA device; chatterbox device is 'cpu'" in problems, problems
 
 
+def test_kokoro_cuda_graphs_on_a_cpu_kokoro_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VOXLOOP_PROFILE", "gpu")
+    monkeypatch.setenv("VOXLOOP_PROFILE_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("VOXLOOP_TTS__KOKORO_TORCH_DEVICE", "cpu")
+    assert not any("kokoro_torch_cuda_graphs" in p for p in profile_problems(resolve_settings()))
+    monkeypatch.setenv("VOXLOOP_TTS__KOKORO_TORCH_CUDA_GRAPHS", "true")
+    problems = profile_problems(resolve_settings())
+    assert "kokoro_torch_cuda_graphs needs a CUDA device; the torch Kokoro's device is 'cpu'" in problems, problems
+
+
 def test_serve_exits_2_and_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                     capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("VOXLOOP_PROFILE", "gpu")
