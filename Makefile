@@ -180,7 +180,8 @@ lock: $(UV)
 	$(COMPILE) $(LOCKS)/clients.in -o $(LOCKS)/clients.txt
 
 test-nemo: $(NEMO_VENV)/.installed
-	$(NEMO_VENV)/bin/python -m pytest -m extra_nemo tests/extras/test_nemo.py
+	$(NEMO_VENV)/bin/python -m pytest -m extra_nemo tests/extras/test_nemo.py tests/extras/test_nemo_streaming.py \
+		tests/extras/test_nemo_realtime.py
 
 test-whisperx: $(WHISPERX_VENV)/.installed
 	$(WHISPERX_VENV)/bin/python -m pytest -m extra_whisperx tests/extras/test_whisperx.py

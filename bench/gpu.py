@@ -11,8 +11,9 @@ from the libraries' own configs (no download).
 Each engine family runs in the venv holding its extra (their pins conflict). Prints one JSON line per measurement
 and writes them to --out after each step, so a timeout keeps what was measured.
 
-- nemo: `NemoTranscriber` (cross-request batching, engines/batching.py) at 1/4/16 (and --concurrency) concurrent
-  requests of --seconds clips: RTFx (audio seconds per wall second) and p50 latency; then the library's own best,
+- nemo: `NemoTranscriber` (cross-request batching, engines/batching.py) on a checkpoint from tests/support/tiny_nemo.py
+  (`full`: Parakeet-TDT-0.6B-v2's layout; `tiny`: 2x32) at 1/4/16 (and --concurrency) concurrent requests of
+  --seconds clips: RTFx (audio seconds per wall second) and p50 latency; then the library's own best,
   `model.transcribe(all clips, batch_size=N)`, on the same clips. Random weights decode a fixed amount of gibberish,
   so both sides do the same work.
 - nemo-stream: `NemoStreamingTranscriber` (`nemo`'s layout made cache-aware like Nemotron streaming) at 1/4/16 concurrent
@@ -61,11 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-SENTENCES = [
-    "hello world this is a short test", "the quick brown fox jumps over the lazy dog",
-    "please send the report before friday", "speech recognition on a tiny model", "numbers one two three four five",
-]
-DURATIONS = [0, 1, 2, 3, 4]
+from tests.support.tiny_nemo import SENTENCES  # noqa: E402  (also Chatterbox's phrases)
 
 
 class Recorder:
@@ -109,65 +106,13 @@ def concurrent(fn: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
 # --- NeMo ----------------------------------------------------------------------------------------------------------
 
 
-def nemo_config(tok_dir: Path, size: str) -> dict:
-    """Parakeet TDT 0.6B v2's layout (FastConformer 24x1024, 8x dw_striding, TDT joint 640): `full`; `tiny` is 2x32."""
-    full = size == "full"
-    d_model, layers, heads, hidden = (1024, 24, 8, 640) if full else (32, 2, 2, 32)
-    return {
-        "sample_rate": 16000,
-        "validation_ds": {"manifest_filepath": None, "sample_rate": 16000, "batch_size": 1, "shuffle": False,
-                          "use_start_end_token": False},
-        "model_defaults": {"enc_hidden": d_model, "pred_hidden": hidden, "joint_hidden": hidden,
-                           "tdt_durations": DURATIONS, "num_tdt_durations": 5},
-        "tokenizer": {"dir": str(tok_dir), "type": "bpe"},
-        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-                         "sample_rate": 16000, "normalize": "per_feature", "window_size": 0.025, "window_stride": 0.01,
-                         "window": "hann", "features": 128 if full else 80, "n_fft": 512, "frame_splicing": 1,
-                         "dither": 0.0, "pad_to": 0},
-        "encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder", "feat_in": 128 if full else 80,
-                    "feat_out": -1, "n_layers": layers, "d_model": d_model, "subsampling": "dw_striding",
-                    "subsampling_factor": 8, "subsampling_conv_channels": 256 if full else 16,
-                    "ff_expansion_factor": 4 if full else 2, "self_attention_model": "rel_pos", "n_heads": heads,
-                    "conv_kernel_size": 9, "dropout": 0.0, "dropout_pre_encoder": 0.0, "dropout_emb": 0.0,
-                    "dropout_att": 0.0},
-        "decoder": {"_target_": "nemo.collections.asr.modules.RNNTDecoder", "normalization_mode": None,
-                    "random_state_sampling": False, "blank_as_pad": True,
-                    "prednet": {"pred_hidden": hidden, "pred_rnn_layers": 2 if full else 1, "t_max": None,
-                                "dropout": 0.0}},
-        "joint": {"_target_": "nemo.collections.asr.modules.RNNTJoint", "log_softmax": None, "preserve_memory": False,
-                  "fuse_loss_wer": True, "fused_batch_size": 4, "num_extra_outputs": 5,
-                  "jointnet": {"joint_hidden": hidden, "activation": "relu", "dropout": 0.0}},
-        "decoding": {"strategy": "greedy_batch", "model_type": "tdt", "durations": DURATIONS,
-                     "greedy": {"max_symbols": 10}},
-        "loss": {"loss_name": "tdt", "tdt_kwargs": {"durations": DURATIONS, "sigma": 0.02, "omega": 0.1,
-                                                    "fastemit_lambda": 0.0, "clamp": -1.0}},
-    }
-
-
 def nemo_checkpoint(size: str, streaming: bool) -> tuple[Path, int]:
-    """A random-weight `.nemo` of the layout `nemo_config` gives (made cache-aware when `streaming`): path, params."""
-    import torch
-    from nemo.collections.asr.models import EncDecRNNTBPEModel
-    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
-    from omegaconf import OmegaConf
+    """A random-weight `.nemo` of Parakeet TDT 0.6B v2's layout (`full`: FastConformer 24x1024, 8x dw_striding, TDT
+    joint 640; `tiny`: 2x32), made cache-aware like Nemotron streaming when `streaming` (tests/support/tiny_nemo.py):
+    path, params."""
+    from tests.support import tiny_nemo
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-gpu-nemo-"))
-    text = tmp / "text.txt"
-    text.write_text("\n".join(SENTENCES * 4) + "\n")
-    create_spt_model(str(text), vocab_size=48, sample_size=-1, do_lower_case=True, tokenizer_type="bpe",
-                     output_dir=str(tmp / "tok"))
-    config = nemo_config(tmp / "tok", size)
-    if streaming:  # Nemotron streaming's encoder: causal convolutions, chunked limited attention, no normalisation
-        config["encoder"].update({"att_context_size": [70, 6] if size == "full" else [16, 1],
-                                  "att_context_style": "chunked_limited", "conv_context_size": "causal",
-                                  "causal_downsampling": True, "conv_norm_type": "layer_norm"})
-        config["preprocessor"]["normalize"] = "NA"
-    torch.manual_seed(0)
-    model = EncDecRNNTBPEModel(cfg=OmegaConf.create(config))
-    params = sum(p.numel() for p in model.parameters())
-    path = tmp / "model.nemo"
-    model.save_to(str(path))
-    return path, params
+    return tiny_nemo.checkpoint(Path(tempfile.mkdtemp(prefix="bench-gpu-nemo-")), size, streaming=streaming)
 
 
 def bench_nemo(args: argparse.Namespace, rec: Recorder) -> None:

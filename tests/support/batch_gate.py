@@ -1,4 +1,5 @@
-"""Holding an engine's batched call so concurrent requests can be queued behind it (the cross-request batching tests)."""
+"""Holding an engine's batched call so concurrent requests can be queued behind it, and starting those requests on
+threads (the cross-request batching tests)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,26 @@ def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> No
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
+
+
+def in_threads(fns, first_running=None) -> list:
+    """Run each fn on its own thread; with `first_running`, the others start once it says the first one runs."""
+    import threading
+
+    results: list = [None] * len(fns)
+
+    def go(i: int) -> None:
+        try:
+            results[i] = fns[i]()
+        except BaseException as exc:  # collected for the assertions
+            results[i] = exc
+
+    threads = []
+    for i in range(len(fns)):
+        threads.append(threading.Thread(target=go, args=(i,)))
+        threads[-1].start()
+        while i == 0 and first_running is not None and not first_running():
+            time.sleep(0.01)
+    for t in threads:
+        t.join(120)
+    return results
