@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from engines.cuda_graphs import capture, row_buckets, rows_bucket
+
 LENGTH_STEP = 256
 
 
@@ -59,20 +61,10 @@ class StaticT3:
         return self.t3.speech_head(out[0])[:, -1, :]
 
     def _capture(self) -> None:
-        """Warm the step up on a side stream (allocating the cache), then capture it. Their writes land in the last
-        cache slot, which a real step rewrites before it reads it (and the mask hides it until then)."""
-        torch = self.t
-        device = self.embeds.device
+        """Capture the step. Its warm-up writes land in the last cache slot, which a real step rewrites before it
+        reads it (and the mask hides it until then)."""
         self.cache_position.fill_(self.length - 1)
-        stream = torch.cuda.Stream(device=device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                self._forward()
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.logits = self._forward()
+        self.graph, self.logits = capture(self.t, self.embeds.device, self._forward)
 
     def prefill(self, x: Any, lengths: list[int]) -> Any:
         """The left-padded prompts [n, width, dim] (n <= rows; `lengths`: each row's real tokens) into the cache:
@@ -131,10 +123,7 @@ class StaticT3Pool:
         self.buckets: OrderedDict[tuple[int, int], StaticT3] = OrderedDict()
 
     def bucket(self, rows: int, length: int) -> tuple[int, int]:
-        size = 1
-        while size < rows:
-            size *= 2
-        return max(rows, min(size, self.max_rows)), -(-length // LENGTH_STEP) * LENGTH_STEP
+        return rows_bucket(rows, self.max_rows), -(-length // LENGTH_STEP) * LENGTH_STEP
 
     def take(self, rows: int, length: int) -> StaticT3:
         """The bucket for a batch of `rows` prompts needing `length` positions (prompt width + tokens)."""
@@ -150,11 +139,7 @@ class StaticT3Pool:
     def prepare(self, length: int) -> list[tuple[int, int]]:
         """Create (and capture) every rows bucket at `length`, as warm-up does: the first batches of each size then
         find their graph. Returns the buckets' keys."""
-        keys, rows = [], 1
-        while True:
-            with self.t.inference_mode():
-                self.take(min(rows, self.max_rows), length)
-            keys.append(self.bucket(min(rows, self.max_rows), length))
-            if rows >= self.max_rows:
-                return keys
-            rows *= 2
+        with self.t.inference_mode():
+            for rows in row_buckets(self.max_rows):
+                self.take(rows, length)
+        return [self.bucket(rows, length) for rows in row_buckets(self.max_rows)]

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engines.cuda_graphs import capture, row_buckets, rows_bucket
+
 WIDTH_STEP = 32
 
 
@@ -45,20 +47,9 @@ class AlbertBucket:
         return self.m.bert_encoder(self.m.bert(self.ids, attention_mask=self.mask))
 
     def _capture(self, pool: Any) -> None:
-        """Warm up on a side stream, then capture into the graphs' shared memory `pool` (the buffers' contents do
-        not matter to the capture)."""
-        torch = self.t
-        device = self.ids.device
+        """Capture into the graphs' shared memory `pool` (the buffers' contents do not matter to the capture)."""
         self.mask[:, :, :, 0] = 0.0
-        stream = torch.cuda.Stream(device=device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                self._forward()
-        torch.cuda.current_stream(device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
-            self.out = self._forward()
+        self.graph, self.out = capture(self.t, self.ids.device, self._forward, pool)
 
     def run(self, ids: Any, real: Any) -> Any:
         """`ids` [n, w] (n <= rows, w <= width) and `real` [n, w] (True on each phrase's tokens): the projected
@@ -96,10 +87,7 @@ class AlbertGraphs:
         """The bucket's (rows, width) for a batch, or None when the batch is wider than the model's positions."""
         if width > self.max_width:
             return None
-        size = 1
-        while size < rows:
-            size *= 2
-        return max(rows, min(size, self.max_rows)), min(-(-width // WIDTH_STEP) * WIDTH_STEP, self.max_width)
+        return rows_bucket(rows, self.max_rows), min(-(-width // WIDTH_STEP) * WIDTH_STEP, self.max_width)
 
     def run(self, ids: Any, real: Any) -> Any:
         """As `AlbertBucket.run`, in the batch's bucket (or eagerly at the batch's own shape when none fits)."""
@@ -112,13 +100,8 @@ class AlbertGraphs:
     def prepare(self) -> int:
         """Create (and capture) every bucket, largest first, as warm-up does: no batch then captures on a request.
         Returns how many there are."""
-        keys, rows = set(), 1
-        while True:
-            keys |= {self.bucket(min(rows, self.max_rows), width)
-                     for width in range(WIDTH_STEP, self.max_width + 1, WIDTH_STEP)}
-            if rows >= self.max_rows:
-                break
-            rows *= 2
+        keys = {self.bucket(rows, width) for rows in row_buckets(self.max_rows)
+                for width in range(WIDTH_STEP, self.max_width + 1, WIDTH_STEP)}
         with self.t.inference_mode():
             for key in sorted(keys - {None} - self.buckets.keys(), reverse=True):
                 self._make(key)

@@ -84,24 +84,22 @@ def test_a_cpu_override_of_every_engine_needs_no_cuda(monkeypatch: pytest.Monkey
     assert not any("CUDA" in p for p in profile_problems(resolve_settings()))
 
 
-def test_cuda_graph_t3_on_a_cpu_chatterbox_is_refused_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("device", "setting", "problem"), [
+    ("VOXLOOP_CHATTERBOX__DEVICE", "VOXLOOP_CHATTERBOX__T3_STEP=cuda_graph",
+     "chatterbox t3_step 'cuda_graph' needs a CUDA device; chatterbox device is 'cpu'"),
+    ("VOXLOOP_TTS__KOKORO_TORCH_DEVICE", "VOXLOOP_TTS__KOKORO_TORCH_CUDA_GRAPHS=true",
+     "kokoro_torch_cuda_graphs needs a CUDA device; the torch Kokoro's device is 'cpu'"),
+])
+def test_cuda_graphs_on_a_cpu_engine_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          device: str, setting: str, problem: str) -> None:
     monkeypatch.setenv("VOXLOOP_PROFILE", "gpu")
     monkeypatch.setenv("VOXLOOP_PROFILE_MODELS_DIR", str(tmp_path))
-    monkeypatch.setenv("VOXLOOP_CHATTERBOX__DEVICE", "cpu")
-    assert not any("t3_step" in p for p in profile_problems(resolve_settings()))
-    monkeypatch.setenv("VOXLOOP_CHATTERBOX__T3_STEP", "cuda_graph")
+    monkeypatch.setenv(device, "cpu")
+    name = setting.split("=")[0].split("__")[-1].lower()  # t3_step, kokoro_torch_cuda_graphs
+    assert not any(name in p for p in profile_problems(resolve_settings()))
+    monkeypatch.setenv(*setting.split("="))
     problems = profile_problems(resolve_settings())
-    assert "chatterbox t3_step 'cuda_graph' needs a CUDA device; chatterbox device is 'cpu'" in problems, problems
-
-
-def test_kokoro_cuda_graphs_on_a_cpu_kokoro_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("VOXLOOP_PROFILE", "gpu")
-    monkeypatch.setenv("VOXLOOP_PROFILE_MODELS_DIR", str(tmp_path))
-    monkeypatch.setenv("VOXLOOP_TTS__KOKORO_TORCH_DEVICE", "cpu")
-    assert not any("kokoro_torch_cuda_graphs" in p for p in profile_problems(resolve_settings()))
-    monkeypatch.setenv("VOXLOOP_TTS__KOKORO_TORCH_CUDA_GRAPHS", "true")
-    problems = profile_problems(resolve_settings())
-    assert "kokoro_torch_cuda_graphs needs a CUDA device; the torch Kokoro's device is 'cpu'" in problems, problems
+    assert problem in problems, problems
 
 
 def test_serve_exits_2_and_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
